@@ -1,0 +1,102 @@
+"""`preview`: a CPU renderer that turns prompt and seed into a short deterministic MP4.
+
+It exercises the whole pipeline (queue, worker, progress, cancel, storage, gallery) on a
+machine with no GPU and no keys. It is a pipeline preview, not a model, and says so.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from backends.base import (
+    Availability,
+    Backend,
+    CancelCheck,
+    Cancelled,
+    FrameRule,
+    Param,
+    Progress,
+    Request,
+    SizeRule,
+    Video,
+)
+from dailies.media import encode_mp4, poster_jpeg
+
+
+class PreviewBackend(Backend):
+    name = "preview"
+    display_name = "Preview (pipeline preview, not a model)"
+    description = (
+        "Draws a moving field from the seed with your prompt on it, on the CPU. "
+        "It shows the queue and the gallery working; it is not a video model."
+    )
+    family = "preview"
+    frames = FrameRule(step=1, offset=0, minimum=1, maximum=96, default=24)
+    size = SizeRule(multiple=16, minimum=64, maximum=512, default=(256, 256))
+    fps = 12
+    fps_range = (4, 24)
+    params = (
+        Param("motion", float, 1.0, minimum=0.0, maximum=4.0, label="Motion", help="How fast the field moves."),
+        Param("waves", int, 3, minimum=1, maximum=8, label="Waves", help="How many waves make up the field."),
+    )
+
+    def availability(self) -> Availability:
+        return Availability(True)
+
+    def generate(self, request: Request, progress: Progress, cancelled: CancelCheck) -> Video:
+        seed = request.seed or 0
+        rng = np.random.default_rng(seed)
+        waves = int(request.params.get("waves", 3))
+        motion = float(request.params.get("motion", 1.0))
+        h, w, n = request.height, request.width, request.num_frames
+        freq = rng.uniform(1.0, 6.0, size=(waves, 2)) * 2 * np.pi
+        phase = rng.uniform(0, 2 * np.pi, size=(waves, 3))
+        speed = rng.uniform(-1.0, 1.0, size=waves) * 2 * np.pi * motion
+        palette = rng.uniform(0.2, 1.0, size=(3, 3))
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        y, x = y / h, x / w
+        overlay = _text_overlay(request.prompt, w, h)
+        # DAILIES_PREVIEW_PACE spreads the work over that many seconds (queue demos, load tests).
+        pace = self.settings.preview_pace / n
+        start = time.monotonic()
+        frames = np.empty((n, h, w, 3), dtype=np.uint8)
+        for i in range(n):
+            if cancelled():
+                raise Cancelled()
+            t = i / max(request.fps, 1)
+            field = (
+                sum(np.sin(freq[k, 0] * x + freq[k, 1] * y + speed[k] * t + phase[k, 0]) for k in range(waves)) / waves
+            )
+            rgb = 0.5 + 0.5 * np.sin(field[..., None] * np.pi * palette[0] + phase[:, 1] + palette[1] * t)
+            frame = (rgb * 255).astype(np.uint8)
+            frames[i] = np.where(overlay[..., None] > 0, 255 - frame // 3, frame)
+            progress((i + 1) / (n + 1), f"frame {i + 1}/{n}")
+            delay = start + pace * (i + 1) - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        mp4 = encode_mp4(frames, request.fps)
+        return Video(
+            mp4=mp4,
+            poster=poster_jpeg(frames[n // 2]),
+            model="preview-renderer-v1",
+            width=w,
+            height=h,
+            num_frames=n,
+            fps=request.fps,
+        )
+
+
+def _text_overlay(prompt: str, width: int, height: int) -> np.ndarray:
+    """A mask with the prompt written on it (and a PREVIEW label), so each video shows its recipe."""
+    image = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(image)
+    size = max(8, width // 20)
+    font = ImageFont.load_default(size=size)
+    lines = textwrap.wrap(" ".join(prompt.split()), width=max(8, int(width / (size * 0.55))))[:6]
+    draw.text((size // 2, size // 2), "PREVIEW", fill=255, font=font)
+    draw.multiline_text((size // 2, height // 3), "\n".join(lines), fill=255, font=font, spacing=2)
+    return np.asarray(image)

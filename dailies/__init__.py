@@ -1,0 +1,1 @@
+"""Dailies core: configuration, jobs and queue operations, results, storage and gallery index."""

@@ -1,0 +1,108 @@
+"""The JSON API under /api/v1 (see DESIGN.md); every error is `{"error": {code, message, field}}`."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
+
+from dailies.errors import ApiError
+from dailies.index import PAGE_MAX
+from dailies.service import Service
+
+BODY_MAX = 16 * 1024 * 1024
+log = logging.getLogger("dailies.api")
+
+
+def client_id(request: Request, trust_forwarded: bool) -> str:
+    """Who is asking, for per-user limits: behind the Spaces proxy, the first forwarded address."""
+    if trust_forwarded:
+        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+        if forwarded:
+            return forwarded
+    return request.client.host if request.client else "unknown"
+
+
+def _error(exc: ApiError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        return _error(ApiError(422, "invalid_field", first.get("msg", "invalid request"), field))
+
+    @app.exception_handler(RedisError)
+    async def redis_error(_: Request, exc: RedisError) -> JSONResponse:
+        log.error("redis unavailable: %s", exc)
+        return _error(ApiError(503, "unavailable", "the job queue is unavailable; try again shortly"))
+
+
+def router(service: Service) -> APIRouter:
+    api = APIRouter(prefix="/api/v1")
+
+    @api.get("/backends")
+    def list_backends() -> dict:
+        return {"backends": service.describe_backends()}
+
+    @api.post("/jobs", status_code=202)
+    async def submit(request: Request) -> JSONResponse:
+        if int(request.headers.get("content-length") or 0) > BODY_MAX:
+            raise ApiError(413, "too_large", f"the body is over {BODY_MAX // 2**20} MB")
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > BODY_MAX:
+                raise ApiError(413, "too_large", f"the body is over {BODY_MAX // 2**20} MB")
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, "bad_json", "the body is not valid JSON") from None
+        user = client_id(request, service.settings.trust_forwarded)
+        return JSONResponse(await run_in_threadpool(service.jobs.submit, body, user), status_code=202)
+
+    @api.get("/jobs/{job_id}")
+    def job_status(job_id: str) -> dict:
+        return service.jobs.status(job_id)
+
+    @api.post("/jobs/{job_id}/cancel", status_code=202)
+    def cancel(job_id: str) -> dict:
+        return service.jobs.cancel(job_id)
+
+    @api.get("/generations")
+    def generations(
+        limit: int = 24,
+        cursor: str | None = None,
+        q: str | None = None,
+        backend: str | None = None,
+        model: str | None = None,
+    ) -> dict:
+        if not 1 <= limit <= PAGE_MAX:
+            raise ApiError(422, "invalid_field", f"limit must be between 1 and {PAGE_MAX}", "limit")
+        return service.generations(limit, cursor, q, backend, model)
+
+    @api.get("/generations/{generation_id}")
+    def generation(generation_id: str) -> dict:
+        return service.generation(generation_id)
+
+    @api.get("/healthz")
+    def healthz() -> JSONResponse:
+        health = service.health()
+        return JSONResponse(health, status_code=200 if health["redis"]["ok"] else 503)
+
+    @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    def unknown(path: str) -> None:
+        raise ApiError(404, "not_found", f"no API route /api/v1/{path}")
+
+    return api

@@ -1,0 +1,135 @@
+"""The one collector in the app: finished results from Redis into the dataset and the index.
+
+Workers push job ids onto `dailies:collect`; the collector moves each onto
+`dailies:collecting` while it stores it (BLMOVE, so it wakes the moment a result lands and
+nothing is lost if the app stops halfway). On start it finishes whatever was left there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from dailies.dataset import LocalDataset
+from dailies.index import Index
+from dailies.jobs import COLLECT, COLLECTING, decode, job_key, result_key
+
+log = logging.getLogger("dailies.collector")
+
+
+class Collector:
+    def __init__(
+        self, redis: Redis, dataset: LocalDataset, index: Index, on_row: Callable[[dict[str, Any]], None] | None = None
+    ) -> None:
+        self.redis, self.dataset, self.index = redis, dataset, index
+        self.on_row = on_row  # the publisher's hook for new rows
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        for raw in self.redis.lrange(COLLECTING, 0, -1):
+            self.collect(raw.decode(), recovering=True)
+        self._thread = threading.Thread(target=self._loop, name="collector", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                raw = self.redis.blmove(COLLECT, COLLECTING, 1, "RIGHT", "LEFT")
+            except RedisConnectionError:
+                if self._stop.wait(0.5):
+                    return
+                continue
+            if raw is None:
+                continue
+            try:
+                self.collect(raw.decode())
+            except Exception:
+                # Leave it on the collecting list: the next start retries it.
+                log.exception("could not store result %s", raw)
+
+    def collect(self, job_id: str, recovering: bool = False) -> None:
+        job = decode(self.redis.hgetall(job_key(job_id)))
+        result = self.redis.hgetall(result_key(job_id))
+        if not job or not result:
+            if job:
+                self.redis.hset(
+                    job_key(job_id),
+                    mapping={
+                        "status": "failed",
+                        "finished": time.time(),
+                        "error": "the result expired before it could be stored",
+                    },
+                )
+            self.redis.lrem(COLLECTING, 1, job_id)
+            return
+        meta = json.loads(result[b"meta"])
+        request = json.loads(job["request"])
+        created = float(job["created"])
+        generation = {
+            **request,
+            "created": created,
+            "model": meta["model"],
+            "width": meta["width"],
+            "height": meta["height"],
+            "num_frames": meta["num_frames"],
+            "fps": meta["fps"],
+            "timings": {
+                "queued_s": round(meta["started"] - created, 3),
+                "run_s": round(meta["finished"] - meta["started"], 3),
+                "total_s": round(time.time() - created, 3),
+            },
+        }
+        if recovering and (self.index.has(job_id) or self.dataset.contains(job_id, created)):
+            row = self.index.get(job_id) or next(r for r in self.dataset.rows() if r["id"] == job_id)
+        else:
+            row = self.dataset.write(generation, result[b"video"], result[b"poster"])
+        self.index.add([row])
+        if self.on_row:
+            self.on_row(row)
+        with self.redis.pipeline() as pipe:
+            pipe.hset(
+                job_key(job_id),
+                mapping={
+                    "status": "succeeded",
+                    "finished": time.time(),
+                    "progress": 1,
+                    "message": "",
+                    "result": json.dumps(result_payload(row)),
+                },
+            )
+            pipe.lrem(COLLECTING, 1, job_id)
+            pipe.delete(result_key(job_id))
+            pipe.execute()
+
+
+def result_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """The `result` of a finished job and the media URLs of a generation."""
+    return {
+        "generation_id": row["id"],
+        "video_url": f"/media/{row['video_path']}",
+        "poster_url": f"/media/{row['poster']}",
+        "seed": None if row["seed"] < 0 else row["seed"],
+        "model": row["model"],
+        "width": row["width"],
+        "height": row["height"],
+        "num_frames": row["num_frames"],
+        "fps": row["fps"],
+        "duration_s": row["duration_s"],
+    }

@@ -1,0 +1,76 @@
+"""Settings read from the environment, in one place (every variable is listed in the README)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None
+    data_dir: Path
+    server_name: str
+    server_port: int
+    device: str
+    preview_pace: float
+    job_timeout: int
+    result_max_bytes: int
+    result_ttl: int
+    user_max_active: int
+    queue_max: int
+    trust_forwarded: bool
+    hf_token: str | None
+    hf_dataset_repo: str | None
+    commit_every: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        device = env.get("DAILIES_DEVICE", "auto").strip().lower() or "auto"
+        if device not in ("auto", "cuda", "cpu"):
+            raise SystemExit(f"DAILIES_DEVICE must be auto, cuda or cpu, got {device!r}")
+        return cls(
+            redis_url=env.get("REDIS_URL") or None,
+            data_dir=Path(env.get("DAILIES_DATA") or "data").resolve(),
+            server_name=env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+            server_port=_int(env, "GRADIO_SERVER_PORT", 7860),
+            device=device,
+            preview_pace=max(0.0, _float(env, "DAILIES_PREVIEW_PACE", 0.0)),
+            job_timeout=_int(env, "DAILIES_JOB_TIMEOUT", 1800),
+            result_max_bytes=_int(env, "DAILIES_RESULT_MAX_MB", 200) * 1024 * 1024,
+            result_ttl=_int(env, "DAILIES_RESULT_TTL", 86400),
+            user_max_active=_int(env, "DAILIES_USER_MAX_ACTIVE", 3),
+            queue_max=_int(env, "DAILIES_QUEUE_MAX", 200),
+            # Behind the Spaces proxy the client address is in X-Forwarded-For.
+            trust_forwarded=env.get("DAILIES_TRUST_FORWARDED", "1" if env.get("SPACE_ID") else "0") == "1",
+            hf_token=env.get("HF_TOKEN") or None,
+            hf_dataset_repo=env.get("HF_DATASET_REPO") or None,
+            commit_every=_float(env, "DAILIES_COMMIT_EVERY", 60.0),
+        )
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.data_dir / "dataset"
+
+    @property
+    def index_path(self) -> Path:
+        return self.data_dir / "index.sqlite"

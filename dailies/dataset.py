@@ -1,0 +1,164 @@
+"""The local dataset folder, in the layout the Hub's viewer shows as a video dataset.
+
+```
+README.md                                  YAML pins data_files to the videos and metadata
+data/<date>/<batch>/<id>.mp4               videos
+data/<date>/<batch>/metadata.jsonl         one row per video, `file_name` first, same columns always
+posters/<date>/<id>.jpg                    posters, outside the video folders
+```
+
+A batch folder is what one Hub commit adds; the publisher closes the open batch when it
+commits, so the local folder and the Hub repo have the same layout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dailies.jobs import new_id
+
+# Every row has exactly these columns, with these types (params and timings are JSON strings
+# so that rows from different backends never disagree on types).
+COLUMNS: dict[str, type] = {
+    "file_name": str,
+    "id": str,
+    "created_at": str,
+    "prompt": str,
+    "negative_prompt": str,
+    "backend": str,
+    "model": str,
+    "seed": int,
+    "width": int,
+    "height": int,
+    "num_frames": int,
+    "fps": int,
+    "duration_s": float,
+    "params": str,
+    "timings": str,
+    "poster": str,
+}
+BATCH_MAX_ROWS = 500
+
+README = """---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path:
+    - "data/**/*.mp4"
+    - "data/**/metadata.jsonl"
+tags:
+- video
+- text-to-video
+- dailies
+---
+
+# Dailies generations
+
+Videos made with [Dailies](https://github.com/) from text prompts, one row per video in
+`metadata.jsonl` files next to the videos, with the full recipe (prompt, backend, model, seed,
+parameters, timings). Posters are under `posters/`.
+"""
+
+
+def utc_date(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
+
+
+def make_row(generation: dict[str, Any], video_name: str, poster_path: str) -> dict[str, Any]:
+    """A metadata row with every column, typed, from a finished job's recipe and result."""
+    row = {
+        "file_name": video_name,
+        "id": generation["id"],
+        "created_at": datetime.fromtimestamp(generation["created"], UTC).isoformat(),
+        "prompt": generation["prompt"],
+        "negative_prompt": generation.get("negative_prompt") or "",
+        "backend": generation["backend"],
+        "model": generation["model"],
+        "seed": -1 if generation.get("seed") is None else int(generation["seed"]),
+        "width": int(generation["width"]),
+        "height": int(generation["height"]),
+        "num_frames": int(generation["num_frames"]),
+        "fps": int(generation["fps"]),
+        "duration_s": round(generation["num_frames"] / generation["fps"], 3),
+        "params": json.dumps(generation.get("params") or {}, sort_keys=True),
+        "timings": json.dumps(generation.get("timings") or {}, sort_keys=True),
+        "poster": poster_path,
+    }
+    assert list(row) == list(COLUMNS)
+    return row
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class LocalDataset:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+        self._batch: tuple[str, str] | None = None  # (date, batch id)
+        self._batch_rows = 0
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / "README.md").exists():
+            _write_atomic(root / "README.md", README.encode())
+
+    def _batch_dir(self, date: str) -> Path:
+        if self._batch is None or self._batch[0] != date or self._batch_rows >= BATCH_MAX_ROWS:
+            self._batch, self._batch_rows = (date, new_id()), 0
+        return self.root / "data" / date / self._batch[1]
+
+    def close_batch(self) -> None:
+        """Start a new batch folder for the next rows (the publisher calls this when it commits)."""
+        with self._lock:
+            self._batch = None
+
+    def write(self, generation: dict[str, Any], video: bytes, poster: bytes) -> dict[str, Any]:
+        """Store video and poster, then append the row: the row is written last, so a row always
+        points at files that exist. Returns the row plus `video_path` (relative to the root)."""
+        date = utc_date(generation["created"])
+        with self._lock:
+            folder = self._batch_dir(date)
+            poster_path = f"posters/{date}/{generation['id']}.jpg"
+            _write_atomic(self.root / poster_path, poster)
+            _write_atomic(folder / f"{generation['id']}.mp4", video)
+            row = make_row(generation, f"{generation['id']}.mp4", poster_path)
+            line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+            # One O_APPEND write per row: readers never see half a row from a live writer.
+            fd = os.open(folder / "metadata.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._batch_rows += 1
+        return {**row, "video_path": (folder / row["file_name"]).relative_to(self.root).as_posix()}
+
+    def contains(self, generation_id: str, created: float) -> bool:
+        """Whether a row for this id is already stored (used when recovering after a crash)."""
+        needle = f'"id": "{generation_id}"'
+        folder = self.root / "data" / utc_date(created)
+        return any(needle in p.read_text(encoding="utf-8") for p in folder.glob("*/metadata.jsonl"))
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every row with its `video_path`, skipping a torn last line left by a crash."""
+        for path in sorted((self.root / "data").glob("*/*/metadata.jsonl")):
+            folder = path.parent.relative_to(self.root).as_posix()
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                yield {**row, "video_path": f"{folder}/{row['file_name']}"}

@@ -1,0 +1,195 @@
+"""Jobs on the Redis queue: submit, status and cancel (app side), and the Redis keys both sides use.
+
+Each job has our own hash `dailies:job:<id>` next to RQ's job. Its `status` moves
+queued -> running -> succeeded | failed | canceled; the app writes queued, canceled (of a
+job still in the queue) and succeeded (once the collector has stored the result); the worker
+writes running, progress, failed and canceled. Cancellation of a running job is a separate
+flag the backend checks between steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from rq.job import Job
+
+import backends
+from backends.base import Availability, Backend
+from dailies.config import Settings
+from dailies.errors import ApiError
+from dailies.validation import validate
+
+RUNNER = "dailies.runner.run"
+TERMINAL = ("succeeded", "failed", "canceled")
+JOB_TTL = 7 * 86400
+COLLECT = "dailies:collect"
+COLLECTING = "dailies:collecting"
+
+
+def job_key(job_id: str) -> str:
+    return f"dailies:job:{job_id}"
+
+
+def cancel_key(job_id: str) -> str:
+    return f"dailies:cancel:{job_id}"
+
+
+def result_key(job_id: str) -> str:
+    return f"dailies:result:{job_id}"
+
+
+def queue_name(backend: str) -> str:
+    return f"dailies:{backend}"
+
+
+def new_id() -> str:
+    """24 hex digits that sort by creation time (milliseconds, then randomness)."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+def valid_id(job_id: str) -> bool:
+    return len(job_id) == 24 and all(c in "0123456789abcdef" for c in job_id)
+
+
+def user_key(user: str) -> str:
+    # Only a hash of the address reaches Redis.
+    return "dailies:user:" + hashlib.sha256(user.encode()).hexdigest()[:24]
+
+
+def decode(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def recipe(job: dict[str, Any]) -> dict[str, Any]:
+    """What a job asked for, as shown to users (no image bytes)."""
+    return {k: v for k, v in job.items() if k != "image"}
+
+
+class Jobs:
+    def __init__(self, redis: Redis, settings: Settings, availability: Callable[[Backend], Availability]) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.availability = availability
+
+    def submit(self, body: Any, user: str) -> dict:
+        name = body.get("backend") if isinstance(body, dict) else None
+        if not isinstance(name, str) or name not in backends.BACKEND_CLASSES:
+            if not isinstance(body, dict):
+                raise ApiError(400, "bad_request", "the body must be a JSON object")
+            known = ", ".join(backends.BACKEND_CLASSES)
+            raise ApiError(422, "unknown_backend", f"backend must be one of: {known}", "backend")
+        backend = backends.get(name, self.settings)
+        job = validate(body, backend)
+        availability = self.availability(backend)
+        if not availability.usable:
+            raise ApiError(
+                503, "backend_unavailable", f"{backend.display_name} is unavailable: {availability.reason}", "backend"
+            )
+        self._check_limits(user, name)
+
+        job_id = new_id()
+        job["id"] = job_id
+        queue = Queue(queue_name(name), connection=self.redis)
+        now = time.time()
+        with self.redis.pipeline() as pipe:
+            pipe.hset(
+                job_key(job_id),
+                mapping={
+                    "status": "queued",
+                    "backend": name,
+                    "created": now,
+                    "progress": 0,
+                    "request": json.dumps(recipe(job)),
+                },
+            )
+            pipe.expire(job_key(job_id), JOB_TTL)
+            pipe.sadd(user_key(user), job_id)
+            pipe.expire(user_key(user), JOB_TTL)
+            pipe.execute()
+        # Our hash exists before the job can reach a worker.
+        queue.enqueue_call(
+            RUNNER, args=(job,), job_id=job_id, timeout=self.settings.job_timeout, result_ttl=600, failure_ttl=JOB_TTL
+        )
+        return {"id": job_id, "status": "queued", "position": self._position(name, job_id), "seed": job["seed"]}
+
+    def _check_limits(self, user: str, backend: str) -> None:
+        key = user_key(user)
+        active = list(self.redis.smembers(key))
+        if active:
+            with self.redis.pipeline() as pipe:
+                for job_id in active:
+                    pipe.hget(job_key(job_id.decode()), "status")
+                statuses = pipe.execute()
+            done = [j for j, s in zip(active, statuses, strict=True) if s is None or s.decode() in TERMINAL]
+            if done:
+                self.redis.srem(key, *done)
+            if len(active) - len(done) >= self.settings.user_max_active:
+                raise ApiError(
+                    429,
+                    "too_many_jobs",
+                    f"you already have {self.settings.user_max_active} "
+                    "jobs waiting or running; wait for one to finish or cancel one",
+                )
+        if Queue(queue_name(backend), connection=self.redis).count >= self.settings.queue_max:
+            raise ApiError(429, "queue_full", "the queue for this backend is full; try again in a few minutes")
+
+    def _position(self, backend: str, job_id: str) -> int | None:
+        """Jobs ahead of this one in its queue (0: next to run)."""
+        return self.redis.lpos(Queue(queue_name(backend), connection=self.redis).key, job_id)
+
+    def status(self, job_id: str) -> dict:
+        raw = decode(self.redis.hgetall(job_key(job_id))) if valid_id(job_id) else {}
+        if not raw:
+            raise ApiError(404, "not_found", f"no job {job_id!r}")
+        status = raw["status"]
+        if status not in TERMINAL and self._rq_status(job_id) in ("failed", "stopped", None):
+            # The worker died (or the job expired) without writing an end state.
+            status = "failed"
+            raw.setdefault("error", "the worker stopped while running this job; please submit it again")
+        now = time.time()
+        started = float(raw.get("started", 0)) or None
+        finished = float(raw.get("finished", 0)) or None
+        progress = float(raw.get("progress", 0))
+        elapsed = ((finished or now) - started) if started else 0.0
+        eta = elapsed * (1 - progress) / progress if status == "running" and progress >= 0.02 else None
+        request = json.loads(raw["request"])
+        return {
+            "id": job_id,
+            "status": status,
+            "backend": raw["backend"],
+            "progress": progress if status != "succeeded" else 1.0,
+            "message": raw.get("message", ""),
+            "position": self._position(raw["backend"], job_id) if status == "queued" else None,
+            "elapsed_s": round(elapsed, 3),
+            "eta_s": round(eta, 1) if eta is not None else None,
+            "seed": request.get("seed"),
+            "request": request,
+            "error": raw.get("error") if status == "failed" else None,
+            "result": json.loads(raw["result"]) if status == "succeeded" else None,
+        }
+
+    def _rq_status(self, job_id: str) -> str | None:
+        raw = self.redis.hget(Job.key_for(job_id), "status")
+        return raw.decode() if raw else None
+
+    def cancel(self, job_id: str) -> dict:
+        status = self.status(job_id)["status"]
+        if status in TERMINAL:
+            raise ApiError(409, "already_finished", f"job {job_id} has already {status}")
+        self.redis.set(cancel_key(job_id), 1, ex=JOB_TTL)
+        queue = Queue(queue_name(self.redis.hget(job_key(job_id), "backend").decode()), connection=self.redis)
+        if self.redis.lrem(queue.key, 1, job_id):
+            # Still waiting: it is gone from the queue at once. A running job stops at its next step.
+            with self.redis.pipeline() as pipe:
+                pipe.hset(job_key(job_id), mapping={"status": "canceled", "finished": time.time()})
+                pipe.delete(Job.key_for(job_id))
+                pipe.execute()
+            return {"id": job_id, "status": "canceled"}
+        return {"id": job_id, "status": "canceling"}

@@ -1,0 +1,101 @@
+"""The function RQ runs on a worker: one job through one backend, result handed back via Redis.
+
+Only this side writes a running job's progress. The result (MP4, poster, metadata) goes into
+`dailies:result:<id>` with a TTL and the id onto the collect list, so workers need no shared
+disk and no Hub token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from functools import cache
+from typing import Any
+
+from redis import Redis
+from rq import get_current_job
+from rq.timeouts import JobTimeoutException
+
+import backends
+from backends.base import Cancelled, GenerationError, Request
+from dailies.config import Settings
+from dailies.jobs import COLLECT, cancel_key, job_key, result_key
+
+log = logging.getLogger("dailies.runner")
+PROGRESS_EVERY = 0.25  # seconds between progress writes; the final state is always written
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+class _Reporter:
+    def __init__(self, redis: Redis, job_id: str) -> None:
+        self.redis, self.key, self.cancel = redis, job_key(job_id), cancel_key(job_id)
+        self.last = 0.0
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            self.redis.hset(self.key, mapping={"progress": round(min(max(fraction, 0.0), 0.99), 4), "message": message})
+
+    def cancelled(self) -> bool:
+        return bool(self.redis.exists(self.cancel))
+
+    def end(self, status: str, **fields: Any) -> None:
+        self.redis.hset(self.key, mapping={"status": status, "finished": time.time(), **fields})
+
+
+def run(job: dict[str, Any]) -> str:
+    rq_job = get_current_job()
+    redis: Redis = rq_job.connection
+    reporter = _Reporter(redis, job["id"])
+    if reporter.cancelled():
+        reporter.end("canceled")
+        return "canceled"
+    started = time.time()
+    redis.hset(job_key(job["id"]), mapping={"status": "running", "started": started, "progress": 0})
+    backend = backends.get(job["backend"], settings())
+    request = Request(**{k: v for k, v in job.items() if k in Request.__dataclass_fields__})
+    try:
+        video = backend.generate(request, reporter.progress, reporter.cancelled)
+    except Cancelled:
+        reporter.end("canceled")
+        return "canceled"
+    except GenerationError as exc:
+        reporter.end("failed", error=str(exc))
+        return "failed"
+    except JobTimeoutException:
+        reporter.end("failed", error=f"the job ran longer than its limit of {rq_job.timeout} s")
+        raise
+    except Exception:
+        log.exception("job %s failed in backend %s", job["id"], job["backend"])
+        reporter.end("failed", error=f"{backend.display_name} failed; the error is in the worker's log")
+        raise
+
+    size = len(video.mp4) + len(video.poster)
+    if size > settings().result_max_bytes:
+        reporter.end(
+            "failed", error=f"the video is {size // 2**20} MB, over the {settings().result_max_bytes // 2**20} MB limit"
+        )
+        return "failed"
+    meta = {
+        "model": video.model,
+        "width": video.width,
+        "height": video.height,
+        "num_frames": video.num_frames,
+        "fps": video.fps,
+        "extra": video.extra,
+        "started": started,
+        "finished": time.time(),
+    }
+    with redis.pipeline() as pipe:
+        pipe.hset(result_key(job["id"]), mapping={"video": video.mp4, "poster": video.poster, "meta": json.dumps(meta)})
+        pipe.expire(result_key(job["id"]), settings().result_ttl)
+        pipe.hset(job_key(job["id"]), mapping={"progress": 0.99, "message": "saving"})
+        pipe.lpush(COLLECT, job["id"])
+        pipe.execute()
+    return "done"

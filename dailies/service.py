@@ -1,0 +1,130 @@
+"""Everything the API and the UI share in one app process: Redis, jobs, dataset, index, collector."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Worker
+
+import backends
+from backends.base import Availability, Backend
+from dailies.collector import Collector, result_payload
+from dailies.config import Settings
+from dailies.dataset import LocalDataset
+from dailies.errors import ApiError
+from dailies.index import Index
+from dailies.jobs import Jobs, queue_name
+
+WORKERS_FRESH_S = 2.0
+
+
+@dataclass
+class Service:
+    settings: Settings
+    redis: Redis
+    embedded: bool
+    dataset: LocalDataset = field(init=False)
+    index: Index = field(init=False)
+    jobs: Jobs = field(init=False)
+    collector: Collector = field(init=False)
+    _workers: tuple[float, list[dict]] = (0.0, [])
+
+    def __post_init__(self) -> None:
+        self.dataset = LocalDataset(self.settings.dataset_dir)
+        self.index = Index(self.settings.index_path)
+        if self.index.count() == 0:
+            self.index.add(self.dataset.rows())
+        self.jobs = Jobs(self.redis, self.settings, self.availability)
+        self.collector = Collector(self.redis, self.dataset, self.index)
+
+    def start(self) -> None:
+        self.collector.start()
+
+    def stop(self) -> None:
+        self.collector.stop()
+
+    def workers(self) -> list[dict]:
+        """Live RQ workers and the queues they serve (cached briefly: this is on the submit path)."""
+        at, cached = self._workers
+        if time.monotonic() - at > WORKERS_FRESH_S:
+            cached = [
+                {
+                    "name": w.name,
+                    "state": str(w.get_state()),
+                    "queues": w.queue_names(),
+                    "current_job": w.get_current_job_id(),
+                }
+                for w in Worker.all(connection=self.redis)
+            ]
+            self._workers = (time.monotonic(), cached)
+        return cached
+
+    def availability(self, backend: Backend) -> Availability:
+        """Usable when a worker serves its queue, or (embedded) this machine can run it."""
+        served = any(queue_name(backend.name) in w["queues"] for w in self.workers())
+        local = backend.availability()
+        if served or (self.embedded and local.usable):
+            return Availability(True)
+        return Availability(False, local.reason or "no worker is serving this backend right now")
+
+    def describe_backends(self) -> list[dict]:
+        described = []
+        for backend in backends.all_backends(self.settings):
+            availability = self.availability(backend)
+            described.append(
+                {
+                    **backend.describe(),
+                    "available": availability.usable,
+                    "unavailable_reason": availability.reason or None,
+                }
+            )
+        return described
+
+    def generation(self, generation_id: str) -> dict[str, Any]:
+        row = self.index.get(generation_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"no generation {generation_id!r}")
+        return public_generation(row)
+
+    def generations(
+        self,
+        limit: int = 24,
+        cursor: str | None = None,
+        q: str | None = None,
+        backend: str | None = None,
+        model: str | None = None,
+    ) -> dict[str, Any]:
+        rows, next_cursor = self.index.page(limit, cursor, q, backend, model)
+        return {"items": [public_generation(r) for r in rows], "next_cursor": next_cursor}
+
+    def health(self) -> dict[str, Any]:
+        try:
+            self.redis.ping()
+            redis_ok = True
+            workers = self.workers()
+        except RedisError:
+            redis_ok, workers = False, []
+        return {
+            "ok": redis_ok and bool(workers),
+            "redis": {"ok": redis_ok, "embedded": self.embedded},
+            "workers": workers,
+            "collector": {"running": self.collector.running},
+            "publisher": {"enabled": False, "reason": "HF_TOKEN and HF_DATASET_REPO are not set"},
+            "generations": self.index.count(),
+        }
+
+
+def public_generation(row: dict[str, Any]) -> dict[str, Any]:
+    """A gallery item: the stored row with its JSON columns opened and its media URLs."""
+    return {
+        **{k: v for k, v in row.items() if k not in ("params", "timings", "video_path", "file_name")},
+        "seed": None if row["seed"] < 0 else row["seed"],
+        "params": json.loads(row["params"]),
+        "timings": json.loads(row["timings"]),
+        **{k: result_payload(row)[k] for k in ("video_url", "poster_url")},
+    }

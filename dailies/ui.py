@@ -1,0 +1,429 @@
+"""The Gradio page: a Generate tab that follows the visitor's jobs, and a Gallery tab.
+
+Handlers call the same Service as the JSON API, so the checks and errors are the same. Each
+event a program may want has an `api_name`. Prompts are shown only as text (escaped HTML,
+text boxes), never as markup.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+
+import backends
+from dailies.api import client_id
+from dailies.errors import ApiError
+from dailies.service import Service
+
+MAX_TRACKED = 12
+TICK_S = 0.5
+
+
+def _backend_choices(service: Service) -> list[tuple[str, str]]:
+    choices = []
+    for info in service.describe_backends():
+        label = info["display_name"] + ("" if info["available"] else " (unavailable)")
+        choices.append((label, info["name"]))
+    return choices
+
+
+def _backend_note(service: Service, name: str, width: float | None = None, height: float | None = None) -> str:
+    info = next(b for b in service.describe_backends() if b["name"] == name)
+    lines = [html.escape(info["description"])]
+    if not info["available"]:
+        lines.append(f"**Unavailable:** {html.escape(info['unavailable_reason'] or '')}")
+    rec = info["size"]["recommended_min"]
+    if rec and ((width and width < rec) or (height and height < rec)):
+        lines.append(f"Sizes under {rec} px are below what the model card recommends; expect poor results.")
+    if not info["seed"]:
+        lines.append("This backend does not honour a seed.")
+    return "\n\n".join(lines)
+
+
+def _job_html(status: dict) -> str:
+    request = status["request"]
+    state = status["status"]
+    if state == "queued":
+        detail = f"queued, position {status['position'] + 1 if status['position'] is not None else '?'}"
+    elif state == "running":
+        eta = f", about {status['eta_s']:.0f} s left" if status["eta_s"] is not None else ""
+        detail = f"running {status['progress'] * 100:.0f}%, {status['elapsed_s']:.1f} s{eta}"
+    elif state == "succeeded":
+        detail = f"done in {status['elapsed_s']:.1f} s, seed {status['result']['seed']}"
+    elif state == "failed":
+        detail = f"failed: {status['error']}"
+    else:
+        detail = state
+    return (
+        f'<li class="dailies-job" data-status="{state}" data-id="{status["id"]}">'
+        f'<progress max="1" value="{status["progress"]:.3f}"></progress> '
+        f'<span class="dailies-job-status">{html.escape(detail)}</span> '
+        f'<span class="dailies-job-prompt">{html.escape(request["prompt"][:120])}</span></li>'
+    )
+
+
+def build(service: Service) -> gr.Blocks:
+    settings = service.settings
+    names = list(backends.BACKEND_CLASSES)
+    default_backend = next((n for n in names if service.availability(backends.get(n, settings)).usable), names[0])
+    first = backends.get(default_backend, settings)
+
+    with gr.Blocks(title="Dailies", analytics_enabled=False) as demo:
+        gr.Markdown(
+            "# Dailies\nOpen text-to-video, side by side, through one queue. Every result is kept in the open gallery."
+        )
+        my_jobs = gr.BrowserState([], storage_key="dailies-jobs")
+        shown = gr.State("")  # generation id in the player, so ticks only send a new video once
+        params = gr.State({p.name: p.default for p in first.params})
+
+        with gr.Tabs() as tabs:
+            with gr.Tab("Generate", id="generate"):
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        prompt = gr.Textbox(
+                            label="Prompt",
+                            lines=3,
+                            max_length=2000,
+                            elem_id="prompt",
+                            placeholder="A paper boat drifting down a rainy street at dusk",
+                        )
+                        negative = gr.Textbox(
+                            label="Negative prompt", elem_id="negative-prompt", visible=first.negative_prompt
+                        )
+                        backend = gr.Dropdown(
+                            _backend_choices(service), value=default_backend, label="Backend", elem_id="backend"
+                        )
+                        note = gr.Markdown(_backend_note(service, default_backend), elem_id="backend-note")
+                        with gr.Row():
+                            duration = gr.Slider(
+                                0.1,
+                                8,
+                                value=first.frames.default / first.fps,
+                                step=0.1,
+                                label="Duration (s)",
+                                elem_id="duration",
+                            )
+                            width = gr.Slider(
+                                first.size.minimum,
+                                first.size.maximum,
+                                value=first.size.default[0],
+                                step=first.size.multiple,
+                                label="Width",
+                                elem_id="width",
+                            )
+                            height = gr.Slider(
+                                first.size.minimum,
+                                first.size.maximum,
+                                value=first.size.default[1],
+                                step=first.size.multiple,
+                                label="Height",
+                                elem_id="height",
+                            )
+                        with gr.Row():
+                            random_seed = gr.Checkbox(True, label="Random seed", elem_id="random-seed")
+                            seed = gr.Number(None, label="Seed", precision=0, minimum=0, elem_id="seed")
+                        with gr.Accordion("Advanced settings", open=False):
+
+                            @gr.render(inputs=backend)
+                            def advanced(name: str) -> None:
+                                for p in backends.get(name, settings).params:
+                                    kwargs = {"label": p.describe()["label"], "info": p.help, "key": f"{name}-{p.name}"}
+                                    if p.choices:
+                                        comp = gr.Dropdown(list(p.choices), value=p.default, **kwargs)
+                                    elif p.type is bool:
+                                        comp = gr.Checkbox(p.default, **kwargs)
+                                    elif p.minimum is not None and p.maximum is not None:
+                                        comp = gr.Slider(
+                                            p.minimum,
+                                            p.maximum,
+                                            value=p.default,
+                                            step=1 if p.type is int else 0.1,
+                                            **kwargs,
+                                        )
+                                    else:
+                                        comp = gr.Number(p.default, **kwargs)
+                                    comp.change(
+                                        lambda v, s, n=p.name: {**s, n: v},
+                                        [comp, params],
+                                        params,
+                                        api_visibility="private",
+                                        queue=False,
+                                    )
+
+                        with gr.Row():
+                            submit = gr.Button("Generate", variant="primary", elem_id="submit")
+                            cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+                        error = gr.Markdown("", elem_id="submit-error")
+                    with gr.Column(scale=2):
+                        video = gr.Video(label="Latest video", elem_id="latest-video", autoplay=True, interactive=False)
+                        used_seed = gr.Textbox(label="Seed used", interactive=False, elem_id="used-seed")
+                        jobs_html = gr.HTML("", elem_id="jobs")
+                timer = gr.Timer(TICK_S, active=True)
+
+            with gr.Tab("Gallery", id="gallery"):
+                with gr.Row():
+                    search = gr.Textbox(label="Search prompts", elem_id="gallery-search", scale=3)
+                    gallery_backend = gr.Dropdown(
+                        [("All backends", "")] + [(n, n) for n in names],
+                        value="",
+                        label="Backend",
+                        elem_id="gallery-backend",
+                        scale=1,
+                    )
+                grid = gr.Gallery(
+                    label="Generations",
+                    columns=4,
+                    elem_id="gallery-grid",
+                    allow_preview=False,
+                    object_fit="cover",
+                    height="auto",
+                )
+                with gr.Row():
+                    prev_page = gr.Button("Newer", elem_id="gallery-prev", size="sm")
+                    next_page = gr.Button("Older", elem_id="gallery-next", size="sm")
+                page_ids = gr.State([])
+                cursors = gr.State([None])  # cursor of each page shown so far; the last is the current
+                with gr.Column(visible=False, elem_id="detail") as detail:
+                    detail_video = gr.Video(label="Video", interactive=False, elem_id="detail-video")
+                    detail_prompt = gr.Textbox(label="Prompt", interactive=False, elem_id="detail-prompt")
+                    detail_recipe = gr.JSON(label="Recipe", elem_id="detail-recipe")
+                    reuse = gr.Button("Use these settings", elem_id="reuse")
+                detail_id = gr.State("")
+
+        # --- Generate -------------------------------------------------------------------------
+
+        def on_backend(name: str, w: float, h: float):
+            b = backends.get(name, settings)
+            return (
+                gr.update(value=_backend_note(service, name, w, h)),
+                gr.update(visible=b.negative_prompt),
+                gr.update(minimum=b.size.minimum, maximum=b.size.maximum, step=b.size.multiple),
+                gr.update(minimum=b.size.minimum, maximum=b.size.maximum, step=b.size.multiple),
+                gr.update(interactive=b.seeded),
+                {p.name: p.default for p in b.params},
+            )
+
+        backend.change(
+            on_backend,
+            [backend, width, height],
+            [note, negative, width, height, random_seed, params],
+            api_visibility="private",
+            queue=False,
+        )
+        for size in (width, height):
+            size.release(
+                lambda name, w, h: _backend_note(service, name, w, h),
+                [backend, width, height],
+                note,
+                api_visibility="private",
+                queue=False,
+            )
+
+        def do_submit(
+            text: str,
+            neg: str,
+            name: str,
+            seconds: float,
+            w: float,
+            h: float,
+            rand: bool,
+            seed_value: float | None,
+            extra: dict,
+            jobs: list,
+            request: gr.Request,
+        ):
+            body: dict[str, Any] = {
+                "prompt": text,
+                "backend": name,
+                "duration_s": seconds,
+                "width": int(w),
+                "height": int(h),
+                **(extra or {}),
+            }
+            if neg:
+                body["negative_prompt"] = neg
+            if not rand and seed_value is not None:
+                body["seed"] = int(seed_value)
+            try:
+                answer = service.jobs.submit(body, client_id(request.request, settings.trust_forwarded))
+            except ApiError as exc:
+                field = f" ({exc.field})" if exc.field else ""
+                return gr.update(value=f"**Not queued{field}:** {html.escape(exc.message)}"), jobs, gr.skip()
+            return gr.update(value=""), ([answer["id"]] + list(jobs or []))[:MAX_TRACKED], gr.Timer(active=True)
+
+        submit.click(
+            do_submit,
+            [prompt, negative, backend, duration, width, height, random_seed, seed, params, my_jobs],
+            [error, my_jobs, timer],
+            api_name="submit",
+            queue=False,
+        )
+
+        def tick(jobs: list, current: str):
+            statuses = []
+            for job_id in jobs or []:
+                try:
+                    statuses.append(service.jobs.status(job_id))
+                except ApiError:
+                    continue  # expired
+            active = any(s["status"] in ("queued", "running") for s in statuses)
+            listing = "<ul class='dailies-jobs'>" + "".join(map(_job_html, statuses)) + "</ul>" if statuses else ""
+            done = next((s for s in statuses if s["status"] == "succeeded"), None)
+            if done is None or done["result"]["generation_id"] == current:
+                return listing, gr.skip(), gr.skip(), current, gr.Timer(active=active)
+            row = service.index.get(done["result"]["generation_id"])
+            path = str(service.dataset.root / row["video_path"]) if row else None
+            return (
+                listing,
+                path,
+                str(done["result"]["seed"]),
+                done["result"]["generation_id"],
+                gr.Timer(active=active),
+            )
+
+        timer.tick(
+            tick,
+            [my_jobs, shown],
+            [jobs_html, video, used_seed, shown, timer],
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
+        demo.load(
+            tick, [my_jobs, shown], [jobs_html, video, used_seed, shown, timer], api_visibility="private", queue=False
+        )
+
+        def do_cancel(jobs: list) -> str:
+            for job_id in jobs or []:
+                try:
+                    if service.jobs.status(job_id)["status"] in ("queued", "running"):
+                        service.jobs.cancel(job_id)
+                        return ""
+                except ApiError:
+                    continue
+            return "Nothing to cancel."
+
+        cancel.click(do_cancel, my_jobs, error, api_name="cancel", queue=False)
+
+        def job_status(job_id: str) -> dict:
+            """For programs: one job's status, as GET /api/v1/jobs/{id} answers."""
+            try:
+                return service.jobs.status(job_id)
+            except ApiError as exc:
+                return exc.body()
+
+        gr.Button(visible=False).click(
+            job_status, gr.Textbox(visible=False), gr.JSON(visible=False), api_name="job_status", queue=False
+        )
+
+        # --- Gallery --------------------------------------------------------------------------
+
+        def load_page(q: str, name: str, stack: list):
+            found = service.generations(limit=24, cursor=stack[-1], q=q or None, backend=name or None)
+            items = [(str(service.dataset.root / i["poster"]), i["prompt"][:80]) for i in found["items"]]
+            return items, [i["id"] for i in found["items"]], found["next_cursor"]
+
+        def first_page(q: str, name: str):
+            items, ids, nxt = load_page(q, name, [None])
+            return items, ids, [None, nxt], gr.update(interactive=False), gr.update(interactive=nxt is not None)
+
+        def older(q: str, name: str, stack: list):
+            if stack[-1] is None:
+                return (gr.skip(),) * 5
+            items, ids, nxt = load_page(q, name, stack)
+            return items, ids, stack + [nxt], gr.update(interactive=True), gr.update(interactive=nxt is not None)
+
+        def newer(q: str, name: str, stack: list):
+            stack = stack[:-2] or [None]
+            items, ids, nxt = load_page(q, name, stack)
+            return (
+                items,
+                ids,
+                stack + [nxt],
+                gr.update(interactive=len(stack) > 1),
+                gr.update(interactive=nxt is not None),
+            )
+
+        # The stack holds [cursor of page 1, cursor of page 2, ...]; its last entry is the next page.
+        page_outputs = [grid, page_ids, cursors, prev_page, next_page]
+        gr.on(
+            [search.submit, gallery_backend.change],
+            first_page,
+            [search, gallery_backend],
+            page_outputs,
+            api_name="gallery",
+            queue=False,
+        )
+        tabs.select(first_page, [search, gallery_backend], page_outputs, api_visibility="private", queue=False)
+        next_page.click(older, [search, gallery_backend, cursors], page_outputs, api_visibility="private", queue=False)
+        prev_page.click(newer, [search, gallery_backend, cursors], page_outputs, api_visibility="private", queue=False)
+
+        def open_detail(generation_id: str):
+            try:
+                g = service.generation(generation_id)
+            except ApiError:
+                return gr.update(visible=False), None, "", {}, ""
+            recipe = {
+                k: g[k]
+                for k in (
+                    "id",
+                    "backend",
+                    "model",
+                    "seed",
+                    "width",
+                    "height",
+                    "num_frames",
+                    "fps",
+                    "duration_s",
+                    "negative_prompt",
+                    "params",
+                    "timings",
+                    "created_at",
+                )
+            }
+            path = str(service.dataset.root / service.index.get(generation_id)["video_path"])
+            return gr.update(visible=True), path, g["prompt"], recipe, generation_id
+
+        detail_outputs = [detail, detail_video, detail_prompt, detail_recipe, detail_id]
+
+        def pick(ids: list, evt: gr.SelectData):
+            return open_detail(ids[evt.index]) if evt.index < len(ids) else (gr.skip(),) * 5
+
+        grid.select(pick, [page_ids], detail_outputs, api_visibility="private", queue=False)
+        gr.Button(visible=False).click(
+            open_detail, gr.Textbox(visible=False), detail_outputs, api_name="generation", queue=False
+        )
+
+        def use_settings(generation_id: str):
+            g = service.generation(generation_id)
+            return (
+                g["prompt"],
+                g["negative_prompt"],
+                g["backend"],
+                g["duration_s"],
+                g["width"],
+                g["height"],
+                g["seed"] is None,
+                g["seed"],
+                g["params"],
+                gr.Tabs(selected="generate"),
+            )
+
+        reuse.click(
+            use_settings,
+            detail_id,
+            [prompt, negative, backend, duration, width, height, random_seed, seed, params, tabs],
+            api_visibility="private",
+            queue=False,
+        )
+
+        def share_link(request: gr.Request):
+            generation_id = request.query_params.get("g", "") if request else ""
+            if not generation_id:
+                return (gr.skip(),) * 6
+            return (*open_detail(generation_id), gr.Tabs(selected="gallery"))
+
+        demo.load(share_link, None, detail_outputs + [tabs], api_visibility="private", queue=False)
+    return demo

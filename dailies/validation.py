@@ -1,0 +1,160 @@
+"""Checks a job body against the chosen backend's declaration, before anything is queued."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import secrets
+from typing import Any
+
+from backends.base import IMAGE_TO_VIDEO, Backend
+from dailies.errors import ApiError, invalid
+
+PROMPT_MAX = 2000
+IMAGE_MAX_BYTES = 10 * 1024 * 1024
+SEED_MAX = 2**32 - 1
+COMMON_FIELDS = {
+    "prompt",
+    "backend",
+    "negative_prompt",
+    "seed",
+    "width",
+    "height",
+    "num_frames",
+    "duration_s",
+    "fps",
+    "image",
+}
+
+
+def _text(body: dict, name: str, required: bool) -> str:
+    value = body.get(name)
+    if value is None or (value == "" and not required):
+        if required:
+            raise invalid(name, f"{name} is required")
+        return ""
+    if not isinstance(value, str):
+        raise invalid(name, f"{name} must be text")
+    if "\x00" in value:
+        raise invalid(name, f"{name} must not contain NUL characters")
+    value = value.strip()
+    if required and not value:
+        raise invalid(name, f"{name} must not be empty")
+    if len(value) > PROMPT_MAX:
+        raise invalid(name, f"{name} is {len(value)} characters; the limit is {PROMPT_MAX}")
+    return value
+
+
+def _integer(body: dict, name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not value.is_integer())
+    ):
+        raise invalid(name, f"{name} must be an integer")
+    return int(value)
+
+
+def _image(body: dict) -> bytes:
+    """An image as base64 or a data: URL; its type is checked by the worker that decodes it."""
+    value = body["image"]
+    if not isinstance(value, str):
+        raise invalid("image", "image must be a base64 string or a data: URL")
+    if value.startswith("data:"):
+        value = value.partition(",")[2]
+    if len(value) > IMAGE_MAX_BYTES * 4 // 3 + 4:
+        raise ApiError(413, "too_large", f"image is larger than {IMAGE_MAX_BYTES // 2**20} MB", "image")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid("image", "image is not valid base64") from None
+
+
+def validate(body: Any, backend: Backend) -> dict:
+    """The normalized job (every field filled in) or ApiError naming the field."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    params = {p.name: p for p in backend.params}
+    unknown = sorted(set(body) - COMMON_FIELDS - set(params))
+    if unknown:
+        raise invalid(unknown[0], f"unknown field {unknown[0]!r} for backend {backend.name}")
+
+    job: dict[str, Any] = {"backend": backend.name, "prompt": _text(body, "prompt", True)}
+    negative = _text(body, "negative_prompt", False)
+    if negative and not backend.negative_prompt:
+        raise invalid("negative_prompt", f"{backend.display_name} does not take a negative prompt")
+    job["negative_prompt"] = negative
+
+    seed = _integer(body, "seed")
+    if seed is not None and not backend.seeded:
+        raise invalid("seed", f"{backend.display_name} does not honour a seed")
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise invalid("seed", f"seed must be between 0 and {SEED_MAX}")
+    job["seed"] = (secrets.randbelow(SEED_MAX + 1) if seed is None else seed) if backend.seeded else None
+
+    rule = backend.size
+    for name, default in zip(("width", "height"), rule.default, strict=True):
+        value = _integer(body, name)
+        value = default if value is None else value
+        if value % rule.multiple or not rule.minimum <= value <= rule.maximum:
+            raise invalid(
+                name,
+                f"{name} must be a multiple of {rule.multiple} between {rule.minimum} "
+                f"and {rule.maximum}; nearest valid value: {rule.nearest(value)}",
+            )
+        job[name] = value
+
+    fps = _integer(body, "fps")
+    if fps is None:
+        fps = backend.fps
+    low, high = backend.fps_range or (backend.fps, backend.fps)
+    if not low <= fps <= high:
+        raise invalid("fps", f"fps must be between {low} and {high}" if low != high else f"fps must be {low}")
+    job["fps"] = fps
+
+    frames = backend.frames
+    num_frames = _integer(body, "num_frames")
+    duration = body.get("duration_s")
+    if num_frames is not None and duration is not None:
+        raise invalid("duration_s", "give num_frames or duration_s, not both")
+    if duration is not None:
+        if (
+            isinstance(duration, bool)
+            or not isinstance(duration, (int, float))
+            or not math.isfinite(duration)
+            or duration <= 0
+        ):
+            raise invalid("duration_s", "duration_s must be a positive number of seconds")
+        num_frames = frames.nearest(duration * fps)
+        if abs(num_frames / fps - duration) > max(0.5, 0.1 * duration):
+            raise invalid(
+                "duration_s",
+                f"duration_s must be between {frames.minimum / fps:.2f} and {frames.maximum / fps:.2f} seconds",
+            )
+    elif num_frames is None:
+        num_frames = frames.default
+    if not frames.valid(num_frames):
+        raise invalid(
+            "num_frames",
+            f"num_frames must be {frames.step}k+{frames.offset} between "
+            f"{frames.minimum} and {frames.maximum}; nearest valid value: "
+            f"{frames.nearest(num_frames)}",
+        )
+    job["num_frames"] = num_frames
+
+    job["params"] = {}
+    for name, param in params.items():
+        try:
+            job["params"][name] = param.check(body[name]) if body.get(name) is not None else param.default
+        except ValueError as exc:
+            raise invalid(name, f"{name} {exc}") from None
+
+    if body.get("image") is not None:
+        if IMAGE_TO_VIDEO not in backend.modes:
+            raise invalid("image", f"{backend.display_name} does not do image-to-video")
+        job["image"] = _image(body)
+    return job
