@@ -48,10 +48,10 @@ class Service:
     def stop(self) -> None:
         self.collector.stop()
 
-    def workers(self) -> list[dict]:
+    def workers(self, fresh: bool = False) -> list[dict]:
         """Live RQ workers and the queues they serve (cached briefly: this is on the submit path)."""
         at, cached = self._workers
-        if time.monotonic() - at > WORKERS_FRESH_S:
+        if fresh or time.monotonic() - at > WORKERS_FRESH_S:
             cached = [
                 {
                     "name": w.name,
@@ -66,7 +66,10 @@ class Service:
 
     def availability(self, backend: Backend) -> Availability:
         """Usable when a worker serves its queue, or (embedded) this machine can run it."""
-        served = any(queue_name(backend.name) in w["queues"] for w in self.workers())
+        queue = queue_name(backend.name)
+        served = any(queue in w["queues"] for w in self.workers()) or any(
+            queue in w["queues"] for w in self.workers(fresh=True)
+        )
         local = backend.availability()
         if served or (self.embedded and local.usable):
             return Availability(True)
