@@ -250,8 +250,8 @@ def build(service: Service) -> gr.Blocks:
                 answer = service.jobs.submit(body, client_id(request.request, settings.trust_forwarded))
             except ApiError as exc:
                 field = f" ({exc.field})" if exc.field else ""
-                return gr.update(value=f"**Not queued{field}:** {html.escape(exc.message)}"), jobs, gr.skip()
-            return gr.update(value=""), ([answer["id"]] + list(jobs or []))[:MAX_TRACKED], gr.Timer(active=True)
+                return f"**Not queued{field}:** {html.escape(exc.message)}", jobs, gr.skip()
+            return "", ([answer["id"]] + list(jobs or []))[:MAX_TRACKED], gr.Timer(active=True)
 
         submit.click(
             do_submit,

@@ -108,16 +108,18 @@ class Processes:
     def start(self, args: list[str], env: dict[str, str], name: str) -> Proc:
         log = self.tmp_path / f"{name}-{len(self.started)}.log"
         handle = open(log, "wb")
-        proc = Proc(subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, stdout=handle,
-                                     stderr=subprocess.STDOUT), log)
+        proc = Proc(
+            subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT), log
+        )
         self.started.append(proc)
         return proc
 
     def worker(self, redis_url: str, backends: str = "preview", **env: str) -> Proc:
         """A real worker process, returned once it has registered with RQ."""
         name = f"test-worker-{len(self.started)}-{os.getpid()}"
-        proc = self.start(["worker.py", "--backends", backends, "--name", name],
-                          base_env(REDIS_URL=redis_url, **env), "worker")
+        proc = self.start(
+            ["worker.py", "--backends", backends, "--name", name], base_env(REDIS_URL=redis_url, **env), "worker"
+        )
         redis = Redis.from_url(redis_url)
         wait_for(lambda: redis.exists(f"rq:worker:{name}") or proc.proc.poll() is not None, what="the worker")
         assert proc.proc.poll() is None, proc.output()
@@ -135,12 +137,20 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
     procs.stop_all()
 
 
+@pytest.fixture(scope="module")
+def module_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    procs = Processes(tmp_path_factory.mktemp("procs"))
+    yield procs
+    procs.stop_all()
+
+
 @dataclass
 class App:
     url: str
     data: Path
     proc: Proc
     client: httpx.Client
+    redis_url: str | None
 
     def submit(self, **body) -> httpx.Response:
         return self.client.post("/api/v1/jobs", json=body)
@@ -172,11 +182,19 @@ def start_app(processes: Processes, tmp_path: Path, redis_url: str | None, **env
             return False
 
     wait_for(up, 60, what="the app")
-    return App(url, data, proc, client)
+    return App(url, data, proc, client, redis_url)
 
 
 @pytest.fixture
 def app(processes: Processes, tmp_path: Path, redis_url: str) -> App:
-    """The app against the test Redis (not embedded) plus one preview worker."""
+    """The app against an empty test Redis (not embedded) plus one preview worker."""
     processes.worker(redis_url)
     return start_app(processes, tmp_path, redis_url)
+
+
+@pytest.fixture(scope="module")
+def shared_app(module_processes: Processes, redis_server: str) -> App:
+    """One app and worker for a whole module, for tests that only look at their own jobs."""
+    Redis.from_url(redis_server).flushall()
+    module_processes.worker(redis_server)
+    return start_app(module_processes, module_processes.tmp_path, redis_server)

@@ -37,8 +37,9 @@ def test_preview_job_end_to_end(app: App) -> None:
 
 
 def test_same_seed_same_video_and_random_seed_is_returned(app: App) -> None:
-    ids = [app.submit(prompt="tide pools at noon", backend="preview", seed=11, num_frames=6).json()["id"]
-           for _ in range(2)]
+    ids = [
+        app.submit(prompt="tide pools at noon", backend="preview", seed=11, num_frames=6).json()["id"] for _ in range(2)
+    ]
     videos = [app.client.get(app.wait_done(i)["result"]["video_url"]).content for i in ids]
     assert videos[0] == videos[1]
 
@@ -57,8 +58,10 @@ def test_duration_maps_to_frames_and_parameters_reach_the_backend(app: App) -> N
 
 
 def test_gallery_pages_newest_first_and_filters(app: App) -> None:
-    ids = [app.submit(prompt=f"page test number {i}", backend="preview", num_frames=2, seed=i).json()["id"]
-           for i in range(3)]
+    ids = [
+        app.submit(prompt=f"page test number {i}", backend="preview", num_frames=2, seed=i).json()["id"]
+        for i in range(3)
+    ]
     for i in ids:
         app.wait_done(i)
     first = app.client.get("/api/v1/generations", params={"limit": 2}).json()
@@ -102,8 +105,14 @@ def test_progress_is_visible_while_running(processes: Processes, tmp_path, redis
     processes.worker(redis_url, DAILIES_PREVIEW_PACE="3")
     app = start_app(processes, tmp_path, redis_url)
     job = app.submit(prompt="paced", backend="preview", num_frames=12).json()
-    seen = wait_for(lambda: (s := app.client.get(f"/api/v1/jobs/{job['id']}").json())["status"] == "running"
-                    and 0.2 < s["progress"] < 0.9 and s, what="partial progress")
+    seen = wait_for(
+        lambda: (
+            (s := app.client.get(f"/api/v1/jobs/{job['id']}").json())["status"] == "running"
+            and 0.2 < s["progress"] < 0.9
+            and s
+        ),
+        what="partial progress",
+    )
     assert seen["elapsed_s"] > 0 and seen["eta_s"] is not None and seen["eta_s"] > 0
     assert app.wait_done(job["id"])["status"] == "succeeded"
 

@@ -1,0 +1,100 @@
+"""Bad input gets a 4xx with the error shape and queues nothing."""
+
+from __future__ import annotations
+
+import pytest
+from redis import Redis
+
+from tests.conftest import App
+
+GOOD = {"prompt": "a quiet harbour", "backend": "preview"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({**GOOD, "prompt": ""}, 422, "prompt"),
+        ({**GOOD, "prompt": "   \n "}, 422, "prompt"),
+        ({"backend": "preview"}, 422, "prompt"),
+        ({**GOOD, "prompt": "x" * 2001}, 422, "prompt"),
+        ({**GOOD, "prompt": 42}, 422, "prompt"),
+        ({**GOOD, "prompt": ["a", "b"]}, 422, "prompt"),
+        ({**GOOD, "prompt": "nul\x00byte"}, 422, "prompt"),
+        ({**GOOD, "backend": "sora"}, 422, "backend"),
+        ({**GOOD, "backend": None}, 422, "backend"),
+        ({**GOOD, "seed": -1}, 422, "seed"),
+        ({**GOOD, "seed": 2**32}, 422, "seed"),
+        ({**GOOD, "seed": "7"}, 422, "seed"),
+        ({**GOOD, "seed": 1.5}, 422, "seed"),
+        ({**GOOD, "seed": True}, 422, "seed"),
+        ({**GOOD, "width": 100}, 422, "width"),
+        ({**GOOD, "width": 4096}, 422, "width"),
+        ({**GOOD, "height": "256"}, 422, "height"),
+        ({**GOOD, "num_frames": 0}, 422, "num_frames"),
+        ({**GOOD, "num_frames": 97}, 422, "num_frames"),
+        ({**GOOD, "duration_s": -1}, 422, "duration_s"),
+        ({**GOOD, "duration_s": 60}, 422, "duration_s"),
+        ({**GOOD, "duration_s": 1, "num_frames": 12}, 422, "duration_s"),
+        ({**GOOD, "fps": 120}, 422, "fps"),
+        ({**GOOD, "waves": 0}, 422, "waves"),
+        ({**GOOD, "waves": "many"}, 422, "waves"),
+        ({**GOOD, "motion": 5}, 422, "motion"),
+        ({**GOOD, "negative_prompt": "blurry"}, 422, "negative_prompt"),
+        ({**GOOD, "image": "not base64!"}, 422, "image"),
+        ({**GOOD, "surprise": 1}, 422, "surprise"),
+    ],
+)
+def test_bad_field_is_refused_and_nothing_is_queued(shared_app: App, body: dict, status: int, field: str) -> None:
+    assert_refused(shared_app, status, field, json=body)
+
+
+def assert_refused(app: App, status: int, field: str | None, **request) -> None:
+    """POST /api/v1/jobs, expect the error, and check that no job was queued or recorded."""
+    redis = Redis.from_url(app.redis_url)
+    before = set(redis.keys("dailies:job:*"))
+    answer = app.client.post("/api/v1/jobs", **request)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == field and error["code"] and error["message"]
+    assert "Traceback" not in answer.text
+    assert redis.llen("rq:queue:dailies:preview") == 0
+    assert set(redis.keys("dailies:job:*")) == before
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "field"),
+    [
+        (b"{not json", 400, None),
+        (b"", 400, None),
+        (b"\xff\xfe", 400, None),
+        (b'"just a string"', 400, None),
+        (b"[1, 2]", 400, None),
+        (b"null", 400, None),
+        (b'{"prompt": "a", "backend": "preview", "motion": 1e999}', 422, "motion"),
+        (b'{"prompt": "a", "backend": "preview", "motion": NaN}', 422, "motion"),
+    ],
+)
+def test_malformed_body(shared_app: App, raw: bytes, status: int, field: str | None) -> None:
+    assert_refused(shared_app, status, field, content=raw, headers={"content-type": "application/json"})
+
+
+def test_oversized_body(shared_app: App) -> None:
+    assert_refused(shared_app, 413, None, content=b'{"prompt": "' + b"a" * (17 * 2**20) + b'"}')
+
+
+def test_bad_paging_parameters(shared_app: App) -> None:
+    app = shared_app
+    for params in ({"limit": 0}, {"limit": 1000}, {"limit": "ten"}):
+        answer = app.client.get("/api/v1/generations", params=params)
+        assert answer.status_code == 422 and answer.json()["error"]["field"] == "limit"
+    # Search syntax is text, not FTS5 query language.
+    for q in ('"', "NEAR(", "a OR", "*", "-x", "prompt:foo"):
+        assert app.client.get("/api/v1/generations", params={"q": q}).status_code == 200
+
+
+def test_prompt_is_kept_as_text(shared_app: App) -> None:
+    app = shared_app
+    prompt = '<img src=x onerror="alert(1)"> & </textarea>'
+    job = app.submit(prompt=prompt, backend="preview", num_frames=2).json()
+    assert app.wait_done(job["id"])["request"]["prompt"] == prompt
+    assert app.client.get(f"/api/v1/generations/{job['id']}").json()["prompt"] == prompt

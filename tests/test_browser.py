@@ -1,0 +1,88 @@
+"""The page in a real browser (Debian's chromium via Playwright), on a phone-sized screen."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import App
+
+pytestmark = pytest.mark.browser
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+
+
+def test_prompt_to_video_to_gallery_and_back(app: App, page: Page, tmp_path) -> None:
+    prompt = "A paper boat <b>drifting</b> down a rainy street"
+    page.goto(app.url)
+    page.locator("#prompt textarea").fill(prompt)
+    page.locator("#submit").click()
+
+    job = page.locator("#jobs li.dailies-job").first
+    expect(job).to_have_attribute("data-status", "succeeded", timeout=30_000)
+    expect(page.locator("#latest-video video")).to_have_attribute("src", re.compile(r".+\.mp4"))
+    seed = page.locator("#used-seed textarea, #used-seed input").first
+    expect(seed).to_have_value(re.compile(r"^\d+$"))
+    seed_used = seed.input_value()
+    # The prompt is shown as text, not markup.
+    expect(job.locator(".dailies-job-prompt")).to_have_text(prompt)
+    job_id = job.get_attribute("data-id")
+
+    page.reload()  # the visitor's jobs survive a reload
+    expect(page.locator(f'#jobs li.dailies-job[data-id="{job_id}"]')).to_have_attribute("data-status", "succeeded")
+
+    page.get_by_role("tab", name="Gallery").click()
+    thumbnail = page.locator("#gallery-grid img").first
+    expect(thumbnail).to_be_visible()
+    thumbnail.click()
+    expect(page.locator("#detail-prompt textarea")).to_have_value(prompt)
+    expect(page.locator("#detail-video video")).to_have_attribute("src", re.compile(r".+\.mp4"))
+    expect(page.locator("#detail-recipe")).to_contain_text(seed_used)
+
+    page.locator("#reuse").click()
+    expect(page.locator("#prompt textarea")).to_have_value(prompt)
+    expect(page.locator("#random-seed input")).not_to_be_checked()
+    expect(page.locator("#seed input")).to_have_value(seed_used)
+    page.screenshot(path=str(tmp_path / "reused.png"), full_page=True)
+
+
+def test_share_link_opens_the_detail(app: App, page: Page) -> None:
+    job = app.submit(prompt="a shared lantern festival", backend="preview", seed=5, num_frames=4).json()
+    app.wait_done(job["id"])
+    page.goto(f"{app.url}/?g={job['id']}")
+    expect(page.locator("#detail-prompt textarea")).to_have_value("a shared lantern festival")
+    expect(page.locator("#detail-recipe")).to_contain_text(job["id"])
+
+
+def test_refused_submission_shows_the_reason(app: App, page: Page) -> None:
+    page.goto(app.url)
+    page.locator("#submit").click()  # empty prompt
+    expect(page.locator("#submit-error")).to_contain_text("prompt")
+    expect(page.locator("#jobs li.dailies-job")).to_have_count(0)
