@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 import threading
+import time
 
 from redis import Redis
 from rq import SimpleWorker
@@ -20,19 +21,23 @@ from rq.worker import WorkerStatus
 
 import backends
 from dailies.config import Settings
-from dailies.jobs import queue_name
+from dailies.jobs import job_key, queue_name
 
 
 class DailiesWorker(SimpleWorker):
-    """SimpleWorker plus a heartbeat while a job runs in the main thread."""
+    """SimpleWorker plus a heartbeat while a job runs in the main thread: RQ's (so the job is
+    not declared abandoned) and ours in the job hash (so the app sees a dead worker quickly)."""
+
+    beat_s: float = 5.0
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         done = threading.Event()
         execution = self.prepare_execution(job)
 
         def beat() -> None:
-            while not done.wait(self.job_monitoring_interval):
+            while not done.wait(self.beat_s):
                 self.maintain_heartbeats(job, execution)
+                self.connection.hset(job_key(job.id), "heartbeat", time.time())
 
         thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
         thread.start()
@@ -75,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         connection=redis,
         name=args.name,
         log_job_description=False,  # job arguments hold prompts and images: keep them out of logs
-        job_monitoring_interval=10,
     )
+    worker.beat_s = settings.heartbeat_s
     worker.work(burst=args.burst, logging_level="INFO")
     return 0
 

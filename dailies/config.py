@@ -33,6 +33,7 @@ class Settings:
     device: str
     preview_pace: float
     job_timeout: int
+    heartbeat_s: float
     result_max_bytes: int
     result_ttl: int
     user_max_active: int
@@ -56,6 +57,7 @@ class Settings:
             device=device,
             preview_pace=max(0.0, _float(env, "DAILIES_PREVIEW_PACE", 0.0)),
             job_timeout=_int(env, "DAILIES_JOB_TIMEOUT", 1800),
+            heartbeat_s=_float(env, "DAILIES_HEARTBEAT_S", 5.0),
             result_max_bytes=_int(env, "DAILIES_RESULT_MAX_MB", 200) * 1024 * 1024,
             result_ttl=_int(env, "DAILIES_RESULT_TTL", 86400),
             user_max_active=_int(env, "DAILIES_USER_MAX_ACTIVE", 3),

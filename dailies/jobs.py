@@ -29,6 +29,7 @@ from dailies.validation import validate
 RUNNER = "dailies.runner.run"
 TERMINAL = ("succeeded", "failed", "canceled")
 JOB_TTL = 7 * 86400
+STALE_BEATS = 6  # a running job whose worker missed this many heartbeats is reported failed
 COLLECT = "dailies:collect"
 COLLECTING = "dailies:collecting"
 
@@ -149,11 +150,13 @@ class Jobs:
         if not raw:
             raise ApiError(404, "not_found", f"no job {job_id!r}")
         status = raw["status"]
-        if status not in TERMINAL and self._rq_status(job_id) in ("failed", "stopped", None):
+        now = time.time()
+        last_beat = float(raw.get("heartbeat", now))
+        silent = status == "running" and now - last_beat > STALE_BEATS * self.settings.heartbeat_s
+        if silent or (status not in TERMINAL and self._rq_status(job_id) in ("failed", "stopped", None)):
             # The worker died (or the job expired) without writing an end state.
             status = "failed"
             raw.setdefault("error", "the worker stopped while running this job; please submit it again")
-        now = time.time()
         started = float(raw.get("started", 0)) or None
         finished = float(raw.get("finished", 0)) or None
         progress = float(raw.get("progress", 0))

@@ -57,7 +57,9 @@ def run(job: dict[str, Any]) -> str:
         reporter.end("canceled")
         return "canceled"
     started = time.time()
-    redis.hset(job_key(job["id"]), mapping={"status": "running", "started": started, "progress": 0})
+    redis.hset(
+        job_key(job["id"]), mapping={"status": "running", "started": started, "heartbeat": started, "progress": 0}
+    )
     backend = backends.get(job["backend"], settings())
     request = Request(**{k: v for k, v in job.items() if k in Request.__dataclass_fields__})
     try:
