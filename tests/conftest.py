@@ -2,72 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from redis import Redis
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
-    """Poll `check` until it returns something truthy (tests only: the product never polls like this)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAILIES_", "REDIS_URL", "HF_"))}
-    env.update(GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1")
-    env.update(extra)
-    return env
+from tests.harness import (  # noqa: F401  (re-exported for test modules)
+    ROOT,
+    App,
+    Processes,
+    base_env,
+    free_port,
+    start_app,
+    start_redis_server,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    wait_for(lambda: _pings(url), what="redis-server")
+    proc, url = start_redis_server(tmp_path_factory.mktemp("redis"))
     yield url
     proc.terminate()
     proc.wait(10)
-
-
-def _pings(url: str) -> bool:
-    try:
-        return Redis.from_url(url).ping()
-    except Exception:
-        return False
 
 
 @pytest.fixture
@@ -82,54 +40,6 @@ def redis(redis_url: str) -> Redis:
     return Redis.from_url(redis_url)
 
 
-@dataclass
-class Proc:
-    proc: subprocess.Popen
-    log: Path
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-class Processes:
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.started: list[Proc] = []
-
-    def start(self, args: list[str], env: dict[str, str], name: str) -> Proc:
-        log = self.tmp_path / f"{name}-{len(self.started)}.log"
-        handle = open(log, "wb")
-        proc = Proc(
-            subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT), log
-        )
-        self.started.append(proc)
-        return proc
-
-    def worker(self, redis_url: str, backends: str = "preview", **env: str) -> Proc:
-        """A real worker process, returned once it has registered with RQ."""
-        name = f"test-worker-{len(self.started)}-{os.getpid()}"
-        proc = self.start(
-            ["worker.py", "--backends", backends, "--name", name], base_env(REDIS_URL=redis_url, **env), "worker"
-        )
-        redis = Redis.from_url(redis_url)
-        wait_for(lambda: redis.exists(f"rq:worker:{name}") or proc.proc.poll() is not None, what="the worker")
-        assert proc.proc.poll() is None, proc.output()
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.started):
-            proc.stop()
-
-
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
     procs = Processes(tmp_path)
@@ -142,47 +52,6 @@ def module_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proce
     procs = Processes(tmp_path_factory.mktemp("procs"))
     yield procs
     procs.stop_all()
-
-
-@dataclass
-class App:
-    url: str
-    data: Path
-    proc: Proc
-    client: httpx.Client
-    redis_url: str | None
-
-    def submit(self, **body) -> httpx.Response:
-        return self.client.post("/api/v1/jobs", json=body)
-
-    def wait_done(self, job_id: str, timeout: float = 30.0) -> dict:
-        def done():
-            status = self.client.get(f"/api/v1/jobs/{job_id}").json()
-            return status if status["status"] in ("succeeded", "failed", "canceled") else None
-
-        return wait_for(done, timeout, interval=0.05, what=f"job {job_id} to finish")
-
-
-def start_app(processes: Processes, tmp_path: Path, redis_url: str | None, **env: str) -> App:
-    port = free_port()
-    data = tmp_path / "data"
-    extra = {"DAILIES_DATA": str(data), "GRADIO_SERVER_PORT": str(port), **env}
-    if redis_url:
-        extra["REDIS_URL"] = redis_url
-    proc = processes.start(["app.py"], base_env(**extra), "app")
-    url = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=url, timeout=30)
-
-    def up():
-        if proc.proc.poll() is not None:
-            raise AssertionError(f"app exited:\n{proc.output()}")
-        try:
-            return client.get("/api/v1/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(up, 60, what="the app")
-    return App(url, data, proc, client, redis_url)
 
 
 @pytest.fixture
