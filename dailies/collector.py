@@ -109,7 +109,6 @@ class Collector:
                 mapping={
                     "status": "succeeded",
                     "finished": time.time(),
-                    "progress": 1,
                     "message": "",
                     "result": json.dumps(result_payload(row)),
                 },
