@@ -54,7 +54,8 @@ class PreviewBackend(Backend):
         motion = float(request.params.get("motion", 1.0))
         h, w, n = request.height, request.width, request.num_frames
         freq = rng.uniform(1.0, 6.0, size=(waves, 2)) * 2 * np.pi
-        phase = rng.uniform(0, 2 * np.pi, size=(waves, 3))
+        phase = rng.uniform(0, 2 * np.pi, size=waves)
+        hue = rng.uniform(0, 2 * np.pi, size=3)
         speed = rng.uniform(-1.0, 1.0, size=waves) * 2 * np.pi * motion
         palette = rng.uniform(0.2, 1.0, size=(3, 3))
         y, x = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -69,9 +70,9 @@ class PreviewBackend(Backend):
                 raise Cancelled()
             t = i / max(request.fps, 1)
             field = (
-                sum(np.sin(freq[k, 0] * x + freq[k, 1] * y + speed[k] * t + phase[k, 0]) for k in range(waves)) / waves
+                sum(np.sin(freq[k, 0] * x + freq[k, 1] * y + speed[k] * t + phase[k]) for k in range(waves)) / waves
             )
-            rgb = 0.5 + 0.5 * np.sin(field[..., None] * np.pi * palette[0] + phase[:, 1] + palette[1] * t)
+            rgb = 0.5 + 0.5 * np.sin(field[..., None] * np.pi * palette[0] + hue + palette[1] * t)
             frame = (rgb * 255).astype(np.uint8)
             frames[i] = np.where(overlay[..., None] > 0, 255 - frame // 3, frame)
             progress((i + 1) / (n + 1), f"frame {i + 1}/{n}")

@@ -141,9 +141,9 @@ class Jobs:
         if Queue(queue_name(backend), connection=self.redis).count >= self.settings.queue_max:
             raise ApiError(429, "queue_full", "the queue for this backend is full; try again in a few minutes")
 
-    def _position(self, backend: str, job_id: str) -> int | None:
-        """Jobs ahead of this one in its queue (0: next to run)."""
-        return self.redis.lpos(Queue(queue_name(backend), connection=self.redis).key, job_id)
+    def _position(self, backend: str, job_id: str) -> int:
+        """Jobs ahead of this one in its queue (0: next to run, or being picked up by a worker)."""
+        return self.redis.lpos(Queue(queue_name(backend), connection=self.redis).key, job_id) or 0
 
     def status(self, job_id: str) -> dict:
         raw = decode(self.redis.hgetall(job_key(job_id))) if valid_id(job_id) else {}

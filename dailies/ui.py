@@ -46,7 +46,7 @@ def _job_html(status: dict) -> str:
     request = status["request"]
     state = status["status"]
     if state == "queued":
-        detail = f"queued, position {status['position'] + 1 if status['position'] is not None else '?'}"
+        detail = f"queued, {status['position']} ahead" if status["position"] else "queued, next to run"
     elif state == "running":
         eta = f", about {status['eta_s']:.0f} s left" if status["eta_s"] is not None else ""
         detail = f"running {status['progress'] * 100:.0f}%, {status['elapsed_s']:.1f} s{eta}"
@@ -129,7 +129,13 @@ def build(service: Service) -> gr.Blocks:
                             @gr.render(inputs=backend)
                             def advanced(name: str) -> None:
                                 for p in backends.get(name, settings).params:
-                                    kwargs = {"label": p.describe()["label"], "info": p.help, "key": f"{name}-{p.name}"}
+                                    kwargs = {
+                                        "label": p.describe()["label"],
+                                        "info": p.help,
+                                        "key": f"{name}-{p.name}",
+                                        "elem_id": f"param-{p.name}",
+                                        "interactive": True,
+                                    }
                                     if p.choices:
                                         comp = gr.Dropdown(list(p.choices), value=p.default, **kwargs)
                                     elif p.type is bool:

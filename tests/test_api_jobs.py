@@ -140,3 +140,13 @@ def test_unknown_job_and_route(app: App) -> None:
         answer = app.client.get(path)
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
     assert httpx.post(f"{app.url}/api/v1/jobs/nope/cancel").status_code == 404
+
+
+def test_every_declared_parameter_value_renders(shared_app: App) -> None:
+    ids = [
+        shared_app.submit(
+            prompt="all the waves", backend="preview", waves=w, motion=m, num_frames=1, width=64, height=64
+        ).json()["id"]
+        for w, m in ((1, 0.0), (2, 4.0), (5, 1.0), (8, 2.5))
+    ]
+    assert [shared_app.wait_done(i)["status"] for i in ids] == ["succeeded"] * 4

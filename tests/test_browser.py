@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import App
+from tests.conftest import App, start_app, wait_for
 
 pytestmark = pytest.mark.browser
 CHROMIUM_FLAGS = [
@@ -86,3 +86,42 @@ def test_refused_submission_shows_the_reason(app: App, page: Page) -> None:
     page.locator("#submit").click()  # empty prompt
     expect(page.locator("#submit-error")).to_contain_text("prompt")
     expect(page.locator("#jobs li.dailies-job")).to_have_count(0)
+
+
+def test_cancel_advanced_settings_and_gallery_paging(processes, tmp_path, redis_url: str, page: Page) -> None:
+    slow = processes.worker(redis_url, DAILIES_PREVIEW_PACE="20")
+    app = start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_ACTIVE="100")
+    page.goto(app.url)
+    page.locator("#prompt textarea").fill("a slow sunrise")
+    page.get_by_text("Advanced settings").click()
+    waves = page.locator("#param-waves input[type=number]")
+    waves.fill("5")
+    waves.press("Enter")
+    page.locator("#submit").click()
+    job = page.locator("#jobs li.dailies-job").first
+    expect(job).to_have_attribute("data-status", "running")
+    expect(job.locator(".dailies-job-status")).to_contain_text("left")  # elapsed time and ETA
+    status = app.client.get(f"/api/v1/jobs/{job.get_attribute('data-id')}").json()
+    assert status["request"]["params"]["waves"] == 5
+    page.locator("#cancel").click()
+    expect(job).to_have_attribute("data-status", "canceled")
+
+    # 26 generations: the gallery shows 24, then the rest one page older.
+    slow.stop()
+    processes.worker(redis_url)
+    for i in range(26):
+        app.client.post(
+            "/api/v1/jobs",
+            json={"prompt": f"page {i}", "backend": "preview", "num_frames": 1, "width": 64, "height": 64},
+        )
+    wait_for(
+        lambda: len(app.client.get("/api/v1/generations", params={"limit": 30}).json()["items"]) == 26,
+        60,
+        what="26 generations",
+    )
+    page.get_by_role("tab", name="Gallery").click()
+    expect(page.locator("#gallery-grid img")).to_have_count(24)
+    page.locator("#gallery-next").click()
+    expect(page.locator("#gallery-grid img")).to_have_count(2)
+    page.locator("#gallery-prev").click()
+    expect(page.locator("#gallery-grid img")).to_have_count(24)
