@@ -143,10 +143,8 @@ def test_unknown_job_and_route(app: App) -> None:
 
 
 def test_every_declared_parameter_value_renders(shared_app: App) -> None:
-    ids = [
-        shared_app.submit(
-            prompt="all the waves", backend="preview", waves=w, motion=m, num_frames=1, width=64, height=64
-        ).json()["id"]
-        for w, m in ((1, 0.0), (2, 4.0), (5, 1.0), (8, 2.5))
-    ]
-    assert [shared_app.wait_done(i)["status"] for i in ids] == ["succeeded"] * 4
+    for waves, motion in ((1, 0.0), (2, 4.0), (5, 1.0), (8, 2.5)):
+        job = shared_app.submit(
+            prompt="all the waves", backend="preview", waves=waves, motion=motion, num_frames=1, width=64, height=64
+        ).json()
+        assert shared_app.wait_done(job["id"])["status"] == "succeeded", (waves, motion)
