@@ -32,15 +32,16 @@ def _text_encoder_and_tokenizer():
     return T5EncoderModel(config).eval(), tokenizer
 
 
-def _cogvideox():
+def _cogvideox(image_to_video: bool = False):
+    import diffusers
     import torch
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel
 
     torch.manual_seed(0)
     transformer = CogVideoXTransformer3DModel(
         num_attention_heads=4,
         attention_head_dim=8,
-        in_channels=4,
+        in_channels=8 if image_to_video else 4,  # image-to-video: the image latents ride along as channels
         out_channels=4,
         time_embed_dim=2,
         text_embed_dim=32,
@@ -65,7 +66,8 @@ def _cogvideox():
         temporal_compression_ratio=4,
     )
     text_encoder, tokenizer = _text_encoder_and_tokenizer()
-    return CogVideoXPipeline(
+    pipeline = diffusers.CogVideoXImageToVideoPipeline if image_to_video else diffusers.CogVideoXPipeline
+    return pipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
         vae=vae,
@@ -189,7 +191,13 @@ def _wan():
     )
 
 
-BUILDERS = {"cogvideox": _cogvideox, "ltx-video": _ltx, "mochi": _mochi, "wan": _wan}
+BUILDERS = {
+    "cogvideox": _cogvideox,
+    "cogvideox-i2v": lambda: _cogvideox(image_to_video=True),
+    "ltx-video": _ltx,
+    "mochi": _mochi,
+    "wan": _wan,
+}
 
 
 def save_tiny(family: str, folder: Path) -> Path:
