@@ -239,3 +239,17 @@ def test_backends_import_without_torch_and_say_why_they_are_unavailable() -> Non
 
     if not gpu_visible():
         assert reasons.count(NO_GPU) == 4, reasons
+
+
+def test_memory_budget_evicts_the_least_recently_used_ltx_video_and_wan(
+    processes: Processes, tmp_path: Path, redis_url: str, tiny_models: dict[str, Path]
+) -> None:
+    # A budget below one tiny model: the worker keeps only the pipeline it used last.
+    processes.worker(redis_url, backends="ltx-video,wan", DAILIES_MODEL_MEMORY_GB="0.000001", **model_env(tiny_models))
+    app = start_app(processes, tmp_path, redis_url)
+    body = dict(prompt="a dog", width=64, height=64, num_frames=9, steps=2, seed=1)
+    for family in ("ltx-video", "wan", "ltx-video"):
+        run_job(app, backend=family, **body)
+    log = processes.started[0].output()
+    assert log.count("loading ltx-video text-to-video") == 2 and log.count("loading wan text-to-video") == 1, log
+    assert log.count("evicting") == 2
