@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from redis import Redis
 
 from dailies.media import first_frame, probe_mp4
 from tests.conftest import ROOT, App, Processes, start_app, wait_for
@@ -242,8 +243,11 @@ def test_backends_import_without_torch_and_say_why_they_are_unavailable() -> Non
 
 
 def test_memory_budget_evicts_the_least_recently_used_ltx_video_and_wan(
-    processes: Processes, tmp_path: Path, redis_url: str, tiny_models: dict[str, Path]
+    processes: Processes, tmp_path: Path, redis_server: str, tiny_models: dict[str, Path]
 ) -> None:
+    # Its own Redis database, so the module's studio worker (database 0) cannot take these jobs.
+    redis_url = redis_server.rsplit("/", 1)[0] + "/1"
+    Redis.from_url(redis_url).flushdb()
     # A budget below one tiny model: the worker keeps only the pipeline it used last.
     processes.worker(redis_url, backends="ltx-video,wan", DAILIES_MODEL_MEMORY_GB="0.000001", **model_env(tiny_models))
     app = start_app(processes, tmp_path, redis_url)
