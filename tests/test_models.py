@@ -28,13 +28,13 @@ pytestmark = pytest.mark.models
 # The smallest valid frame count of each family's rule, and its native fps.
 FRAMES = {"cogvideox": 9, "ltx-video": 9, "mochi": 7, "wan": 9}
 FPS = {"cogvideox": 8, "ltx-video": 24, "mochi": 30, "wan": 16}
-IMAGE_TO_VIDEO = ("cogvideox", "ltx-video")  # the families whose tiny checkpoints do image-to-video here
+IMAGE_TO_VIDEO = ("cogvideox", "ltx-video", "wan")
 
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("tiny-models")
-    return {name: save_tiny(name, folder) for name in (*FAMILIES, "cogvideox-i2v")}
+    return {name: save_tiny(name, folder) for name in (*FAMILIES, "cogvideox-i2v", "wan-i2v")}
 
 
 def model_env(tiny: dict[str, Path]) -> dict[str, str]:
@@ -45,6 +45,7 @@ def model_env(tiny: dict[str, Path]) -> dict[str, str]:
         "DAILIES_MODEL_LTX_VIDEO": str(tiny["ltx-video"]),
         "DAILIES_MODEL_MOCHI": str(tiny["mochi"]),
         "DAILIES_MODEL_WAN": str(tiny["wan"]),
+        "DAILIES_MODEL_WAN_I2V": str(tiny["wan-i2v"]),
     }
 
 
@@ -201,7 +202,7 @@ def test_rule_violations_refused_with_422(studio, family: str) -> None:
         ({**body, "steps": 0}, "steps", "at least 1"),
         ({**body, "fps": 1}, "fps", "fps must be"),
     ]
-    if family not in ("cogvideox", "ltx-video", "wan"):
+    if family not in IMAGE_TO_VIDEO:
         cases.append(({**body, "image": png((0, 0, 0))}, "image", "does not do image-to-video"))
     for sent, name, message in cases:
         answer = app.submit(**sent)

@@ -158,9 +158,10 @@ def _mochi():
     )
 
 
-def _wan():
+def _wan(image_to_video: bool = False):
+    import diffusers
     import torch
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 
     torch.manual_seed(0)
     vae = AutoencoderKLWan(
@@ -182,13 +183,19 @@ def _wan():
         rope_max_seq_len=32,
     )
     text_encoder, tokenizer = _text_encoder_and_tokenizer()
-    return WanPipeline(
+    parts = dict(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
         vae=vae,
         transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
     )
+    if image_to_video:
+        # Wan 2.2 TI2V style: the image's latents replace the first latent frame (no CLIP image encoder).
+        return diffusers.WanImageToVideoPipeline(
+            **parts, image_processor=None, image_encoder=None, expand_timesteps=True
+        )
+    return diffusers.WanPipeline(**parts)
 
 
 BUILDERS = {
@@ -197,6 +204,7 @@ BUILDERS = {
     "ltx-video": _ltx,
     "mochi": _mochi,
     "wan": _wan,
+    "wan-i2v": lambda: _wan(image_to_video=True),
 }
 
 
