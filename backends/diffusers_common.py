@@ -248,10 +248,12 @@ class DiffusersBackend(Backend):
             files = variant.weights_variant if source in (variant.repo, variant.i2v) else None
             dtypes = {"default": dtype, "vae": torch.float32} if self.vae_fp32 else dtype
             pipe = cls.from_pretrained(source, dtype=dtypes, variant=files)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError):
+            log.exception("could not load %s from %s", self.name, source)
             raise GenerationError(
-                f"could not load the {self.display_name} weights from {source!r}: {exc}. Set "
-                f"{env_name(self.name, mode)} to a Hub repo id or a local folder in diffusers layout."
+                f"could not load the {self.display_name} weights {model_label(source)!r} (the reason is in the "
+                f"worker's log); set {env_name(self.name, mode)} to a Hub repo id or a local folder in diffusers "
+                "layout, and HF_HUB_OFFLINE=1 on a machine without internet"
             ) from None
         if hasattr(pipe.vae, "enable_tiling"):
             pipe.vae.enable_tiling()  # the final decode is where these models run out of memory

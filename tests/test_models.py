@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -258,3 +259,32 @@ def test_memory_budget_evicts_the_least_recently_used_ltx_video_and_wan(
     log = processes.started[0].output()
     assert log.count("loading ltx-video text-to-video") == 2 and log.count("loading wan text-to-video") == 1, log
     assert log.count("evicting") == 2
+
+
+def test_ltx_video_published_weights_from_the_hub_cache_offline_and_mochi_missing_weights(
+    processes: Processes, tmp_path: Path, redis_server: str, tiny_models: dict[str, Path]
+) -> None:
+    # The tiny LTX checkpoint sits in a Hub cache under the default variant's repo id, as a download would.
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--Lightricks--LTX-Video-0.9.1" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_models["ltx-video"], snapshot)
+    (cache / "models--Lightricks--LTX-Video-0.9.1" / "refs").mkdir()
+    (cache / "models--Lightricks--LTX-Video-0.9.1" / "refs" / "main").write_text("0" * 40)
+    redis_url = redis_server.rsplit("/", 1)[0] + "/2"
+    Redis.from_url(redis_url).flushdb()
+    processes.worker(
+        redis_url,
+        backends="ltx-video,mochi",
+        DAILIES_DEVICE="cpu",
+        HF_HUB_OFFLINE="1",
+        HF_HUB_CACHE=str(cache),
+        DAILIES_MODEL_MOCHI=str(tmp_path / "no-such-folder"),
+    )
+    app = start_app(processes, tmp_path, redis_url)
+    result = run_job(app, prompt="a dog", backend="ltx-video", width=64, height=64, num_frames=9, steps=2)["result"]
+    assert result["model"] == "Lightricks/LTX-Video-0.9.1" and result["num_frames"] == 9
+
+    failed = app.submit(prompt="a dog", backend="mochi", width=64, height=64, num_frames=7, steps=2).json()
+    status = app.wait_done(failed["id"], timeout=60)
+    assert status["status"] == "failed" and "could not load the Mochi 1 weights" in status["error"]
+    assert "DAILIES_MODEL_MOCHI" in status["error"]
