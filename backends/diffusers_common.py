@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -103,16 +104,14 @@ class ResidentPipelines:
     def __init__(self) -> None:
         self._items: OrderedDict[tuple, _Loaded] = OrderedDict()
         self._lock = threading.RLock()  # an image-to-video load may load its text-to-video base
-        self.loads: dict[tuple, int] = {}
 
-    def get(self, key: tuple, load, device: str) -> tuple[_Loaded, bool]:
+    def get(self, key: tuple, load: Callable[[], _Loaded], device: str) -> tuple[_Loaded, bool]:
         """The pipeline for `key` and whether this call loaded it."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key], False
             item = load()
-            self.loads[key] = self.loads.get(key, 0) + 1
             self._items[key] = item
             self._evict(device)
             return item, True
@@ -275,13 +274,12 @@ class DiffusersBackend(Backend):
             free = torch.cuda.mem_get_info()[0]
             largest = max(_weights_bytes(c) for c in pipe.components.values())
             headroom = HEADROOM_GB * 2**30
-            mode = (
-                "gpu"
-                if size + headroom < free
-                else "model-offload"
-                if largest + headroom < free
-                else "sequential-offload"
-            )
+            if size + headroom < free:
+                mode = "gpu"
+            elif largest + headroom < free:
+                mode = "model-offload"  # one component at a time on the GPU
+            else:
+                mode = "sequential-offload"  # layer by layer: slowest, smallest
         if mode == "gpu":
             pipe.to("cuda")
         elif mode == "model-offload":
@@ -351,7 +349,6 @@ class DiffusersBackend(Backend):
         frames = to_uint8(np.asarray(output)[0])
         extra = {
             "timings": {"load_s": round(loaded.load_s if fresh else 0.0, 3), "generate_s": round(generate_s, 3)},
-            "pipeline_loads": RESIDENT.loads.get((self.name, self.weights(variant, mode), mode, device), 0),
             "device": device,
             "memory_mode": loaded.memory_mode,
             "mode": mode,

@@ -30,5 +30,6 @@ class LTXVideoBackend(DiffusersBackend):
     params = model_params(variants)
 
     def call_args(self, request: Request, variant: Variant) -> dict[str, Any]:
-        # The model is conditioned on the frame rate; 0.9.1+ decode with a little noise (model card).
-        return {"frame_rate": request.fps, "decode_timestep": 0.05, "decode_noise_scale": 0.025}
+        # The model is conditioned on the frame rate; 0.9.1+ decode with a little noise (diffusers' LTX docs).
+        decode_timestep = 0.05 if "distilled" in variant.name else 0.03
+        return {"frame_rate": request.fps, "decode_timestep": decode_timestep, "decode_noise_scale": 0.025}
