@@ -1,39 +1,34 @@
 """Seconds per video and peak VRAM of each open family at its published settings, on one CUDA GPU.
 
-    python bench/models_gpu.py [--backends cogvideox,ltx-video,mochi,wan] [--all-variants] [--repeat 1]
+    python -m bench.models_gpu [--backends cogvideox,ltx-video,mochi,wan] [--all-variants] [--repeat 1]
 
 Runs each backend's default checkpoint (or every variant) at its declared defaults (size, frames,
-fps, steps, guidance) through the same backend code the worker runs, and writes
+fps, steps, guidance) through the same backend code the worker runs, and records
 bench/results/models_gpu_<card>.json with the card's name. Weights come from DAILIES_MODEL_<BACKEND>
-or the Hub. The first run of a checkpoint pays its load (recorded apart); later runs are timed.
+or the Hub. The first run of a checkpoint pays its load (recorded apart); the timed runs follow.
 Refuses to run without CUDA.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import sys
 import time
 from importlib.metadata import version
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import backends  # noqa: E402
-from backends.base import Request  # noqa: E402
-from backends.diffusers_common import DiffusersBackend, gpu_visible  # noqa: E402
-from dailies.config import Settings  # noqa: E402
+import backends
+from backends.base import Request
+from backends.diffusers_common import DiffusersBackend, gpu_visible
+from bench.common import record
+from dailies.config import Settings
 
 PROMPT = "A fishing boat leaves a small harbour at dawn, gulls circling, gentle waves, cinematic light"
 
 
 def require_cuda() -> str:
     if not gpu_visible():
-        raise SystemExit("models_gpu.py needs a CUDA GPU and this machine has none (no /dev/nvidia0)")
+        raise SystemExit("bench.models_gpu needs a CUDA GPU and this machine has none (no /dev/nvidia0)")
     import torch
 
     if not torch.cuda.is_available():
@@ -62,12 +57,9 @@ def run_one(backend: DiffusersBackend, variant: str, seed: int) -> dict:
     video = backend.generate(request, lambda fraction, message: None, lambda: False)
     return {
         "seconds": round(time.monotonic() - started, 2),
-        "load_s": video.extra["timings"]["load_s"],
-        "generate_s": video.extra["timings"]["generate_s"],
+        **video.extra["timings"],
         "peak_vram_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-        "memory_mode": video.extra["memory_mode"],
-        "steps": video.extra["steps"],
-        "guidance": video.extra["guidance"],
+        **{k: video.extra[k] for k in ("memory_mode", "steps", "guidance")},
         "width": video.width,
         "height": video.height,
         "num_frames": video.num_frames,
@@ -76,13 +68,15 @@ def run_one(backend: DiffusersBackend, variant: str, seed: int) -> dict:
     }
 
 
-def main() -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="cogvideox,ltx-video,mochi,wan")
     parser.add_argument("--all-variants", action="store_true", help="every published checkpoint, not the default")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs after the first (loading) run")
     args = parser.parse_args()
     card = require_cuda()
+    import torch
+
     settings = Settings.from_env({**os.environ, "DAILIES_DEVICE": "cuda"})
     results = []
     for name in args.backends.split(","):
@@ -93,28 +87,18 @@ def main() -> int:
             timed = [run_one(backend, variant, seed=i + 1) for i in range(args.repeat)]
             best = min(timed, key=lambda r: r["seconds"]) if timed else first
             results.append({"backend": name, "variant": variant, "first_run": first, **best})
-            print(json.dumps(results[-1]), flush=True)
-    import torch
-
-    out = ROOT / "bench/results" / f"models_gpu_{re.sub(r'[^A-Za-z0-9]+', '-', card).strip('-').lower()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "card": card,
-                "vram_total_gb": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1),
-                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "memory_mode_setting": os.environ.get("DAILIES_MEMORY_MODE", "auto"),
-                "versions": {p: version(p) for p in ("torch", "diffusers", "transformers")},
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
+            print(results[-1], flush=True)
+    record(
+        "models_gpu_" + re.sub(r"[^a-z0-9]+", "-", card.lower()).strip("-"),
+        {
+            "card": card,
+            "vram_total_gb": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1),
+            "memory_mode_setting": os.environ.get("DAILIES_MEMORY_MODE", "auto"),
+            "versions": {p: version(p) for p in ("torch", "diffusers", "transformers")},
+            "results": results,
+        },
     )
-    print(f"wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
