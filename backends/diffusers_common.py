@@ -299,7 +299,7 @@ class DiffusersBackend(Backend):
         mode = IMAGE_TO_VIDEO if request.image is not None else TEXT_TO_VIDEO
         image = decode_image(request.image, request.width, request.height) if request.image is not None else None
         device = self.device()
-        progress(0.0, f"loading {variant.name}")
+        progress(0.0, f"loading {self.display_name} {variant.name}")
         loaded, fresh = self._resident(variant, mode, device)
         if cancelled():
             raise Cancelled()

@@ -12,7 +12,6 @@ import io
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,17 +50,12 @@ def model_env(tiny: dict[str, Path]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def studio(
-    redis_server: str, tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[App, Processes]]:
+def studio(redis_server: str, tiny_models: dict[str, Path], module_processes: Processes) -> tuple[App, Processes]:
     """The app plus one CPU worker serving all four families from the tiny checkpoints."""
-    folder = tmp_path_factory.mktemp("studio")
-    processes = Processes(folder)
-    try:
-        processes.worker(redis_server, backends=",".join(FAMILIES), **model_env(tiny_models))
-        yield start_app(processes, folder, redis_server, DAILIES_USER_MAX_ACTIVE="50"), processes
-    finally:
-        processes.stop_all()
+    Redis.from_url(redis_server).flushdb()
+    module_processes.worker(redis_server, backends=",".join(FAMILIES), **model_env(tiny_models))
+    app = start_app(module_processes, module_processes.tmp_path, redis_server, DAILIES_USER_MAX_ACTIVE="50")
+    return app, module_processes
 
 
 def run_job(app: App, **body) -> dict:
