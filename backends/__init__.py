@@ -5,10 +5,16 @@ from __future__ import annotations
 from functools import cache
 
 from backends.base import Backend
+from backends.cogvideox import CogVideoXBackend
+from backends.ltx_video import LTXVideoBackend
+from backends.mochi import MochiBackend
 from backends.preview import PreviewBackend
+from backends.wan import WanBackend
 from dailies.config import Settings
 
-BACKEND_CLASSES: dict[str, type[Backend]] = {cls.name: cls for cls in (PreviewBackend,)}
+BACKEND_CLASSES: dict[str, type[Backend]] = {
+    cls.name: cls for cls in (PreviewBackend, CogVideoXBackend, LTXVideoBackend, MochiBackend, WanBackend)
+}
 
 
 @cache

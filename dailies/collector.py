@@ -94,6 +94,7 @@ class Collector:
                 "queued_s": round(meta["started"] - created, 3),
                 "run_s": round(meta["finished"] - meta["started"], 3),
                 "total_s": round(time.time() - created, 3),
+                **meta.get("extra", {}).get("timings", {}),  # a backend's own, e.g. load_s
             },
         }
         if recovering and (self.index.has(job_id) or self.dataset.contains(job_id, created)):

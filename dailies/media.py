@@ -35,6 +35,8 @@ def _encode_to(path: str, frames: np.ndarray, fps: int, width: int, height: int)
         stream.codec_context.options = {"crf": "20", "preset": "veryfast", "threads": "1"}
         for frame in frames:
             picture = av.VideoFrame.from_ndarray(frame[: stream.height, : stream.width], format="rgb24")
+            # Convert here: the encoder's own conversion gave different bytes for identical frames.
+            picture = picture.reformat(format="yuv420p")
             container.mux(stream.encode(picture))
         container.mux(stream.encode())
 

@@ -140,7 +140,8 @@ def build(service: Service) -> gr.Blocks:
                                         comp = gr.Dropdown(list(p.choices), value=p.default, **kwargs)
                                     elif p.type is bool:
                                         comp = gr.Checkbox(p.default, **kwargs)
-                                    elif p.minimum is not None and p.maximum is not None:
+                                    # A None default means "the model's own": an empty Number, not a slider.
+                                    elif p.minimum is not None and p.maximum is not None and p.default is not None:
                                         comp = gr.Slider(
                                             p.minimum,
                                             p.maximum,

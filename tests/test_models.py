@@ -1,0 +1,284 @@
+"""The open-model backends (cogvideox, ltx-video, mochi, wan) with tiny real pipelines on the CPU.
+
+Each family's tiny random-weight pipeline is saved in diffusers layout once per session and
+loaded through the backend's real `from_pretrained` path by a real worker process, fed by the
+real app through Redis. Test ids name the family.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from redis import Redis
+
+from dailies.media import first_frame, probe_mp4
+from tests.conftest import ROOT, App, Processes, start_app, wait_for
+from tests.tiny_pipelines import FAMILIES, save_tiny
+
+pytest.importorskip("diffusers", reason="model dependencies are not installed (requirements-models.txt)")
+pytestmark = pytest.mark.models
+
+# The smallest valid frame count of each family's rule, and its native fps.
+FRAMES = {"cogvideox": 9, "ltx-video": 9, "mochi": 7, "wan": 9}
+FPS = {"cogvideox": 8, "ltx-video": 24, "mochi": 30, "wan": 16}
+IMAGE_TO_VIDEO = ("cogvideox", "ltx-video", "wan")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("tiny-models")
+    return {name: save_tiny(name, folder) for name in (*FAMILIES, "cogvideox-i2v", "wan-i2v")}
+
+
+def model_env(tiny: dict[str, Path]) -> dict[str, str]:
+    return {
+        "DAILIES_DEVICE": "cpu",
+        "DAILIES_MODEL_COGVIDEOX": str(tiny["cogvideox"]),
+        "DAILIES_MODEL_COGVIDEOX_I2V": str(tiny["cogvideox-i2v"]),
+        "DAILIES_MODEL_LTX_VIDEO": str(tiny["ltx-video"]),
+        "DAILIES_MODEL_MOCHI": str(tiny["mochi"]),
+        "DAILIES_MODEL_WAN": str(tiny["wan"]),
+        "DAILIES_MODEL_WAN_I2V": str(tiny["wan-i2v"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def studio(redis_server: str, tiny_models: dict[str, Path], module_processes: Processes) -> tuple[App, Processes]:
+    """The app plus one CPU worker serving all four families from the tiny checkpoints."""
+    Redis.from_url(redis_server).flushdb()
+    module_processes.worker(redis_server, backends=",".join(FAMILIES), **model_env(tiny_models))
+    app = start_app(module_processes, module_processes.tmp_path, redis_server, DAILIES_USER_MAX_ACTIVE="50")
+    return app, module_processes
+
+
+def run_job(app: App, **body) -> dict:
+    answer = app.submit(**body)
+    assert answer.status_code == 202, answer.text
+    status = app.wait_done(answer.json()["id"], timeout=120)
+    assert status["status"] == "succeeded", status
+    return status
+
+
+def png(color: tuple[int, int, int]) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 80), color).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_text_to_video_at_64x64_in_2_steps_through_the_app(studio, family: str) -> None:
+    app, processes = studio
+    frames = FRAMES[family]
+    result = run_job(
+        app, prompt="a red boat on the sea", backend=family, width=64, height=64, num_frames=frames, steps=2, seed=5
+    )["result"]
+    assert (result["width"], result["height"], result["num_frames"], result["fps"]) == (64, 64, frames, FPS[family])
+    assert result["model"] == f"local:{family}"
+    info = probe_mp4(app.client.get(result["video_url"]).content)
+    assert (info.codec, info.pix_fmt, info.width, info.height, info.num_frames) == ("h264", "yuv420p", 64, 64, frames)
+    assert info.fps == FPS[family]
+    assert app.client.get(result["poster_url"]).content[:2] == b"\xff\xd8"
+    stored = app.client.get(f"/api/v1/generations/{result['generation_id']}").json()
+    assert stored["params"] == {"model": stored["params"]["model"], "steps": 2, "guidance": None}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_same_seed_same_frames_and_second_job_does_not_load_again(studio, family: str) -> None:
+    app, processes = studio
+    body = dict(prompt="the city at night", backend=family, width=64, height=64, num_frames=FRAMES[family], steps=2)
+    jobs = [run_job(app, **body, seed=seed)["result"] for seed in (21, 21, 22)]
+    # The poster is the middle frame as the model made it (JPEG from identical pixels is identical);
+    # the MP4s are not compared byte for byte: libx264 here now and then differs for identical frames.
+    posters = [app.client.get(job["poster_url"]).content for job in jobs]
+    assert posters[0] == posters[1]
+    assert posters[2] != posters[0]
+    assert all(probe_mp4(app.client.get(j["video_url"]).content).num_frames == FRAMES[family] for j in jobs)
+    timings = [app.client.get(f"/api/v1/generations/{j['generation_id']}").json()["timings"] for j in jobs]
+    # The first job of this module on the family may have loaded it; these reuse the resident pipeline.
+    assert all(t["load_s"] == 0.0 for t in timings[1:]) and all(t["generate_s"] > 0 for t in timings)
+    worker_log = processes.started[0].output()
+    assert worker_log.count(f"loading {family} text-to-video") == 1, worker_log[-3000:]
+
+
+@pytest.mark.parametrize("family", IMAGE_TO_VIDEO)
+def test_image_to_video(studio, family: str) -> None:
+    app, processes = studio
+    result = run_job(
+        app,
+        prompt="a cat walks",
+        backend=family,
+        width=64,
+        height=64,
+        num_frames=FRAMES[family],
+        steps=2,
+        seed=3,
+        image=png((220, 40, 40)),
+    )["result"]
+    video = app.client.get(result["video_url"]).content
+    assert probe_mp4(video).num_frames == FRAMES[family]
+    other = run_job(
+        app,
+        prompt="a cat walks",
+        backend=family,
+        width=64,
+        height=64,
+        num_frames=FRAMES[family],
+        steps=2,
+        seed=3,
+        image=png((40, 40, 220)),
+    )["result"]
+    # Same seed and prompt, another start image: the image reached the model.
+    assert first_frame(app.client.get(other["video_url"]).content).tolist() != first_frame(video).tolist()
+
+
+@pytest.mark.parametrize("family", IMAGE_TO_VIDEO)
+def test_image_that_is_not_a_picture_fails_with_a_clear_error(studio, family: str) -> None:
+    app, _ = studio
+    answer = app.submit(
+        prompt="x",
+        backend=family,
+        width=64,
+        height=64,
+        num_frames=FRAMES[family],
+        steps=2,
+        image=base64.b64encode(b"not a picture at all").decode(),
+    )
+    assert answer.status_code == 202
+    status = app.wait_done(answer.json()["id"], timeout=60)
+    assert status["status"] == "failed" and "not a readable picture" in status["error"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_cancel_mid_run(studio, family: str) -> None:
+    app, _ = studio
+    # 200 steps keeps even a tiny model busy for a few seconds.
+    job = app.submit(
+        prompt="a long night", backend=family, width=64, height=64, num_frames=FRAMES[family], steps=200, seed=1
+    ).json()
+
+    def stepping():
+        status = app.client.get(f"/api/v1/jobs/{job['id']}").json()
+        return status["status"] == "running" and "step" in status["message"] and status
+
+    seen = wait_for(stepping, 120, what="the model to be stepping")
+    assert app.client.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 202
+    done = app.wait_done(job["id"], timeout=60)
+    assert done["status"] == "canceled" and done["progress"] < 0.9, (seen, done)
+    # The worker is free again and the pipeline still works after the interruption.
+    run_job(app, prompt="after", backend=family, width=64, height=64, num_frames=FRAMES[family], steps=2, seed=1)
+
+
+RULE_BREAKS = {
+    "cogvideox": ({"num_frames": 10}, "num_frames", "9"),
+    "ltx-video": ({"num_frames": 12}, "num_frames", "9"),
+    "mochi": ({"num_frames": 9}, "num_frames", "7"),
+    "wan": ({"num_frames": 11}, "num_frames", "9"),
+}
+SIZE_BREAKS = {"cogvideox": 72, "ltx-video": 80, "mochi": 72, "wan": 72}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_rule_violations_refused_with_422(studio, family: str) -> None:
+    app, _ = studio
+    body = dict(prompt="x", backend=family, width=64, height=64, num_frames=FRAMES[family], steps=2)
+    change, field, nearest = RULE_BREAKS[family]
+    cases = [
+        ({**body, **change}, field, f"nearest valid value: {nearest}"),
+        ({**body, "width": SIZE_BREAKS[family]}, "width", "nearest valid value"),
+        ({**body, "height": 32}, "height", "nearest valid value: 64"),
+        ({**body, "model": "99b"}, "model", "must be one of"),
+        ({**body, "steps": 0}, "steps", "at least 1"),
+        ({**body, "fps": 1}, "fps", "fps must be"),
+    ]
+    if family not in IMAGE_TO_VIDEO:
+        cases.append(({**body, "image": png((0, 0, 0))}, "image", "does not do image-to-video"))
+    for sent, name, message in cases:
+        answer = app.submit(**sent)
+        error = answer.json()["error"]
+        assert answer.status_code == 422 and error["field"] == name and message in error["message"], (sent, error)
+
+
+def test_backends_describe_their_rules(studio) -> None:
+    app, _ = studio
+    listed = {b["name"]: b for b in app.client.get("/api/v1/backends").json()["backends"]}
+    rules = {
+        name: (listed[name]["frames"]["rule"], listed[name]["size"]["multiple"], listed[name]["fps"])
+        for name in FAMILIES
+    }
+    assert rules == {
+        "cogvideox": ("4k+1", 16, 8),
+        "ltx-video": ("8k+1", 32, 24),
+        "mochi": ("6k+1", 16, 30),
+        "wan": ("4k+1", 16, 16),
+    }
+    assert all(listed[n]["available"] and listed[n]["negative_prompt"] for n in FAMILIES)
+    assert "image-to-video" in listed["ltx-video"]["modes"] and listed["mochi"]["modes"] == ["text-to-video"]
+
+
+def test_backends_import_without_torch_and_say_why_they_are_unavailable() -> None:
+    code = (
+        "import sys, backends; from dailies.config import Settings\n"
+        "s = Settings.from_env({'DAILIES_DEVICE': 'auto'})\n"
+        "print([(b.name, b.availability().reason) for b in backends.all_backends(s) if b.family == 'open'])\n"
+        "print('torch' in sys.modules, 'diffusers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    reasons, imported = out.strip().splitlines()
+    assert imported == "False False"
+    from backends.diffusers_common import NO_GPU, gpu_visible
+
+    if not gpu_visible():
+        assert reasons.count(NO_GPU) == 4, reasons
+
+
+def test_memory_budget_evicts_the_least_recently_used_ltx_video_and_wan(
+    processes: Processes, tmp_path: Path, redis_server: str, tiny_models: dict[str, Path]
+) -> None:
+    # Its own Redis database, so the module's studio worker (database 0) cannot take these jobs.
+    redis_url = redis_server.rsplit("/", 1)[0] + "/1"
+    Redis.from_url(redis_url).flushdb()
+    # A budget below one tiny model: the worker keeps only the pipeline it used last.
+    processes.worker(redis_url, backends="ltx-video,wan", DAILIES_MODEL_MEMORY_GB="0.000001", **model_env(tiny_models))
+    app = start_app(processes, tmp_path, redis_url)
+    body = dict(prompt="a dog", width=64, height=64, num_frames=9, steps=2, seed=1)
+    for family in ("ltx-video", "wan", "ltx-video"):
+        run_job(app, backend=family, **body)
+    log = processes.started[0].output()
+    assert log.count("loading ltx-video text-to-video") == 2 and log.count("loading wan text-to-video") == 1, log
+    assert log.count("evicting") == 2
+
+
+def test_ltx_video_published_weights_from_the_hub_cache_offline_and_mochi_missing_weights(
+    processes: Processes, tmp_path: Path, redis_server: str, tiny_models: dict[str, Path]
+) -> None:
+    # The tiny LTX checkpoint sits in a Hub cache under the default variant's repo id, as a download would.
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--Lightricks--LTX-Video-0.9.1" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_models["ltx-video"], snapshot)
+    (cache / "models--Lightricks--LTX-Video-0.9.1" / "refs").mkdir()
+    (cache / "models--Lightricks--LTX-Video-0.9.1" / "refs" / "main").write_text("0" * 40)
+    redis_url = redis_server.rsplit("/", 1)[0] + "/2"
+    Redis.from_url(redis_url).flushdb()
+    processes.worker(
+        redis_url,
+        backends="ltx-video,mochi",
+        DAILIES_DEVICE="cpu",
+        HF_HUB_OFFLINE="1",
+        HF_HUB_CACHE=str(cache),
+        DAILIES_MODEL_MOCHI=str(tmp_path / "no-such-folder"),
+    )
+    app = start_app(processes, tmp_path, redis_url)
+    result = run_job(app, prompt="a dog", backend="ltx-video", width=64, height=64, num_frames=9, steps=2)["result"]
+    assert result["model"] == "Lightricks/LTX-Video-0.9.1" and result["num_frames"] == 9
+
+    failed = app.submit(prompt="a dog", backend="mochi", width=64, height=64, num_frames=7, steps=2).json()
+    status = app.wait_done(failed["id"], timeout=60)
+    assert status["status"] == "failed" and "could not load the Mochi 1 weights" in status["error"]
+    assert "DAILIES_MODEL_MOCHI" in status["error"]
