@@ -32,7 +32,10 @@ def _encode_to(path: str, frames: np.ndarray, fps: int, width: int, height: int)
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height = width - width % 2, height - height % 2
         stream.pix_fmt = "yuv420p"
-        stream.codec_context.options = {"crf": "20", "preset": "veryfast", "threads": "1"}
+        stream.codec_context.options = {"crf": "20", "preset": "veryfast"}
+        # PyAV defaults to automatic slice threads, whose split depends on the machine's load.
+        stream.codec_context.thread_count = 1
+        stream.codec_context.thread_type = "NONE"
         for frame in frames:
             picture = av.VideoFrame.from_ndarray(frame[: stream.height, : stream.width], format="rgb24")
             # Convert here: the encoder's own conversion gave different bytes for identical frames.
