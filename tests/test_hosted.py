@@ -273,6 +273,8 @@ def _redis_dump(redis: Redis) -> bytes:
             values = list(redis.smembers(key))
         elif kind == "zset":
             values = redis.zrange(key, 0, -1)
+        elif kind == "stream":  # RQ's results
+            values = [x for _, entry in redis.xrange(key) for kv in entry.items() for x in kv]
         else:
             raise AssertionError(f"unexpected Redis type {kind} at {key!r}")
         for value in [key, *values]:
