@@ -102,6 +102,12 @@ class HfInferenceBackend(HostedBackend):
             raise GenerationError(f"the Inference Provider refused the job: {reason}") from None
         except hf_httpx.ConnectError:
             raise RetryLater("could not reach the Inference Provider") from None
+        except (KeyError, TypeError, IndexError):
+            # huggingface_hub reads the provider's result without checking it: a refusal lands here.
+            raise GenerationError(
+                "the Inference Provider returned no video (a refused prompt looks like this; "
+                "huggingface_hub does not pass the provider's reason on)"
+            ) from None
         except (hf_httpx.TransportError, TimeoutError, ValueError) as exc:
             # Not retried: the job may be running (and billed) at the provider already.
             raise GenerationError(f"the Inference Provider call failed: {str(exc)[:300]}") from None

@@ -26,7 +26,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
-from backends.base import GenerationError, Request, Video
+from backends.base import Backend, GenerationError, Request, Video
 from backends.hosted_common import Misconfigured, Pending, PolledBackend, RetryLater, backoff
 from dailies.config import Settings
 from dailies.jobs import JOB_TTL, TERMINAL, decode, job_key, misconfigured_key, queue_name
@@ -61,7 +61,7 @@ def lock_key(job_id: str) -> str:
     return f"dailies:polling:{job_id}"
 
 
-def fail(redis: Redis, reporter: Reporter, backend: PolledBackend | Any, exc: GenerationError) -> str:
+def fail(redis: Redis, reporter: Reporter, backend: Backend, exc: GenerationError) -> str:
     """End the job with the provider's reason; a refused key marks the backend unavailable."""
     if isinstance(exc, Misconfigured):
         redis.set(misconfigured_key(backend.name), str(exc), ex=MISCONFIGURED_TTL)
@@ -113,7 +113,7 @@ def poll(
     redis: Redis, job_id: str, backend: PolledBackend, reporter: Reporter, settings: Settings, deliver: Deliver
 ) -> str:
     """One look at the remote job: reschedule it, or end it (video, failure, cancel, timeout)."""
-    if not redis.set(lock_key(job_id), 1, nx=True, ex=LEASE_S // 2):
+    if not redis.set(lock_key(job_id), 1, nx=True, ex=LEASE_S):
         return "busy"  # a duplicate of a poll still running elsewhere
     try:
         return _poll(redis, job_id, backend, reporter, settings, deliver)
@@ -173,9 +173,10 @@ def _poll(
             pipe.zadd(due, {job_id: time.time() + answer.after_s})
             pipe.execute()
         return "pending"
-    redis.hset(key, "remote_done", 1)
-    redis.hdel(key, "remote_position")
     redis.zrem(due, job_id)
+    if not redis.hsetnx(key, "remote_done", 1):
+        return "duplicate"  # a poll that outlived its lock already handed this video back
+    redis.hdel(key, "remote_position")
     return deliver(answer)
 
 
@@ -205,7 +206,7 @@ class Dispatcher(threading.Thread):
             queue = Queue(queue_name(name), connection=self.redis)
             for raw in due:
                 queue.enqueue_call(
-                    POLL, args=(raw.decode(),), timeout=self.poll_timeout, result_ttl=0, failure_ttl=JOB_TTL
+                    POLL, args=(raw.decode(), name), timeout=self.poll_timeout, result_ttl=0, failure_ttl=JOB_TTL
                 )
                 moved += 1
         return moved

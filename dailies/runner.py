@@ -83,10 +83,10 @@ def run(job: dict[str, Any]) -> str:
     return _hand_back(redis, reporter, job["id"], video, started)
 
 
-def poll(job_id: str) -> str:
+def poll(job_id: str, backend_name: str) -> str:
     """One poll step of a hosted job (enqueued by the worker's dispatcher when it is due)."""
     redis: Redis = get_current_job().connection
-    backend = backends.get(redis.hget(job_key(job_id), "backend").decode(), settings())
+    backend = backends.get(backend_name, settings())
     reporter = _Reporter(redis, job_id)
     started = float(redis.hget(job_key(job_id), "started") or time.time())
     return remote.poll(

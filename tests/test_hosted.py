@@ -27,6 +27,7 @@ CREATE = {  # the request that starts a remote job, per provider
     "replicate": r"^/replicate/v1/models/.+/predictions$",
 }
 STATUS = {
+    "hf": r"^/hfrouter/fal-ai/.+/status$",
     "openai": r"^/openai/v1/videos/\w+$",
     "fal": r"/requests/\w+/status$",
     "replicate": r"^/replicate/v1/predictions/\w+$",
@@ -123,12 +124,17 @@ def test_retry_429_and_5xx_honours_retry_after(app: App, server: HostedServer, p
     assert server.count("POST", CREATE[provider]) == 2 and len(server.remotes) == 1  # one refused, one job
 
 
-@pytest.mark.parametrize("provider", ["openai", "fal", "replicate"])
+@pytest.mark.parametrize("provider", ["hf", "openai", "fal", "replicate"])
 def test_content_policy_refusal_is_final_with_the_providers_reason(app: App, server: HostedServer, provider: str):
     server.script.outcome = "policy"
     job_id = submit(app, provider)
     done = app.wait_done(job_id, timeout=60)
-    reason = {"openai": "blocked by our moderation", "fal": "flagged by a content checker", "replicate": "NSFW"}
+    reason = {
+        "hf": "a refused prompt",
+        "openai": "blocked by our moderation",
+        "fal": "flagged by a content checker",
+        "replicate": "NSFW",
+    }
     assert done["status"] == "failed" and reason[provider] in done["error"], done
     assert server.count("POST", CREATE[provider]) == 1
     assert app.client.get("/api/v1/generations").json()["items"] == []
@@ -194,6 +200,18 @@ def test_cancel_reaches_the_provider(app: App, server: HostedServer, provider: s
     assert app.wait_done(job_id, timeout=30)["status"] == "canceled"
     method, path = CANCEL[provider]
     assert server.count(method, path) == 1 and all(r.canceled for r in server.remotes.values())
+
+
+def test_hf_cancel_is_answered_while_the_provider_works(app: App, server: HostedServer) -> None:
+    server.script.outcome = "stuck"  # InferenceClient gives no remote id: the provider's run is left to finish
+    job_id = submit(app, "hf")
+    wait_for(lambda: server.count("GET", STATUS["hf"]) >= 1, timeout=30, what="a first poll")
+    running = status(app, job_id)
+    assert running["status"] == "running" and "waiting for the provider" in running["message"]
+    assert app.client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 202
+    assert app.wait_done(job_id, timeout=30)["status"] == "canceled"
+    server.script.outcome = "ok"
+    assert app.wait_done(submit(app, "fal"), timeout=60)["status"] == "succeeded"  # the worker moved on
 
 
 @pytest.mark.parametrize("provider", ["openai", "fal", "replicate"])
