@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if not availability.usable:
             raise SystemExit(f"backend {name} is not usable here: {availability.reason}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per provider request is noise
     redis = Redis.from_url(settings.redis_url)
     # A restart is how a fixed key takes effect; hosted jobs' polls are moved by this process.
     redis.delete(*[misconfigured_key(n) for n in names])

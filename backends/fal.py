@@ -23,7 +23,10 @@ REQUEST_ID = re.compile(r"[\w-]{1,100}")
 class FalBackend(PolledBackend):
     name = "fal"
     display_name = "fal (hosted)"
-    description = "Runs the prompt on a fal app through fal's queue; its queue position and logs show here."
+    description = (
+        "Runs the prompt on a fal app through fal's queue; its queue position and logs show here. "
+        "Size and length are the app's own defaults."
+    )
     provider = "fal"
     key_env = "FAL_KEY"
     url_env = "FAL_QUEUE_URL"

@@ -33,7 +33,10 @@ PREDICTION_ID = re.compile(r"[\w-]{1,100}")
 class ReplicateBackend(PolledBackend):
     name = "replicate"
     display_name = "Replicate (hosted)"
-    description = "Runs the prompt on a Replicate model; progress comes from the model's own log."
+    description = (
+        "Runs the prompt on a Replicate model; progress comes from the model's own log. "
+        "Size and length are the model's own defaults."
+    )
     provider = "Replicate"
     key_env = "REPLICATE_API_TOKEN"
     url_env = "REPLICATE_API_URL"

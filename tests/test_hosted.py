@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import signal
 import subprocess
 import sys
@@ -91,6 +92,21 @@ def test_openai_sends_seconds_and_size_and_takes_no_seed(app: App, server: Hoste
         "size": "720x1280",
     }
     assert server.count("DELETE", r"^/openai/v1/videos/\w+$") == 1  # the endpoint's copy is freed
+
+
+def test_openai_image_to_video_sends_the_reference(app: App, server: HostedServer) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(64)  # the endpoint checks the image, we pass it on
+    job_id = submit(app, "openai", image=base64.b64encode(png).decode())
+    assert app.wait_done(job_id, timeout=60)["status"] == "succeeded"
+    assert server.bodies[-1]["input_reference"] == png
+
+
+def test_fal_retry_after_is_honoured_and_shown(app: App, server: HostedServer) -> None:
+    server.script.poll_errors, server.script.retry_after = [429], "6"
+    job_id = submit(app, "fal")
+    waiting = wait_for(lambda: "trying again" in (s := status(app, job_id))["message"] and s, timeout=30, what="retry")
+    assert waiting["message"] == "fal answered HTTP 429; trying again in 6 s" and waiting["status"] == "running"
+    assert app.wait_done(job_id, timeout=60)["status"] == "succeeded"
 
 
 def test_fal_queue_position_and_progress_show_in_job_status(app: App, server: HostedServer) -> None:
