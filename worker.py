@@ -39,7 +39,8 @@ class DailiesWorker(SimpleWorker):
         def beat() -> None:
             while not done.wait(self.beat_s):
                 self.maintain_heartbeats(job, execution)
-                self.connection.hset(job_key(job.id), "heartbeat", time.time())
+                # A hosted job's poll step beats for the job it polls.
+                self.connection.hset(job_key(job.meta.get("job", job.id)), "heartbeat", time.time())
 
         thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
         thread.start()

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue
 
@@ -61,6 +62,14 @@ def lock_key(job_id: str) -> str:
     return f"dailies:polling:{job_id}"
 
 
+def schedule(redis: Redis | Pipeline, backend: str, job_id: str, after_s: float) -> None:
+    """The job's next poll, due in `after_s`. Its heartbeat is set to that time: a job whose
+    poll is long overdue has no worker left to move it, and the app reports it failed."""
+    due = time.time() + after_s
+    redis.zadd(due_key(backend), {job_id: due})
+    redis.hset(job_key(job_id), "heartbeat", due)
+
+
 def fail(redis: Redis, reporter: Reporter, backend: Backend, exc: GenerationError) -> str:
     """End the job with the provider's reason; a refused key marks the backend unavailable."""
     if isinstance(exc, Misconfigured):
@@ -74,7 +83,7 @@ def submit(redis: Redis, request: Request, backend: PolledBackend, reporter: Rep
     key = job_key(request.id)
     remote, submitting = redis.hmget(key, "remote", "remote_submitting")
     if remote:  # this step ran before and got as far as the provider: resume polling
-        redis.zadd(due_key(backend.name), {request.id: time.time()})
+        schedule(redis, backend.name, request.id, 0)
         return "polling"
     if submitting:
         reporter.end(
@@ -104,7 +113,7 @@ def submit(redis: Redis, request: Request, backend: PolledBackend, reporter: Rep
     with redis.pipeline() as pipe:
         pipe.hset(key, mapping={"remote": json.dumps(state), "message": f"sent to {backend.provider}"})
         pipe.hdel(key, "remote_submitting")
-        pipe.zadd(due_key(backend.name), {request.id: time.time() + backend.poll_every})
+        schedule(pipe, backend.name, request.id, backend.poll_every)
         pipe.execute()
     return "submitted"
 
@@ -151,7 +160,7 @@ def _poll(
         wait = exc.after_s if exc.after_s is not None else backoff(tries)
         with redis.pipeline() as pipe:
             pipe.hset(key, "message", f"{exc.reason}; trying again in {wait:.0f} s")
-            pipe.zadd(due, {job_id: time.time() + wait})
+            schedule(pipe, backend.name, job_id, wait)
             pipe.execute()
         return "retry"
     except GenerationError as exc:
@@ -170,7 +179,7 @@ def _poll(
                 pipe.hset(key, "remote_position", answer.position)
             else:
                 pipe.hdel(key, "remote_position")
-            pipe.zadd(due, {job_id: time.time() + answer.after_s})
+            schedule(pipe, backend.name, job_id, answer.after_s)
             pipe.execute()
         return "pending"
     redis.zrem(due, job_id)
@@ -206,7 +215,12 @@ class Dispatcher(threading.Thread):
             queue = Queue(queue_name(name), connection=self.redis)
             for raw in due:
                 queue.enqueue_call(
-                    POLL, args=(raw.decode(), name), timeout=self.poll_timeout, result_ttl=0, failure_ttl=JOB_TTL
+                    POLL,
+                    args=(raw.decode(), name),
+                    meta={"job": raw.decode()},
+                    timeout=self.poll_timeout,
+                    result_ttl=0,
+                    failure_ttl=JOB_TTL,
                 )
                 moved += 1
         return moved
