@@ -20,8 +20,10 @@ from rq.queue import Queue
 from rq.worker import WorkerStatus
 
 import backends
+from backends.hosted_common import PolledBackend
 from dailies.config import Settings
-from dailies.jobs import job_key, queue_name
+from dailies.jobs import job_key, misconfigured_key, queue_name
+from dailies.remote import Dispatcher
 
 
 class DailiesWorker(SimpleWorker):
@@ -37,7 +39,8 @@ class DailiesWorker(SimpleWorker):
         def beat() -> None:
             while not done.wait(self.beat_s):
                 self.maintain_heartbeats(job, execution)
-                self.connection.hset(job_key(job.id), "heartbeat", time.time())
+                # A hosted job's poll step beats for the job it polls.
+                self.connection.hset(job_key(job.meta.get("job", job.id)), "heartbeat", time.time())
 
         thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
         thread.start()
@@ -74,7 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         if not availability.usable:
             raise SystemExit(f"backend {name} is not usable here: {availability.reason}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per provider request is noise
     redis = Redis.from_url(settings.redis_url)
+    # A restart is how a fixed key takes effect; hosted jobs' polls are moved by this process.
+    redis.delete(*[misconfigured_key(n) for n in names])
+    polled = [n for n in names if isinstance(backends.get(n, settings), PolledBackend)]
+    if polled:
+        Dispatcher(redis, polled, settings.job_timeout).start()
     worker = DailiesWorker(
         [queue_name(n) for n in names],
         connection=redis,

@@ -6,14 +6,29 @@ from functools import cache
 
 from backends.base import Backend
 from backends.cogvideox import CogVideoXBackend
+from backends.fal import FalBackend
+from backends.hf_inference import HfInferenceBackend
 from backends.ltx_video import LTXVideoBackend
 from backends.mochi import MochiBackend
+from backends.openai_videos import OpenAIVideosBackend
 from backends.preview import PreviewBackend
+from backends.replicate import ReplicateBackend
 from backends.wan import WanBackend
 from dailies.config import Settings
 
 BACKEND_CLASSES: dict[str, type[Backend]] = {
-    cls.name: cls for cls in (PreviewBackend, CogVideoXBackend, LTXVideoBackend, MochiBackend, WanBackend)
+    cls.name: cls
+    for cls in (
+        PreviewBackend,
+        CogVideoXBackend,
+        LTXVideoBackend,
+        MochiBackend,
+        WanBackend,
+        HfInferenceBackend,
+        OpenAIVideosBackend,
+        FalBackend,
+        ReplicateBackend,
+    )
 }
 
 

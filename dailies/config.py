@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -22,6 +22,10 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw) if raw else default
     except ValueError:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
+HOSTED_KEYS = ("HF_TOKEN", "OPENAI_VIDEOS_API_KEY", "FAL_KEY", "REPLICATE_API_TOKEN")
+HOSTED_URLS = ("OPENAI_VIDEOS_BASE_URL", "FAL_QUEUE_URL", "REPLICATE_API_URL")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,13 @@ class Settings:
     hf_token: str | None
     hf_dataset_repo: str | None
     commit_every: float
+    # Hosted backends. Keys stay out of repr so a logged Settings never shows them.
+    hosted_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    hosted_urls: tuple[tuple[str, str], ...] = ()
+    hosted_allow_private: bool = False
+    hosted_max_bytes: int = 200 * 1024 * 1024
+    hosted_retries: int = 6
+    hf_bill_to: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,7 +78,20 @@ class Settings:
             hf_token=env.get("HF_TOKEN") or None,
             hf_dataset_repo=env.get("HF_DATASET_REPO") or None,
             commit_every=_float(env, "DAILIES_COMMIT_EVERY", 60.0),
+            hosted_keys=tuple((name, env[name]) for name in HOSTED_KEYS if env.get(name)),
+            hosted_urls=tuple((name, env[name].rstrip("/")) for name in HOSTED_URLS if env.get(name)),
+            # Tests (and self-hosted gateways on a LAN) need plain http and private addresses.
+            hosted_allow_private=env.get("DAILIES_HOSTED_ALLOW_PRIVATE", "0") == "1",
+            hosted_max_bytes=_int(env, "DAILIES_HOSTED_MAX_MB", 200) * 1024 * 1024,
+            hosted_retries=_int(env, "DAILIES_HOSTED_RETRIES", 6),
+            hf_bill_to=env.get("DAILIES_HF_BILL_TO") or None,
         )
+
+    def hosted_key(self, name: str) -> str | None:
+        return dict(self.hosted_keys).get(name)
+
+    def hosted_url(self, name: str, default: str | None = None) -> str | None:
+        return dict(self.hosted_urls).get(name, default)
 
     @property
     def dataset_dir(self) -> Path:

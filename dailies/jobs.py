@@ -46,6 +46,11 @@ def result_key(job_id: str) -> str:
     return f"dailies:result:{job_id}"
 
 
+def misconfigured_key(backend: str) -> str:
+    """Set by a worker whose provider refused its key; the reason (never the key) makes the backend unavailable."""
+    return f"dailies:backend:{backend}:misconfigured"
+
+
 def queue_name(backend: str) -> str:
     return f"dailies:{backend}"
 
@@ -66,6 +71,10 @@ def user_key(user: str) -> str:
 
 def decode(raw: dict[bytes, bytes]) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value else None
 
 
 def recipe(job: dict[str, Any]) -> dict[str, Any]:
@@ -151,9 +160,11 @@ class Jobs:
             raise ApiError(404, "not_found", f"no job {job_id!r}")
         status = raw["status"]
         now = time.time()
+        # A hosted job between polls runs no RQ job; its heartbeat is the due time of its next poll.
         last_beat = float(raw.get("heartbeat", now))
         silent = status == "running" and now - last_beat > STALE_BEATS * self.settings.heartbeat_s
-        if silent or (status not in TERMINAL and self._rq_status(job_id) in ("failed", "stopped", None)):
+        hosted = "remote" in raw
+        if silent or (status not in TERMINAL and not hosted and self._rq_status(job_id) in ("failed", "stopped", None)):
             # The worker died (or the job expired) without writing an end state.
             status = "failed"
             raw.setdefault("error", "the worker stopped while running this job; please submit it again")
@@ -163,13 +174,15 @@ class Jobs:
         elapsed = ((finished or now) - started) if started else 0.0
         eta = elapsed * (1 - progress) / progress if status == "running" and progress >= 0.02 else None
         request = json.loads(raw["request"])
+        # Queued: our queue; running on a hosted backend: the provider's queue, when it says.
+        position = self._position(raw["backend"], job_id) if status == "queued" else _int(raw.get("remote_position"))
         return {
             "id": job_id,
             "status": status,
             "backend": raw["backend"],
             "progress": progress if status != "succeeded" else 1.0,
             "message": raw.get("message", ""),
-            "position": self._position(raw["backend"], job_id) if status == "queued" else None,
+            "position": position,
             "elapsed_s": round(elapsed, 3),
             "eta_s": round(eta, 1) if eta is not None else None,
             "seed": request.get("seed"),

@@ -18,7 +18,9 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 import backends
-from backends.base import Cancelled, GenerationError, Request
+from backends.base import Cancelled, GenerationError, Request, Video
+from backends.hosted_common import PolledBackend
+from dailies import remote
 from dailies.config import Settings
 from dailies.jobs import COLLECT, cancel_key, job_key, result_key
 
@@ -62,14 +64,15 @@ def run(job: dict[str, Any]) -> str:
     )
     backend = backends.get(job["backend"], settings())
     request = Request(**{k: v for k, v in job.items() if k in Request.__dataclass_fields__})
+    if isinstance(backend, PolledBackend):
+        return remote.submit(redis, request, backend, reporter, settings())
     try:
         video = backend.generate(request, reporter.progress, reporter.cancelled)
     except Cancelled:
         reporter.end("canceled")
         return "canceled"
     except GenerationError as exc:
-        reporter.end("failed", error=str(exc))
-        return "failed"
+        return remote.fail(redis, reporter, backend, exc)
     except JobTimeoutException:
         reporter.end("failed", error=f"the job ran longer than its limit of {rq_job.timeout} s")
         raise
@@ -77,7 +80,22 @@ def run(job: dict[str, Any]) -> str:
         log.exception("job %s failed in backend %s", job["id"], job["backend"])
         reporter.end("failed", error=f"{backend.display_name} failed; the error is in the worker's log")
         raise
+    return _hand_back(redis, reporter, job["id"], video, started)
 
+
+def poll(job_id: str, backend_name: str) -> str:
+    """One poll step of a hosted job (enqueued by the worker's dispatcher when it is due)."""
+    redis: Redis = get_current_job().connection
+    backend = backends.get(backend_name, settings())
+    reporter = _Reporter(redis, job_id)
+    started = float(redis.hget(job_key(job_id), "started") or time.time())
+    return remote.poll(
+        redis, job_id, backend, reporter, settings(), lambda video: _hand_back(redis, reporter, job_id, video, started)
+    )
+
+
+def _hand_back(redis: Redis, reporter: _Reporter, job_id: str, video: Video, started: float) -> str:
+    """The video and its metadata into Redis for the collector."""
     size = len(video.mp4) + len(video.poster)
     if size > settings().result_max_bytes:
         reporter.end(
@@ -95,9 +113,9 @@ def run(job: dict[str, Any]) -> str:
         "finished": time.time(),
     }
     with redis.pipeline() as pipe:
-        pipe.hset(result_key(job["id"]), mapping={"video": video.mp4, "poster": video.poster, "meta": json.dumps(meta)})
-        pipe.expire(result_key(job["id"]), settings().result_ttl)
-        pipe.hset(job_key(job["id"]), mapping={"progress": 0.99, "message": "saving"})
-        pipe.lpush(COLLECT, job["id"])
+        pipe.hset(result_key(job_id), mapping={"video": video.mp4, "poster": video.poster, "meta": json.dumps(meta)})
+        pipe.expire(result_key(job_id), settings().result_ttl)
+        pipe.hset(job_key(job_id), mapping={"progress": 0.99, "message": "saving"})
+        pipe.lpush(COLLECT, job_id)
         pipe.execute()
     return "done"

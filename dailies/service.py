@@ -18,7 +18,7 @@ from dailies.config import Settings
 from dailies.dataset import LocalDataset
 from dailies.errors import ApiError
 from dailies.index import Index
-from dailies.jobs import Jobs, queue_name
+from dailies.jobs import Jobs, misconfigured_key, queue_name
 
 WORKERS_FRESH_S = 2.0
 
@@ -66,6 +66,9 @@ class Service:
 
     def availability(self, backend: Backend) -> Availability:
         """Usable when a worker serves its queue, or (embedded) this machine can run it."""
+        refused = self.redis.get(misconfigured_key(backend.name))
+        if refused:
+            return Availability(False, f"misconfigured: {refused.decode()}")
         queue = queue_name(backend.name)
         served = any(queue in w["queues"] for w in self.workers()) or any(
             queue in w["queues"] for w in self.workers(fresh=True)

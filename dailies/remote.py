@@ -1,0 +1,226 @@
+"""Hosted jobs without a waiting worker: submit once, then poll steps enqueued after a delay.
+
+The remote state (ids, no key) goes into the job hash, field `remote`, before any wait. A job's
+next poll is its score (due time) in the sorted set `dailies:due:<backend>`. Each worker that
+serves a polled backend runs a `Dispatcher` thread that claims due entries (one Lua script, so
+one worker per entry) and enqueues a poll step on the backend's RQ queue. A claim moves the
+entry one lease ahead, so if the worker dies mid-poll another picks the job up after the lease;
+the poll step sets the real next time, or removes the entry when the job ends. A restarted
+worker thus resumes the same remote job and never submits it again.
+
+RQ's own scheduler (`enqueue_in` + `with_scheduler`) was not used: it runs in a forked process
+holding a per-queue lock under a random name for 61 s, so after a crash a new worker waits for
+that lock and for its next maintenance pass (minutes) before delayed jobs move again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from redis import Redis
+from redis.client import Pipeline
+from redis.exceptions import RedisError
+from rq import Queue
+
+from backends.base import Backend, GenerationError, Request, Video
+from backends.hosted_common import Misconfigured, Pending, PolledBackend, RetryLater, backoff
+from dailies.config import Settings
+from dailies.jobs import JOB_TTL, TERMINAL, decode, job_key, misconfigured_key, queue_name
+
+log = logging.getLogger("dailies.remote")
+POLL = "dailies.runner.poll"
+LEASE_S = 60  # a claimed poll that has not reported back by then is claimed again
+SUBMIT_WAIT_MAX_S = 30  # longest pause between tries of a create the provider asked us to retry
+MISCONFIGURED_TTL = 3600
+DISPATCH_EVERY_S = 0.5
+CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 200)
+for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return due
+"""
+
+
+class Reporter(Protocol):
+    def progress(self, fraction: float, message: str = "") -> None: ...
+    def cancelled(self) -> bool: ...
+    def end(self, status: str, **fields: Any) -> None: ...
+
+
+Deliver = Callable[[Video], str]
+
+
+def due_key(backend: str) -> str:
+    return f"dailies:due:{backend}"
+
+
+def lock_key(job_id: str) -> str:
+    return f"dailies:polling:{job_id}"
+
+
+def schedule(redis: Redis | Pipeline, backend: str, job_id: str, after_s: float) -> None:
+    """The job's next poll, due in `after_s`. Its heartbeat is set to that time: a job whose
+    poll is long overdue has no worker left to move it, and the app reports it failed."""
+    due = time.time() + after_s
+    redis.zadd(due_key(backend), {job_id: due})
+    redis.hset(job_key(job_id), "heartbeat", due)
+
+
+def fail(redis: Redis, reporter: Reporter, backend: Backend, exc: GenerationError) -> str:
+    """End the job with the provider's reason; a refused key marks the backend unavailable."""
+    if isinstance(exc, Misconfigured):
+        redis.set(misconfigured_key(backend.name), str(exc), ex=MISCONFIGURED_TTL)
+    reporter.end("failed", error=str(exc))
+    return "failed"
+
+
+def submit(redis: Redis, request: Request, backend: PolledBackend, reporter: Reporter, settings: Settings) -> str:
+    """Send the job once and store its remote state; the first poll is then due."""
+    key = job_key(request.id)
+    remote, submitting = redis.hmget(key, "remote", "remote_submitting")
+    if remote:  # this step ran before and got as far as the provider: resume polling
+        schedule(redis, backend.name, request.id, 0)
+        return "polling"
+    if submitting:
+        reporter.end(
+            "failed",
+            error=f"the worker stopped while sending this job to {backend.provider}; "
+            "it was not sent again so that it is not paid twice",
+        )
+        return "failed"
+    redis.hset(key, "remote_submitting", 1)
+    tries = 0
+    while True:
+        try:
+            state = backend.submit(request)
+            break
+        except RetryLater as exc:
+            tries += 1
+            wait = exc.after_s if exc.after_s is not None else backoff(tries)
+            if tries > settings.hosted_retries or wait > SUBMIT_WAIT_MAX_S:
+                return fail(redis, reporter, backend, GenerationError(f"{exc.reason}; try again later"))
+            reporter.progress(0.0, f"{exc.reason}; trying again in {wait:.0f} s")
+            time.sleep(wait)
+            if reporter.cancelled():
+                reporter.end("canceled")
+                return "canceled"
+        except GenerationError as exc:
+            return fail(redis, reporter, backend, exc)
+    with redis.pipeline() as pipe:
+        pipe.hset(key, mapping={"remote": json.dumps(state), "message": f"sent to {backend.provider}"})
+        pipe.hdel(key, "remote_submitting")
+        schedule(pipe, backend.name, request.id, backend.poll_every)
+        pipe.execute()
+    return "submitted"
+
+
+def poll(
+    redis: Redis, job_id: str, backend: PolledBackend, reporter: Reporter, settings: Settings, deliver: Deliver
+) -> str:
+    """One look at the remote job: reschedule it, or end it (video, failure, cancel, timeout)."""
+    if not redis.set(lock_key(job_id), 1, nx=True, ex=LEASE_S):
+        return "busy"  # a duplicate of a poll still running elsewhere
+    try:
+        return _poll(redis, job_id, backend, reporter, settings, deliver)
+    finally:
+        redis.delete(lock_key(job_id))
+
+
+def _poll(
+    redis: Redis, job_id: str, backend: PolledBackend, reporter: Reporter, settings: Settings, deliver: Deliver
+) -> str:
+    key, due = job_key(job_id), due_key(backend.name)
+    raw = decode(redis.hgetall(key))
+    if not raw or raw["status"] in TERMINAL or "remote" not in raw or raw.get("remote_done"):
+        redis.zrem(due, job_id)
+        return "gone"
+    state = json.loads(raw["remote"])
+
+    def end(status: str, **fields: Any) -> str:
+        redis.zrem(due, job_id)
+        reporter.end(status, **fields)
+        return status
+
+    if reporter.cancelled():
+        backend.cancel(state)
+        return end("canceled")
+    if time.time() - float(raw["started"]) > settings.job_timeout:
+        backend.cancel(state)
+        return end("failed", error=f"{backend.provider} did not finish within {settings.job_timeout} s")
+    try:
+        answer = backend.poll(state)
+    except RetryLater as exc:
+        tries = redis.hincrby(key, "remote_retries", 1)
+        if tries > settings.hosted_retries:
+            return end("failed", error=f"{exc.reason}; gave up after {tries} tries")
+        wait = exc.after_s if exc.after_s is not None else backoff(tries)
+        with redis.pipeline() as pipe:
+            pipe.hset(key, "message", f"{exc.reason}; trying again in {wait:.0f} s")
+            schedule(pipe, backend.name, job_id, wait)
+            pipe.execute()
+        return "retry"
+    except GenerationError as exc:
+        redis.zrem(due, job_id)
+        return fail(redis, reporter, backend, exc)
+    except Exception:
+        log.exception("polling job %s on %s failed", job_id, backend.name)
+        return end("failed", error=f"{backend.display_name} failed; the error is in the worker's log")
+    if isinstance(answer, Pending):
+        mapping: dict[str, Any] = {"message": answer.message, "remote_retries": 0}
+        if answer.progress is not None:
+            mapping["progress"] = round(min(max(answer.progress, 0.0), 0.99), 4)
+        with redis.pipeline() as pipe:
+            pipe.hset(key, mapping=mapping)
+            if answer.position is not None:
+                pipe.hset(key, "remote_position", answer.position)
+            else:
+                pipe.hdel(key, "remote_position")
+            schedule(pipe, backend.name, job_id, answer.after_s)
+            pipe.execute()
+        return "pending"
+    redis.zrem(due, job_id)
+    if not redis.hsetnx(key, "remote_done", 1):
+        return "duplicate"  # a poll that outlived its lock already handed this video back
+    redis.hdel(key, "remote_position")
+    return deliver(answer)
+
+
+class Dispatcher(threading.Thread):
+    """Moves due polls of these backends onto their RQ queues (one per worker process)."""
+
+    def __init__(self, redis: Redis, backend_names: list[str], poll_timeout: int) -> None:
+        super().__init__(name="dispatcher", daemon=True)
+        self.redis, self.names, self.poll_timeout = redis, backend_names, poll_timeout
+        self.claim = redis.register_script(CLAIM)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(DISPATCH_EVERY_S):
+            try:
+                self.dispatch()
+            except RedisError:
+                log.warning("dispatcher: Redis unreachable; trying again", exc_info=True)
+
+    def dispatch(self) -> int:
+        moved = 0
+        for name in self.names:
+            now = time.time()
+            due = self.claim(keys=[due_key(name)], args=[now, now + LEASE_S])
+            if not due:
+                continue
+            queue = Queue(queue_name(name), connection=self.redis)
+            for raw in due:
+                queue.enqueue_call(
+                    POLL,
+                    args=(raw.decode(), name),
+                    meta={"job": raw.decode()},
+                    timeout=self.poll_timeout,
+                    result_ttl=0,
+                    failure_ttl=JOB_TTL,
+                )
+                moved += 1
+        return moved
