@@ -43,7 +43,7 @@ class Settings:
     user_max_active: int
     queue_max: int
     trust_forwarded: bool
-    hf_token: str | None
+    hf_token: str | None = field(repr=False)
     hf_dataset_repo: str | None
     commit_every: float
     # Hosted backends. Keys stay out of repr so a logged Settings never shows them.
