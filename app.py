@@ -41,7 +41,7 @@ def create_app(service: Service) -> FastAPI:
         demo,
         path="",
         allowed_paths=[str(service.dataset.root)],
-        css_paths=[STATIC / "dailies.css"],
+        css_paths=[STATIC / "dailies.css", STATIC / "gallery.css"],
         footer_links=["api"],
     )
 

@@ -33,10 +33,10 @@ DOWNLOAD_THREADS = 8
 class HubRepo:
     """One dataset repo. The token stays inside HfApi: it is never logged or stored."""
 
-    def __init__(self, repo_id: str, token: str | None, cache_dir: Path) -> None:
+    def __init__(self, repo_id: str, token: str | None, cache_dir: Path, endpoint: str | None = None) -> None:
         self.repo_id = repo_id
         self.token = token
-        self.api = HfApi(token=token)  # HF_ENDPOINT is honoured by huggingface_hub itself
+        self.api = HfApi(endpoint=endpoint, token=token)  # without one, huggingface_hub honours HF_ENDPOINT
         self.cache_dir = cache_dir
         self.private: bool | None = None  # learnt from repo_info
 

@@ -19,7 +19,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,9 +135,15 @@ class PublishQueue:
 
 class Publisher:
     def __init__(
-        self, repo: HubRepo, dataset: LocalDataset, queue: PublishQueue, index: Index, commit_every: float
+        self,
+        repo: HubRepo,
+        dataset: LocalDataset,
+        queue: PublishQueue,
+        index: Index,
+        commit_every: float,
+        clock: Callable[[], float] = time.time,  # the benchmark runs it on a simulated clock
     ) -> None:
-        self.repo, self.dataset, self.queue, self.index = repo, dataset, queue, index
+        self.repo, self.dataset, self.queue, self.index, self.clock = repo, dataset, queue, index, clock
         self.commit_every = max(0.0, commit_every)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -185,14 +191,14 @@ class Publisher:
             "last_commit": self.last_commit,
             "last_error": self.last_error,
             "failures": self._failures,
-            "next_attempt_in_s": None if due is None else round(max(0.0, due - time.time()), 1),
+            "next_attempt_in_s": None if due is None else round(max(0.0, due - self.clock()), 1),
             "commits_last_hour": len(self._window()),
         }
 
     # --- the thread ---------------------------------------------------------------------------
 
     def _window(self) -> list[float]:
-        now = time.time()
+        now = self.clock()
         return [t for t in self._recent if now - t < 3600]
 
     def _next_attempt(self) -> float:
@@ -202,14 +208,18 @@ class Publisher:
             due = max(due, recent[-HOURLY_MAX] + 3600)
         return due
 
+    def step(self) -> float | None:
+        """Commit if one is due; return the seconds until the next attempt (None: nothing waits)."""
+        if self.queue.pending_count() and self._next_attempt() <= self.clock():
+            self._attempt()
+        return self._next_attempt() - self.clock() if self.queue.pending_count() else None
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
-            wait = self._next_attempt() - time.time() if self.queue.pending_count() else None
-            if wait is not None and wait <= 0:
-                self._attempt()
-                continue
-            self._wake.wait(wait)
+            wait = self.step()
+            if wait is None or wait > 0:
+                self._wake.wait(wait)
 
     def _attempt(self) -> None:
         try:
@@ -218,7 +228,7 @@ class Publisher:
             self._failures += 1
             backoff = min(BACKOFF_MAX_S, max(0.5, min(self.commit_every, 30.0)) * 2 ** (self._failures - 1))
             retry_after = _retry_after(exc)
-            self._retry_at = time.time() + max(backoff, retry_after or 0.0)
+            self._retry_at = self.clock() + max(backoff, retry_after or 0.0)
             self.last_error = short_error(exc)
             log.warning("publishing failed (attempt %d, next in %.0f s): %s", self._failures, backoff, self.last_error)
         else:
@@ -285,7 +295,7 @@ class Publisher:
         return ops, metadata
 
     def _after_commit(self, sha: str, rows: int) -> None:
-        now = time.time()
+        now = self.clock()
         self._recent = [*self._window(), now]
         self.last_commit = {"sha": sha, "at": now, "rows": rows}
         self.queue.set_state("recent_commits", json.dumps(self._recent))
