@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gradio_client import Client
+from redis import Redis
 
 from dailies.dataset import COLUMNS
 from tests.conftest import App, Processes, start_app, wait_for
@@ -71,7 +73,7 @@ def publisher(app: App) -> dict:
 
 
 def test_nine_generations_through_an_outage_land_once_in_few_commits(
-    hub: HubServer, processes: Processes, tmp_path: Path, redis_url: str
+    hub: HubServer, processes: Processes, tmp_path: Path, redis_url: str, redis: Redis
 ) -> None:
     processes.worker(redis_url)
     app = start_app(processes, tmp_path, redis_url, **hub_env(hub, every=2))
@@ -102,9 +104,12 @@ def test_nine_generations_through_an_outage_land_once_in_few_commits(
     assert video.status_code == 200 and video.content == hub.files(REPO)[found[0]["video_url"].split("/main/")[1]]
     storm = app.client.get("/api/v1/generations", params={"q": "storm"}).json()["items"]
     assert {g["id"] for g in storm} == set(during)
+    grid = Client(app.url, verbose=False).predict("harbour crane", "", api_name="/gallery")  # the page's own search
+    assert all(f'data-id="{i}"' in grid for i in ids), grid
 
-    # The token never reaches the dataset or the logs.
+    # The token never reaches the dataset, Redis or the logs.
     assert not any(hub.token.encode() in content for content in hub.files(REPO).values())
+    assert not any(hub.token.encode() in (redis.dump(k) or b"") for k in redis.keys("*"))
     app.proc.stop()
     assert hub.token not in app.proc.output()
     local = [p for p in (tmp_path / "data" / "dataset").rglob("*") if p.is_file()]
@@ -220,7 +225,9 @@ def test_layout_loads_with_the_video_folder_builder(
     assert kinds.most_common(1)[0][0] == ".mp4" and set(kinds) == {".mp4", ".jsonl"}
 
     datasets = pytest.importorskip("datasets")
-    loaded = datasets.load_dataset(str(remote), split="train").cast_column("video", datasets.Video(decode=False))
+    loaded = datasets.load_dataset(str(remote), split="train", cache_dir=str(tmp_path / "datasets-cache")).cast_column(
+        "video", datasets.Video(decode=False)
+    )
     assert sorted(loaded["id"]) == sorted(remote_ids(hub)) and len(loaded) == 3 and ids[0] in loaded["id"]
     assert set(loaded.column_names) == {"video", *COLUMNS} - {"file_name"}
     assert loaded.features["seed"].dtype == "int64" and loaded.features["duration_s"].dtype == "float64"
