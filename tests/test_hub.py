@@ -184,6 +184,18 @@ def test_fresh_replica_rebuilds_its_index_from_the_hub(
     wait_for(lambda: again.client.get("/api/v1/healthz").json()["index_sync"]["sha"], what="the sync")
     assert again.client.get("/api/v1/healthz").json()["generations"] == 3
     assert not [r for r in hub.requests if "/resolve/" in r[1]]
+    again.proc.stop()
+
+    # Another replica commits a batch: the next start fetches that one metadata file only.
+    row = {**hub.metadata_rows(REPO)[0], "id": "f" * 24, "file_name": "f" * 24 + ".mp4", "prompt": "glacier lake"}
+    folder = f"data/{row['created_at'][:10]}/{'e' * 24}"
+    hub.add_commit(REPO, {f"{folder}/metadata.jsonl": (json.dumps(row) + "\n").encode()}, "from elsewhere")
+    hub.requests.clear()
+    third = start_app(processes, tmp_path, redis_url, **env)
+    wait_for(lambda: third.client.get("/api/v1/healthz").json()["generations"] == 4, what="the new row")
+    fetched = {path for method, path in hub.requests if method == "GET" and "/resolve/" in path}
+    assert fetched == {f"/datasets/{REPO}/resolve/{hub.repos[REPO].sha}/{folder}/metadata.jsonl"}
+    assert len(third.client.get("/api/v1/generations", params={"q": "glacier"}).json()["items"]) == 3
 
 
 def test_private_dataset_media_is_served_by_the_app(
@@ -202,6 +214,8 @@ def test_private_dataset_media_is_served_by_the_app(
     assert item["video_url"].startswith("/media/data/") and item["poster_url"].startswith("/media/posters/")
     video = replica.client.get(item["video_url"])
     assert video.status_code == 200 and video.content == hub.files(REPO)[item["video_url"][len("/media/") :]]
+    part = replica.client.get(item["video_url"], headers={"Range": "bytes=0-9"})  # browsers seek with ranges
+    assert part.status_code == 206 and part.content == video.content[:10]
     assert replica.client.get("/media/../publish.sqlite").status_code == 404
 
 
