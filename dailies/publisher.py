@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS rows (
     id TEXT PRIMARY KEY,
     folder TEXT NOT NULL,
     poster TEXT NOT NULL,
-    published INTEGER NOT NULL DEFAULT 0,
+    published INTEGER NOT NULL DEFAULT 0,  -- 0 waiting, 1 on the Hub, -1 its local files are gone
     commit_sha TEXT
 );
 CREATE INDEX IF NOT EXISTS rows_pending ON rows (published, id);
@@ -97,6 +97,10 @@ class PublishQueue:
                 values,
             )
             self._db.execute("COMMIT")
+
+    def mark_missing(self, rows: Iterable[Pending]) -> None:
+        with self._lock:
+            self._db.executemany("UPDATE rows SET published = -1 WHERE id = ?", [(p.id,) for p in rows])
 
     def pending(self, limit: int) -> list[Pending]:
         with self._lock:
@@ -246,11 +250,15 @@ class Publisher:
             self._settle_landed(batch, parent)
             batch = self.queue.pending(COMMIT_MAX_ROWS)
         self._uncertain = False
+        batch = self._present(batch)
         if not batch:
             return None
         # New rows go to a new folder: each commit adds a batch folder of its own.
         self.dataset.close_batch()
         operations, metadata = self._operations(batch)
+        # Attempts count against the hourly budget too: a commit whose answer is lost has landed.
+        self._recent = [*self._window(), self.clock()]
+        self.queue.set_state("recent_commits", json.dumps(self._recent))
         self._uncertain = True  # from here until the answer, the commit may or may not land
         commit = self.repo.api.create_commit(
             self.repo.repo_id,
@@ -264,6 +272,16 @@ class Publisher:
         record_files(self.index, metadata, parent, commit.oid)
         log.info("published %d generations in commit %s", len(batch), commit.oid[:8])
         return commit.oid
+
+    def _present(self, batch: list[Pending]) -> list[Pending]:
+        """Rows whose local files are gone can never be sent: set them aside so they do not
+        block the queue."""
+        root = self.dataset.root
+        missing = [p for p in batch if not ((root / p.video).is_file() and (root / p.poster).is_file())]
+        if missing:
+            self.queue.mark_missing(missing)
+            log.error("%d queued generations have no local files and are skipped: %s", len(missing), missing[0].id)
+        return [p for p in batch if p not in missing]
 
     def _settle_landed(self, batch: list[Pending], sha: str) -> None:
         """Mark the rows whose MP4 is already in the repo: an earlier commit carried them (and
@@ -295,10 +313,7 @@ class Publisher:
         return ops, metadata
 
     def _after_commit(self, sha: str, rows: int) -> None:
-        now = self.clock()
-        self._recent = [*self._window(), now]
-        self.last_commit = {"sha": sha, "at": now, "rows": rows}
-        self.queue.set_state("recent_commits", json.dumps(self._recent))
+        self.last_commit = {"sha": sha, "at": self.clock(), "rows": rows}
         self.queue.set_state("last_commit", json.dumps(self.last_commit))
         self.queue.set_state("readme", "sent")
 

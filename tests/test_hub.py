@@ -143,9 +143,11 @@ def test_restart_with_pending_rows_publishes_them(
     processes.worker(redis_url)
     hub.down = True
     app = start_app(processes, tmp_path, redis_url, **hub_env(hub, every=0.2))
-    ids = generate(app, ["night ferry 1", "night ferry 2"])
-    wait_for(lambda: publisher(app)["pending"] == 2, what="two pending rows")
+    ids = generate(app, ["night ferry 1", "night ferry 2", "night ferry lost"])
+    wait_for(lambda: publisher(app)["pending"] == 3, what="three pending rows")
     app.proc.stop(signal.SIGTERM)
+    # A row whose local video is gone cannot be sent; it must not block the others.
+    next((tmp_path / "data" / "dataset" / "data").rglob(f"{ids.pop()}.mp4")).unlink()
 
     hub.down = False
     again = start_app(processes, tmp_path, redis_url, **hub_env(hub, every=0.2))
