@@ -13,7 +13,10 @@ import pytest
 from gradio_client import Client
 from redis import Redis
 
-from dailies.dataset import COLUMNS
+from dailies.dataset import COLUMNS, LocalDataset
+from dailies.hub import HubRepo
+from dailies.index import Index
+from dailies.publisher import HOURLY_MAX, Publisher, PublishQueue
 from tests.conftest import App, Processes, start_app, wait_for
 from tests.hub_server import HubServer
 
@@ -241,9 +244,32 @@ def test_layout_loads_with_the_video_folder_builder(
     assert kinds.most_common(1)[0][0] == ".mp4" and set(kinds) == {".mp4", ".jsonl"}
 
     datasets = pytest.importorskip("datasets")
-    loaded = datasets.load_dataset(str(remote), split="train", cache_dir=str(tmp_path / "datasets-cache")).cast_column(
-        "video", datasets.Video(decode=False)
-    )
+    loaded = datasets.load_dataset(str(remote), split="train", cache_dir=str(tmp_path / "datasets-cache"))
+    assert loaded.info.builder_name == "videofolder"
+    loaded = loaded.cast_column("video", datasets.Video(decode=False))  # decoding needs torchcodec, not here
     assert sorted(loaded["id"]) == sorted(remote_ids(hub)) and len(loaded) == 3 and ids[0] in loaded["id"]
     assert set(loaded.column_names) == {"video", *COLUMNS} - {"file_name"}
     assert loaded.features["seed"].dtype == "int64" and loaded.features["duration_s"].dtype == "float64"
+
+
+def test_hourly_commit_budget_holds_even_with_no_interval(hub: HubServer, tmp_path: Path) -> None:
+    """DAILIES_COMMIT_EVERY=0 and a job every 30 s: the publisher still makes at most HOURLY_MAX
+    commits in any hour (run on a simulated clock against the loopback Hub)."""
+    clock = [1_760_000_000.0]
+    dataset = LocalDataset(tmp_path / "dataset")
+    repo = HubRepo(REPO, hub.token, tmp_path / "hub-cache", endpoint=hub.url)
+    queue = PublishQueue(tmp_path / "publish.sqlite")
+    publisher = Publisher(repo, dataset, queue, Index(tmp_path / "index.sqlite"), 0, clock=lambda: clock[0])
+    commit_times: list[float] = []
+    for i in range(130):
+        created = clock[0]
+        generation = {"id": f"{int(created * 1000):012x}{i:012x}", "created": created, "prompt": f"tick {i}"}
+        generation |= {"backend": "preview", "model": "preview", "width": 8, "height": 8, "num_frames": 1, "fps": 1}
+        publisher.enqueue(dataset.write(generation, b"mp4", b"jpg"))
+        publisher.step()
+        if publisher.last_commit and (not commit_times or commit_times[-1] != publisher.last_commit["at"]):
+            commit_times.append(publisher.last_commit["at"])
+        clock[0] += 30
+    busiest = max(sum(1 for t in commit_times if start <= t < start + 3600) for start in commit_times)
+    assert busiest == HOURLY_MAX and len(hub.commits(REPO)) == len(commit_times)
+    assert len(remote_ids(hub)) + queue.pending_count() == 130  # the rest waits, nothing is lost
