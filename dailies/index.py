@@ -31,8 +31,10 @@ CREATE TABLE IF NOT EXISTS generations (
 );
 CREATE INDEX IF NOT EXISTS generations_backend ON generations (backend, rowid);
 CREATE INDEX IF NOT EXISTS generations_model ON generations (model, rowid);
+-- The last word of a search is a prefix; prefixes of 2 to 4 characters have their own index
+-- entries, so even a short one walks newest first instead of merging every matching term.
 CREATE VIRTUAL TABLE IF NOT EXISTS prompts USING fts5 (
-    prompt, content='generations', content_rowid='rowid', tokenize='unicode61', prefix='2 3'
+    prompt, content='generations', content_rowid='rowid', tokenize='unicode61', prefix='2 3 4'
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
