@@ -1,8 +1,8 @@
 """Gallery benchmark: page and search latency at 10,000 and 100,000 generations, rebuilding the
 index of 100,000 rows from a Hub dataset, and commits per 1,000 finished jobs.
 
-    python bench/gallery.py                       # all of it, JSON into bench/results/
-    python bench/gallery.py --sizes 10000 --skip-rebuild --skip-commits
+    python -m bench.gallery                       # all of it, JSON into bench/results/gallery.json
+    python -m bench.gallery --sizes 10000 --skip-rebuild --skip-commits
 
 Rows are synthetic (prompts drawn from a Zipf-like vocabulary, five backends). The rebuild and
 the commit count run the real IndexSync and Publisher through the real huggingface_hub client
@@ -14,23 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from dailies.dataset import LocalDataset, make_row  # noqa: E402
-from dailies.hub import HubRepo, IndexSync  # noqa: E402
-from dailies.index import Index  # noqa: E402
-from dailies.publisher import COMMIT_MAX_ROWS, Publisher, PublishQueue  # noqa: E402
-from tests.hub_server import HubServer  # noqa: E402
+from bench.common import record, summary_ms
+from dailies.dataset import LocalDataset, make_row
+from dailies.hub import HubRepo, IndexSync
+from dailies.index import Index
+from dailies.publisher import COMMIT_MAX_ROWS, Publisher, PublishQueue
+from tests.hub_server import HubServer
 
 BACKENDS = ["preview", "ltx-video", "wan", "cogvideox", "mochi"]
 COMMON = (
@@ -91,22 +87,13 @@ def synthetic_rows(n: int, seed: int = 1, start_ms: int = 1_760_000_000_000) -> 
     return rows
 
 
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    return {
-        "p50_ms": round(statistics.median(ordered), 3),
-        "p95_ms": round(ordered[max(0, int(len(ordered) * 0.95) - 1)], 3),
-        "max_ms": round(ordered[-1], 3),
-        "n": len(ordered),
-    }
-
-
 def timed(fn, repeat: int) -> list[float]:
+    """Seconds per call."""
     samples = []
     for _ in range(repeat):
         t = time.perf_counter()
         fn()
-        samples.append((time.perf_counter() - t) * 1000)
+        samples.append(time.perf_counter() - t)
     return samples
 
 
@@ -127,7 +114,7 @@ def bench_latency(size: int, folder: Path) -> dict:
     search, by_query = [], {}
     for q in queries:
         samples = timed(lambda q=q: index.page(24, q=q), 15)
-        by_query[q] = round(statistics.median(samples), 3)
+        by_query[q] = round(statistics.median(samples) * 1000, 3)
         search += samples
     filtered = []
     for q in QUERIES[:6]:
@@ -135,12 +122,12 @@ def bench_latency(size: int, folder: Path) -> dict:
     return {
         "rows": size,
         "insert_s": round(insert_s, 2),
-        "first_page": percentiles(timed(lambda: index.page(24), 300)),
-        "next_page": percentiles(timed(lambda: index.page(24, cursor=cursor), 300)),
-        "deep_page": percentiles(timed(lambda: index.page(24, cursor=deep_cursor), 300)),
-        "backend_filter": percentiles(timed(lambda: index.page(24, backend="mochi"), 300)),
-        "search": percentiles(search),
-        "search_with_backend_filter": percentiles(filtered),
+        "first_page": summary_ms(timed(lambda: index.page(24), 300)),
+        "next_page": summary_ms(timed(lambda: index.page(24, cursor=cursor), 300)),
+        "deep_page": summary_ms(timed(lambda: index.page(24, cursor=deep_cursor), 300)),
+        "backend_filter": summary_ms(timed(lambda: index.page(24, backend="mochi"), 300)),
+        "search": summary_ms(search),
+        "search_with_backend_filter": summary_ms(filtered),
         "search_p50_ms_by_query": by_query,
     }
 
@@ -256,12 +243,10 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[1, 10, 100, 1000])
     parser.add_argument("--skip-rebuild", action="store_true")
     parser.add_argument("--skip-commits", action="store_true")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gallery.json")
     args = parser.parse_args()
 
     result: dict = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "cpu": platform.machine()},
+        "sqlite": sqlite3.sqlite_version,
         "targets": {"first_page_p50_ms": 50, "search_p50_ms": 100, "rebuild_100k_s": 30},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -276,9 +261,7 @@ def main() -> None:
         if not args.skip_commits:
             result["commits"] = bench_commits(args.jobs, args.rates, 60.0, folder)
             print(json.dumps(result["commits"]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {args.out}")
+    print(f"written to {record('gallery', result)}")
 
 
 if __name__ == "__main__":

@@ -401,7 +401,7 @@ def build(service: Service) -> gr.Blocks:
             first_page,
             [search, gallery_backend],
             page_outputs,
-            api_name="gallery",
+            api_visibility="private",
             queue=False,
         )
         tabs.select(first_page, [search, gallery_backend], page_outputs, api_visibility="private", queue=False)
@@ -422,12 +422,39 @@ def build(service: Service) -> gr.Blocks:
             picked = str((evt._data or {}).get("id", ""))
             return open_detail(picked) if valid_id(picked) else (gr.skip(),) * len(detail_outputs)
 
-        grid.click(pick, None, detail_outputs, api_visibility="private", queue=False)
+        grid.click(pick, None, detail_outputs, api_visibility="private", queue=False).then(
+            None, js="() => document.getElementById('detail')?.scrollIntoView({behavior: 'smooth'})"
+        )
         close_detail.click(
             lambda: (gr.update(visible=False), ""), None, [detail, detail_video], api_visibility="private", queue=False
         )
-        gr.Button(visible=False).click(
-            open_detail, gr.Textbox(visible=False), detail_outputs, api_name="generation", queue=False
+
+        def gallery_for_programs(q: str, name: str) -> list[dict]:
+            """For programs: the newest matching generations, as GET /api/v1/generations lists them."""
+            return service.generations(limit=PAGE_SIZE, q=q or None, backend=name or None)["items"]
+
+        def generation_for_programs(generation_id: str):
+            """For programs: one generation's video URL, prompt and recipe."""
+            try:
+                g = service.generation(generation_id)
+            except ApiError as exc:
+                return "", "", exc.body()
+            return g["video_url"], g["prompt"], {k: g[k] for k in RECIPE_KEYS}
+
+        hidden = {"visible": False}
+        gr.Button(**hidden).click(
+            gallery_for_programs,
+            [gr.Textbox(**hidden), gr.Textbox(**hidden)],
+            gr.JSON(**hidden),
+            api_name="gallery",
+            queue=False,
+        )
+        gr.Button(**hidden).click(
+            generation_for_programs,
+            gr.Textbox(**hidden),
+            [gr.Textbox(**hidden), gr.Textbox(**hidden), gr.JSON(**hidden)],
+            api_name="generation",
+            queue=False,
         )
 
         def use_settings(generation_id: str):

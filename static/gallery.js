@@ -1,6 +1,6 @@
 // The gallery grid's behaviour (gr.HTML js_on_load: `element` is the grid, `trigger` sends an
-// event to Python). Posters load lazily; a card's video is fetched only while it is hovered (or,
-// on touch screens, after a first tap); a click (or a second tap) opens the detail view.
+// event to Python). Posters load lazily; a card's video is fetched only while the mouse is over
+// it; a click or a tap opens the detail view, whose player starts at once.
 const play = (card) => {
   if (!card || card.querySelector("video")) return;
   const video = document.createElement("video");
@@ -27,11 +27,5 @@ element.addEventListener("pointerout", (e) => {
 });
 element.addEventListener("click", (e) => {
   const card = cardOf(e.target);
-  if (!card) return;
-  if (window.matchMedia("(hover: none)").matches && !card.querySelector("video")) {
-    element.querySelectorAll(".dailies-card").forEach(stop);
-    play(card);
-    return;
-  }
-  trigger("click", { id: card.dataset.id });
+  if (card) trigger("click", { id: card.dataset.id });
 });
