@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.common import record, summary_ms
 from dailies.dataset import LocalDataset, make_row
 from dailies.hub import HubRepo, IndexSync
-from dailies.index import Index
+from dailies.index import Index, fts_query
 from dailies.publisher import COMMIT_MAX_ROWS, Publisher, PublishQueue
 from tests.hub_server import HubServer
 
@@ -116,6 +116,16 @@ def bench_latency(size: int, folder: Path) -> dict:
         samples = timed(lambda q=q: index.page(24, q=q), 15)
         by_query[q] = round(statistics.median(samples) * 1000, 3)
         search += samples
+    # Baseline on the same data: what the index did before (collect every match, sort by id).
+    sort_all = (
+        "SELECT g.row FROM prompts JOIN generations g ON g.rowid = prompts.rowid "
+        "WHERE prompts MATCH ? ORDER BY g.id DESC LIMIT 25"
+    )
+    db = index._db()
+    baseline = []
+    for q in queries:
+        match = fts_query(q)
+        baseline += timed(lambda match=match: db.execute(sort_all, (match,)).fetchall(), 5)
     filtered = []
     for q in QUERIES[:6]:
         filtered += timed(lambda q=q: index.page(24, q=q, backend="wan"), 10)
@@ -128,6 +138,7 @@ def bench_latency(size: int, folder: Path) -> dict:
         "backend_filter": summary_ms(timed(lambda: index.page(24, backend="mochi"), 300)),
         "search": summary_ms(search),
         "search_with_backend_filter": summary_ms(filtered),
+        "search_baseline_sort_all_matches": summary_ms(baseline),
         "search_p50_ms_by_query": by_query,
     }
 
