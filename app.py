@@ -33,7 +33,7 @@ def create_app(service: Service) -> FastAPI:
     app = FastAPI(title="Dailies", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     api.install_error_handlers(app)
     app.include_router(api.router(service))
-    app.mount("/media", StaticFiles(directory=service.dataset.root), name="media")
+    app.include_router(api.media(service))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     demo = ui.build(service)
     return gr.mount_gradio_app(
@@ -41,7 +41,7 @@ def create_app(service: Service) -> FastAPI:
         demo,
         path="",
         allowed_paths=[str(service.dataset.root)],
-        css_paths=[STATIC / "dailies.css"],
+        css_paths=[STATIC / "dailies.css", STATIC / "gallery.css"],
         footer_links=["api"],
     )
 

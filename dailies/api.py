@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
@@ -16,6 +17,8 @@ from dailies.index import PAGE_MAX
 from dailies.service import Service
 
 BODY_MAX = 16 * 1024 * 1024
+# The only files /media serves: videos in batch folders and posters.
+MEDIA_PATH = re.compile(r"data/[0-9-]{10}/[0-9a-f]{24}/[0-9a-f]{24}\.mp4|posters/[0-9-]{10}/[0-9a-f]{24}\.jpg")
 log = logging.getLogger("dailies.api")
 
 
@@ -106,3 +109,19 @@ def router(service: Service) -> APIRouter:
         raise ApiError(404, "not_found", f"no API route /api/v1/{path}")
 
     return api
+
+
+def media(service: Service) -> APIRouter:
+    """/media/<path>: a dataset file from the local folder, or for a private Hub dataset fetched
+    from the Hub on demand (a public one is streamed by the browser from the Hub's own URLs)."""
+    files = APIRouter()
+
+    @files.get("/media/{path:path}")
+    def media_file(path: str) -> FileResponse:
+        found = service.storage.media_file(path) if MEDIA_PATH.fullmatch(path) else None
+        if found is None:
+            raise ApiError(404, "not_found", f"no media file {path!r}")
+        media_type = "video/mp4" if path.endswith(".mp4") else "image/jpeg"
+        return FileResponse(found, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
+
+    return files

@@ -152,13 +152,27 @@ class LocalDataset:
         folder = self.root / "data" / utc_date(created)
         return any(needle in p.read_text(encoding="utf-8") for p in folder.glob("*/metadata.jsonl"))
 
+    def metadata_lines(self, folder: str) -> list[tuple[str, str]]:
+        """(id, line) for each complete row of one batch folder's metadata.jsonl."""
+        path = self.root / folder / "metadata.jsonl"
+        if not path.exists():
+            return []
+        return [(row["id"], line) for line, row in _parse_lines(path.read_text(encoding="utf-8"))]
+
     def rows(self) -> Iterator[dict[str, Any]]:
         """Every row with its `video_path`, skipping a torn last line left by a crash."""
         for path in sorted((self.root / "data").glob("*/*/metadata.jsonl")):
-            folder = path.parent.relative_to(self.root).as_posix()
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                yield {**row, "video_path": f"{folder}/{row['file_name']}"}
+            yield from parse_metadata(path.parent.relative_to(self.root).as_posix(), path.read_text(encoding="utf-8"))
+
+
+def parse_metadata(folder: str, text: str) -> list[dict[str, Any]]:
+    """The rows of one batch folder's metadata.jsonl, each with its `video_path`."""
+    return [{**row, "video_path": f"{folder}/{row['file_name']}"} for _, row in _parse_lines(text)]
+
+
+def _parse_lines(text: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for line in text.splitlines():
+        try:
+            yield line, json.loads(line)
+        except json.JSONDecodeError:
+            continue

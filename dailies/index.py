@@ -1,8 +1,10 @@
 """The gallery index: SQLite in the data folder with full-text search over prompts.
 
-It is a view of the dataset and can always be rebuilt from it. Ids sort by creation time, so
-"newest first" is a walk down the primary key and the cursor is the last id seen: a page costs
-the same at 100 rows or 100,000.
+It is a view of the dataset and can always be rebuilt from it. Ids sort by creation time and
+each row's rowid is made from its id (milliseconds, then random bits), so "newest first" is a
+walk down the rowid, in the table and in the full-text index alike: a search stops after one
+page of matches instead of sorting them all, and a page costs the same at 100 rows or 100,000.
+The cursor is the last id seen.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from dailies.errors import ApiError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
     rowid INTEGER PRIMARY KEY,
@@ -25,15 +29,28 @@ CREATE TABLE IF NOT EXISTS generations (
     video_path TEXT NOT NULL,
     row TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS generations_backend ON generations (backend, id);
-CREATE INDEX IF NOT EXISTS generations_model ON generations (model, id);
+CREATE INDEX IF NOT EXISTS generations_backend ON generations (backend, rowid);
+CREATE INDEX IF NOT EXISTS generations_model ON generations (model, rowid);
+-- The last word of a search is a prefix; prefixes of 2 to 4 characters have their own index
+-- entries, so even a short one walks newest first instead of merging every matching term.
 CREATE VIRTUAL TABLE IF NOT EXISTS prompts USING fts5 (
-    prompt, content='generations', content_rowid='rowid', tokenize='unicode61'
+    prompt, content='generations', content_rowid='rowid', tokenize='unicode61', prefix='2 3 4'
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+INSERT = (
+    "INSERT OR IGNORE INTO generations (rowid, id, backend, model, prompt, video_path, row) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+SCHEMA_VERSION = 2  # an index from another version is dropped and rebuilt
+RANDOM_BITS = 15
 PAGE_MAX = 100
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def id_rowid(generation_id: str) -> int:
+    """A rowid that sorts like the id: its milliseconds, then 15 of its random bits."""
+    return int(generation_id[:12], 16) << RANDOM_BITS | int(generation_id[12:16], 16) >> (16 - RANDOM_BITS)
 
 
 def fts_query(q: str) -> str | None:
@@ -51,8 +68,13 @@ class Index:
         self.path = path
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        with self._db() as db:
-            db.executescript(SCHEMA)
+        db = self._db()
+        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            db.executescript(
+                "DROP TABLE IF EXISTS prompts; DROP TABLE IF EXISTS generations; DROP TABLE IF EXISTS state;"
+            )
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.executescript(SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -72,20 +94,21 @@ class Index:
             db.execute("BEGIN")
             try:
                 for row in rows:
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO generations (id, backend, model, prompt, video_path, row) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            row["id"],
-                            row["backend"],
-                            row["model"],
-                            row["prompt"],
-                            row["video_path"],
-                            json.dumps(row, ensure_ascii=False),
-                        ),
+                    values = (
+                        row["id"],
+                        row["backend"],
+                        row["model"],
+                        row["prompt"],
+                        row["video_path"],
+                        json.dumps(row, ensure_ascii=False),
                     )
-                    if cur.rowcount:
-                        db.execute("INSERT INTO prompts (rowid, prompt) VALUES (?, ?)", (cur.lastrowid, row["prompt"]))
+                    rowid = id_rowid(row["id"])
+                    while not db.execute(INSERT, (rowid, *values)).rowcount:
+                        if self._has(db, row["id"]):
+                            break
+                        rowid += 1  # two ids in one millisecond with the same 15 random bits
+                    else:
+                        db.execute("INSERT INTO prompts (rowid, prompt) VALUES (?, ?)", (rowid, row["prompt"]))
                         added += 1
                 db.execute("COMMIT")
             except BaseException:
@@ -93,8 +116,12 @@ class Index:
                 raise
         return added
 
+    @staticmethod
+    def _has(db: sqlite3.Connection, generation_id: str) -> bool:
+        return db.execute("SELECT 1 FROM generations WHERE id = ?", (generation_id,)).fetchone() is not None
+
     def has(self, generation_id: str) -> bool:
-        return self._db().execute("SELECT 1 FROM generations WHERE id = ?", (generation_id,)).fetchone() is not None
+        return self._has(self._db(), generation_id)
 
     def count(self) -> int:
         return self._db().execute("SELECT count(*) FROM generations").fetchone()[0]
@@ -113,29 +140,36 @@ class Index:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; `cursor` is the `next_cursor` of the page before."""
         limit = max(1, min(limit, PAGE_MAX))
-        where, args = [], []
-        if cursor:
-            where.append("g.id < ?")
-            args.append(cursor)
-        if backend:
-            where.append("g.backend = ?")
-            args.append(backend)
-        if model:
-            where.append("g.model = ?")
-            args.append(model)
-        source = "generations g"
         match = fts_query(q) if q else None
         if q and match is None:
             return [], None
-        if match:
-            source = "prompts JOIN generations g ON g.rowid = prompts.rowid"
-            where.append("prompts MATCH ?")
-            args.append(match)
-        sql = f"SELECT g.row FROM {source} {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY g.id DESC LIMIT ?"
+        # With a search, the full-text index drives the walk (newest match first) and the
+        # filters are checked on the way; without one, the table or a filter's index does.
+        key = "prompts.rowid" if match else "g.rowid"
+        source = "prompts JOIN generations g ON g.rowid = prompts.rowid" if match else "generations g"
+        where, args = (["prompts MATCH ?"], [match]) if match else ([], [])
+        if cursor:
+            where.append(f"{key} < ?")
+            args.append(self._cursor_rowid(cursor))
+        for column, value in (("backend", backend), ("model", model)):
+            if value:
+                where.append(f"g.{column} = ?")
+                args.append(value)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT g.row FROM {source} {clause} ORDER BY {key} DESC LIMIT ?"
         rows = [json.loads(r[0]) for r in self._db().execute(sql, (*args, limit + 1))]
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, (rows[-1]["id"] if more else None)
+
+    def _cursor_rowid(self, cursor: str) -> int:
+        found = self._db().execute("SELECT rowid FROM generations WHERE id = ?", (cursor,)).fetchone()
+        if found:
+            return found[0]
+        try:
+            return id_rowid(cursor)
+        except ValueError:
+            raise ApiError(422, "invalid_field", "cursor is not a next_cursor this API gave", "cursor") from None
 
     def get_state(self, key: str) -> str | None:
         found = self._db().execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()

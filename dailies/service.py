@@ -13,12 +13,13 @@ from rq import Worker
 
 import backends
 from backends.base import Availability, Backend
-from dailies.collector import Collector, result_payload
+from dailies.collector import Collector
 from dailies.config import Settings
 from dailies.dataset import LocalDataset
 from dailies.errors import ApiError
 from dailies.index import Index
 from dailies.jobs import Jobs, misconfigured_key, queue_name
+from dailies.storage import Storage
 
 WORKERS_FRESH_S = 2.0
 
@@ -32,6 +33,7 @@ class Service:
     index: Index = field(init=False)
     jobs: Jobs = field(init=False)
     collector: Collector = field(init=False)
+    storage: Storage = field(init=False)
     _workers: tuple[float, list[dict]] = (0.0, [])
 
     def __post_init__(self) -> None:
@@ -40,13 +42,16 @@ class Service:
         if self.index.count() == 0:
             self.index.add(self.dataset.rows())
         self.jobs = Jobs(self.redis, self.settings, self.availability)
-        self.collector = Collector(self.redis, self.dataset, self.index)
+        self.storage = Storage(self.settings, self.dataset, self.index)
+        self.collector = Collector(self.redis, self.dataset, self.index, on_row=self.storage.on_row)
 
     def start(self) -> None:
+        self.storage.start()
         self.collector.start()
 
     def stop(self) -> None:
         self.collector.stop()
+        self.storage.stop()
 
     def workers(self, fresh: bool = False) -> list[dict]:
         """Live RQ workers and the queues they serve (cached briefly: this is on the submit path)."""
@@ -95,7 +100,7 @@ class Service:
         row = self.index.get(generation_id)
         if row is None:
             raise ApiError(404, "not_found", f"no generation {generation_id!r}")
-        return public_generation(row)
+        return public_generation(row, self.storage.media_urls([row])[row["id"]])
 
     def generations(
         self,
@@ -106,7 +111,8 @@ class Service:
         model: str | None = None,
     ) -> dict[str, Any]:
         rows, next_cursor = self.index.page(limit, cursor, q, backend, model)
-        return {"items": [public_generation(r) for r in rows], "next_cursor": next_cursor}
+        urls = self.storage.media_urls(rows)
+        return {"items": [public_generation(r, urls[r["id"]]) for r in rows], "next_cursor": next_cursor}
 
     def health(self) -> dict[str, Any]:
         try:
@@ -120,17 +126,17 @@ class Service:
             "redis": {"ok": redis_ok, "embedded": self.embedded},
             "workers": workers,
             "collector": {"running": self.collector.running},
-            "publisher": {"enabled": False, "reason": "HF_TOKEN and HF_DATASET_REPO are not set"},
+            **self.storage.health(),
             "generations": self.index.count(),
         }
 
 
-def public_generation(row: dict[str, Any]) -> dict[str, Any]:
+def public_generation(row: dict[str, Any], urls: dict[str, str]) -> dict[str, Any]:
     """A gallery item: the stored row with its JSON columns opened and its media URLs."""
     return {
         **{k: v for k, v in row.items() if k not in ("params", "timings", "video_path", "file_name")},
         "seed": None if row["seed"] < 0 else row["seed"],
         "params": json.loads(row["params"]),
         "timings": json.loads(row["timings"]),
-        **{k: result_payload(row)[k] for k in ("video_url", "poster_url")},
+        **urls,
     }

@@ -8,6 +8,7 @@ text boxes), never as markup.
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -15,10 +16,29 @@ import gradio as gr
 import backends
 from dailies.api import client_id
 from dailies.errors import ApiError
+from dailies.jobs import valid_id
 from dailies.service import Service
 
 MAX_TRACKED = 12
 TICK_S = 0.5
+PAGE_SIZE = 24
+STATIC = Path(__file__).resolve().parent.parent / "static"
+GALLERY_JS = (STATIC / "gallery.js").read_text(encoding="utf-8")
+RECIPE_KEYS = (
+    "id",
+    "backend",
+    "model",
+    "seed",
+    "width",
+    "height",
+    "num_frames",
+    "fps",
+    "duration_s",
+    "negative_prompt",
+    "params",
+    "timings",
+    "created_at",
+)
 
 
 def _backend_choices(service: Service) -> list[tuple[str, str]]:
@@ -62,6 +82,37 @@ def _job_html(status: dict) -> str:
         f'<span class="dailies-job-status">{html.escape(detail)}</span> '
         f'<span class="dailies-job-prompt">{html.escape(request["prompt"][:120])}</span></li>'
     )
+
+
+def _cards_html(items: list[dict[str, Any]]) -> str:
+    """The poster grid: lazy-loaded posters; the video loads only on hover or tap (static/gallery.js)."""
+    if not items:
+        return '<p class="dailies-empty">No generations here yet.</p>'
+    cards = []
+    for g in items:
+        prompt = html.escape(g["prompt"])
+        cards.append(
+            f'<button type="button" class="dailies-card" data-id="{g["id"]}" '
+            f'data-video="{html.escape(g["video_url"])}" title="{prompt}">'
+            f'<img src="{html.escape(g["poster_url"])}" loading="lazy" decoding="async" alt="" '
+            f'width="{g["width"]}" height="{g["height"]}">'
+            f'<span class="dailies-card-meta">{html.escape(g["backend"])} · {g["duration_s"]:g} s</span>'
+            f'<span class="dailies-card-prompt">{html.escape(g["prompt"][:140])}</span></button>'
+        )
+    return f'<div class="dailies-grid">{"".join(cards)}</div>'
+
+
+def _player_html(g: dict[str, Any]) -> str:
+    """The detail player: the browser streams the file itself (from the Hub for a public dataset)."""
+    return (
+        f'<video class="dailies-player" controls autoplay muted loop playsinline preload="metadata" '
+        f'poster="{html.escape(g["poster_url"])}" src="{html.escape(g["video_url"])}" '
+        f'width="{g["width"]}" height="{g["height"]}"></video>'
+    )
+
+
+def _share_html(generation_id: str) -> str:
+    return f'<a class="dailies-share" href="/?g={generation_id}">Share link: /?g={generation_id}</a>'
 
 
 def build(service: Service) -> gr.Blocks:
@@ -170,8 +221,10 @@ def build(service: Service) -> gr.Blocks:
                 timer = gr.Timer(TICK_S, active=True)
 
             with gr.Tab("Gallery", id="gallery"):
-                with gr.Row():
-                    search = gr.Textbox(label="Search prompts", elem_id="gallery-search", scale=3)
+                with gr.Row(equal_height=True):
+                    search = gr.Textbox(
+                        label="Search prompts", elem_id="gallery-search", scale=3, placeholder="lighthouse at dusk"
+                    )
                     gallery_backend = gr.Dropdown(
                         [("All backends", "")] + [(n, n) for n in names],
                         value="",
@@ -179,24 +232,19 @@ def build(service: Service) -> gr.Blocks:
                         elem_id="gallery-backend",
                         scale=1,
                     )
-                grid = gr.Gallery(
-                    label="Generations",
-                    columns=4,
-                    elem_id="gallery-grid",
-                    allow_preview=False,
-                    object_fit="cover",
-                    height="auto",
-                )
-                with gr.Row():
-                    prev_page = gr.Button("Newer", elem_id="gallery-prev", size="sm")
-                    next_page = gr.Button("Older", elem_id="gallery-next", size="sm")
-                page_ids = gr.State([])
-                cursors = gr.State([None])  # cursor of each page shown so far; the last is the current
                 with gr.Column(visible=False, elem_id="detail") as detail:
-                    detail_video = gr.Video(label="Video", interactive=False, elem_id="detail-video")
+                    detail_video = gr.HTML("", elem_id="detail-video", js_on_load=None)
                     detail_prompt = gr.Textbox(label="Prompt", interactive=False, elem_id="detail-prompt")
-                    detail_recipe = gr.JSON(label="Recipe", elem_id="detail-recipe")
-                    reuse = gr.Button("Use these settings", elem_id="reuse")
+                    with gr.Row():
+                        reuse = gr.Button("Use these settings", elem_id="reuse", variant="primary", size="sm")
+                        close_detail = gr.Button("Close", elem_id="detail-close", size="sm")
+                    detail_share = gr.HTML("", elem_id="detail-share", js_on_load=None)
+                    detail_recipe = gr.JSON(label="Recipe", elem_id="detail-recipe", open=False)
+                grid = gr.HTML(_cards_html([]), elem_id="gallery-grid", js_on_load=GALLERY_JS)
+                with gr.Row():
+                    prev_page = gr.Button("Newer", elem_id="gallery-prev", size="sm", interactive=False)
+                    next_page = gr.Button("Older", elem_id="gallery-next", size="sm", interactive=False)
+                cursors = gr.State([None])  # cursor of each page shown so far; the last is the next page
                 detail_id = gr.State("")
 
         # --- Generate -------------------------------------------------------------------------
@@ -328,39 +376,32 @@ def build(service: Service) -> gr.Blocks:
         # --- Gallery --------------------------------------------------------------------------
 
         def load_page(q: str, name: str, stack: list):
-            found = service.generations(limit=24, cursor=stack[-1], q=q or None, backend=name or None)
-            items = [(str(service.dataset.root / i["poster"]), i["prompt"][:80]) for i in found["items"]]
-            return items, [i["id"] for i in found["items"]], found["next_cursor"]
+            found = service.generations(limit=PAGE_SIZE, cursor=stack[-1], q=q or None, backend=name or None)
+            return _cards_html(found["items"]), found["next_cursor"]
 
         def first_page(q: str, name: str):
-            items, ids, nxt = load_page(q, name, [None])
-            return items, ids, [None, nxt], gr.update(interactive=False), gr.update(interactive=nxt is not None)
+            cards, nxt = load_page(q, name, [None])
+            return cards, [None, nxt], gr.update(interactive=False), gr.update(interactive=nxt is not None)
 
         def older(q: str, name: str, stack: list):
             if stack[-1] is None:
-                return (gr.skip(),) * 5
-            items, ids, nxt = load_page(q, name, stack)
-            return items, ids, stack + [nxt], gr.update(interactive=True), gr.update(interactive=nxt is not None)
+                return (gr.skip(),) * 4
+            cards, nxt = load_page(q, name, stack)
+            return cards, stack + [nxt], gr.update(interactive=True), gr.update(interactive=nxt is not None)
 
         def newer(q: str, name: str, stack: list):
             stack = stack[:-2] or [None]
-            items, ids, nxt = load_page(q, name, stack)
-            return (
-                items,
-                ids,
-                stack + [nxt],
-                gr.update(interactive=len(stack) > 1),
-                gr.update(interactive=nxt is not None),
-            )
+            cards, nxt = load_page(q, name, stack)
+            return cards, stack + [nxt], gr.update(interactive=len(stack) > 1), gr.update(interactive=nxt is not None)
 
         # The stack holds [cursor of page 1, cursor of page 2, ...]; its last entry is the next page.
-        page_outputs = [grid, page_ids, cursors, prev_page, next_page]
+        page_outputs = [grid, cursors, prev_page, next_page]
         gr.on(
             [search.submit, gallery_backend.change],
             first_page,
             [search, gallery_backend],
             page_outputs,
-            api_name="gallery",
+            api_visibility="private",
             queue=False,
         )
         tabs.select(first_page, [search, gallery_backend], page_outputs, api_visibility="private", queue=False)
@@ -371,36 +412,49 @@ def build(service: Service) -> gr.Blocks:
             try:
                 g = service.generation(generation_id)
             except ApiError:
-                return gr.update(visible=False), None, "", {}, ""
-            recipe = {
-                k: g[k]
-                for k in (
-                    "id",
-                    "backend",
-                    "model",
-                    "seed",
-                    "width",
-                    "height",
-                    "num_frames",
-                    "fps",
-                    "duration_s",
-                    "negative_prompt",
-                    "params",
-                    "timings",
-                    "created_at",
-                )
-            }
-            path = str(service.dataset.root / service.index.get(generation_id)["video_path"])
-            return gr.update(visible=True), path, g["prompt"], recipe, generation_id
+                return gr.update(visible=False), "", "", {}, "", ""
+            recipe = {k: g[k] for k in RECIPE_KEYS}
+            return gr.update(visible=True), _player_html(g), g["prompt"], recipe, generation_id, _share_html(g["id"])
 
-        detail_outputs = [detail, detail_video, detail_prompt, detail_recipe, detail_id]
+        detail_outputs = [detail, detail_video, detail_prompt, detail_recipe, detail_id, detail_share]
 
-        def pick(ids: list, evt: gr.SelectData):
-            return open_detail(ids[evt.index]) if evt.index < len(ids) else (gr.skip(),) * 5
+        def pick(evt: gr.EventData):
+            picked = str((evt._data or {}).get("id", ""))
+            return open_detail(picked) if valid_id(picked) else (gr.skip(),) * len(detail_outputs)
 
-        grid.select(pick, [page_ids], detail_outputs, api_visibility="private", queue=False)
-        gr.Button(visible=False).click(
-            open_detail, gr.Textbox(visible=False), detail_outputs, api_name="generation", queue=False
+        grid.click(pick, None, detail_outputs, api_visibility="private", queue=False).then(
+            None, js="() => document.getElementById('detail')?.scrollIntoView({behavior: 'smooth'})"
+        )
+        close_detail.click(
+            lambda: (gr.update(visible=False), ""), None, [detail, detail_video], api_visibility="private", queue=False
+        )
+
+        def gallery_for_programs(q: str, name: str) -> list[dict]:
+            """For programs: the newest matching generations, as GET /api/v1/generations lists them."""
+            return service.generations(limit=PAGE_SIZE, q=q or None, backend=name or None)["items"]
+
+        def generation_for_programs(generation_id: str):
+            """For programs: one generation's video URL, prompt and recipe."""
+            try:
+                g = service.generation(generation_id)
+            except ApiError as exc:
+                return "", "", exc.body()
+            return g["video_url"], g["prompt"], {k: g[k] for k in RECIPE_KEYS}
+
+        hidden = {"visible": False}
+        gr.Button(**hidden).click(
+            gallery_for_programs,
+            [gr.Textbox(**hidden), gr.Textbox(**hidden)],
+            gr.JSON(**hidden),
+            api_name="gallery",
+            queue=False,
+        )
+        gr.Button(**hidden).click(
+            generation_for_programs,
+            gr.Textbox(**hidden),
+            [gr.Textbox(**hidden), gr.Textbox(**hidden), gr.JSON(**hidden)],
+            api_name="generation",
+            queue=False,
         )
 
         def use_settings(generation_id: str):
@@ -428,9 +482,9 @@ def build(service: Service) -> gr.Blocks:
 
         def share_link(request: gr.Request):
             generation_id = request.query_params.get("g", "") if request else ""
-            if not generation_id:
-                return (gr.skip(),) * 6
-            return (*open_detail(generation_id), gr.Tabs(selected="gallery"))
+            if not valid_id(generation_id):
+                return (gr.skip(),) * (len(detail_outputs) + 5)
+            return (*open_detail(generation_id), *first_page("", ""), gr.Tabs(selected="gallery"))
 
-        demo.load(share_link, None, detail_outputs + [tabs], api_visibility="private", queue=False)
+        demo.load(share_link, None, detail_outputs + page_outputs + [tabs], api_visibility="private", queue=False)
     return demo

@@ -22,7 +22,7 @@ def test_submit_status_gallery_and_generation_through_gradio_client(app: App) ->
     assert "prompt" in refused and jobs_after == jobs
 
     items = client.predict("heron", "", api_name="/gallery")
-    assert [i["caption"] for i in items] == ["a heron in fog"]
+    assert [i["prompt"] for i in items] == ["a heron in fog"]
     video, prompt, recipe = client.predict(job_id, api_name="/generation")
     assert (prompt, recipe["seed"], recipe["id"]) == ("a heron in fog", 21, job_id) and video
     assert client.predict("0" * 24, api_name="/job_status")["error"]["code"] == "not_found"

@@ -1,0 +1,327 @@
+"""The one publisher in the app: new generations into the Hub dataset, in batched commits.
+
+Rows wait in a durable queue (`publish.sqlite` in the data folder), so an app restart or a Hub
+outage of any length loses nothing. A commit adds each pending row's MP4 and poster and, for
+each batch folder it touches, that folder's whole `metadata.jsonl` limited to rows that are
+(or are being) published; re-sending a folder is therefore idempotent and a row is never listed
+twice. A commit whose outcome is unknown (the app stopped mid-commit, or the answer was an
+error) is checked against the repo's tree before anything is sent again.
+
+At most one commit per `DAILIES_COMMIT_EVERY` seconds and at most HOURLY_MAX per hour, whatever
+the job rate; 429 and 5xx (and any other failure) back off exponentially, honouring Retry-After.
+The thread sleeps on an Event: a new row or stop() wakes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import CommitOperationAdd
+from huggingface_hub.errors import HfHubHTTPError
+
+from dailies.dataset import LocalDataset
+from dailies.hub import REPO_TYPE, HubRepo, git_blob_oid, record_files, short_error
+from dailies.index import Index
+
+log = logging.getLogger("dailies.publisher")
+COMMIT_MAX_ROWS = 100  # ~200 files per commit
+HOURLY_MAX = 100  # the Hub allows 128 commits per hour per repo
+BACKOFF_MAX_S = 300.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rows (
+    id TEXT PRIMARY KEY,
+    folder TEXT NOT NULL,
+    poster TEXT NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0,  -- 0 waiting, 1 on the Hub, -1 its local files are gone
+    commit_sha TEXT
+);
+CREATE INDEX IF NOT EXISTS rows_pending ON rows (published, id);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: str
+    folder: str  # data/<date>/<batch>
+    poster: str  # posters/<date>/<id>.jpg
+
+    @property
+    def video(self) -> str:
+        return f"{self.folder}/{self.id}.mp4"
+
+
+class PublishQueue:
+    """Which rows are on the Hub and which still wait, in SQLite next to the index.
+
+    It is kept apart from the index on purpose: the index can be deleted and rebuilt, the queue
+    cannot."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Queue a new row (an id already queued or published is left as it is)."""
+        folder = row["video_path"].rsplit("/", 1)[0]
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO rows (id, folder, poster) VALUES (?, ?, ?)", (row["id"], folder, row["poster"])
+            )
+
+    def mark_published(self, rows: Iterable[dict[str, Any] | Pending], sha: str | None) -> None:
+        """Rows now on the Hub (also rows read back from the Hub by the index rebuild)."""
+        values = []
+        for r in rows:
+            if isinstance(r, Pending):
+                values.append((r.id, r.folder, r.poster, sha))
+            else:
+                values.append((r["id"], r["video_path"].rsplit("/", 1)[0], r["poster"], sha))
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO rows (id, folder, poster, published, commit_sha) VALUES (?, ?, ?, 1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET published = 1, commit_sha = coalesce(excluded.commit_sha, commit_sha)",
+                values,
+            )
+            self._db.execute("COMMIT")
+
+    def mark_missing(self, rows: Iterable[Pending]) -> None:
+        with self._lock:
+            self._db.executemany("UPDATE rows SET published = -1 WHERE id = ?", [(p.id,) for p in rows])
+
+    def pending(self, limit: int) -> list[Pending]:
+        with self._lock:
+            found = self._db.execute(
+                "SELECT id, folder, poster FROM rows WHERE published = 0 ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+        return [Pending(*r) for r in found]
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM rows WHERE published = 0").fetchone()[0]
+
+    def published(self, ids: Iterable[str]) -> set[str]:
+        ids = list(ids)
+        if not ids:
+            return set()
+        with self._lock:
+            found = self._db.execute(
+                f"SELECT id FROM rows WHERE published = 1 AND id IN ({','.join('?' * len(ids))})", ids
+            ).fetchall()
+        return {r[0] for r in found}
+
+    def get_state(self, key: str) -> str | None:
+        with self._lock:
+            found = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return found[0] if found else None
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class Publisher:
+    def __init__(
+        self,
+        repo: HubRepo,
+        dataset: LocalDataset,
+        queue: PublishQueue,
+        index: Index,
+        commit_every: float,
+        clock: Callable[[], float] = time.time,  # the benchmark runs it on a simulated clock
+    ) -> None:
+        self.repo, self.dataset, self.queue, self.index, self.clock = repo, dataset, queue, index, clock
+        self.commit_every = max(0.0, commit_every)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # Commit times of the last hour survive a restart, so a crash loop cannot exceed the budget.
+        self._recent: list[float] = json.loads(queue.get_state("recent_commits") or "[]")
+        self._retry_at = 0.0
+        self._failures = 0
+        self._uncertain = True  # the last run may have stopped mid-commit
+        self._repo_ready = False
+        self.last_error: str | None = None
+        self.last_commit: dict[str, Any] | None = json.loads(queue.get_state("last_commit") or "null")
+
+    # --- the app's side -----------------------------------------------------------------------
+
+    def enqueue(self, row: dict[str, Any]) -> None:
+        """The collector's hook: called once a row is stored locally (and again on recovery)."""
+        self.queue.add(row)
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="publisher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def health(self) -> dict[str, Any]:
+        pending = self.queue.pending_count()
+        due = self._next_attempt() if pending else None
+        return {
+            "enabled": True,
+            "running": self.running,
+            "repo": self.repo.repo_id,
+            "endpoint": self.repo.endpoint,
+            "private": self.repo.private,
+            "pending": pending,
+            "last_commit": self.last_commit,
+            "last_error": self.last_error,
+            "failures": self._failures,
+            "next_attempt_in_s": None if due is None else round(max(0.0, due - self.clock()), 1),
+            "commits_last_hour": len(self._window()),
+        }
+
+    # --- the thread ---------------------------------------------------------------------------
+
+    def _window(self) -> list[float]:
+        now = self.clock()
+        return [t for t in self._recent if now - t < 3600]
+
+    def _next_attempt(self) -> float:
+        recent = self._window()
+        due = max(self._retry_at, (recent[-1] + self.commit_every) if recent else 0.0)
+        if len(recent) >= HOURLY_MAX:
+            due = max(due, recent[-HOURLY_MAX] + 3600)
+        return due
+
+    def step(self) -> float | None:
+        """Commit if one is due; return the seconds until the next attempt (None: nothing waits)."""
+        if self.queue.pending_count() and self._next_attempt() <= self.clock():
+            self._attempt()
+        return self._next_attempt() - self.clock() if self.queue.pending_count() else None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            wait = self.step()
+            if wait is None or wait > 0:
+                self._wake.wait(wait)
+
+    def _attempt(self) -> None:
+        try:
+            self.publish_once()
+        except Exception as exc:
+            self._failures += 1
+            backoff = min(BACKOFF_MAX_S, max(0.5, min(self.commit_every, 30.0)) * 2 ** (self._failures - 1))
+            retry_after = _retry_after(exc)
+            self._retry_at = self.clock() + max(backoff, retry_after or 0.0)
+            self.last_error = short_error(exc)
+            log.warning("publishing failed (attempt %d, next in %.0f s): %s", self._failures, backoff, self.last_error)
+        else:
+            self._failures, self._retry_at, self.last_error = 0, 0.0, None
+
+    def publish_once(self) -> str | None:
+        """One commit of up to COMMIT_MAX_ROWS pending rows; returns its sha (None if nothing to do)."""
+        if not self._repo_ready:
+            self.repo.api.create_repo(self.repo.repo_id, repo_type=REPO_TYPE, exist_ok=True)
+            self._repo_ready = True
+        # A cheap read first: in an outage it fails at once, where the upload calls retry for long.
+        parent = self.repo.sha()
+        batch = self.queue.pending(COMMIT_MAX_ROWS)
+        if self._uncertain and batch:
+            self._settle_landed(batch, parent)
+            batch = self.queue.pending(COMMIT_MAX_ROWS)
+        self._uncertain = False
+        batch = self._present(batch)
+        if not batch:
+            return None
+        # New rows go to a new folder: each commit adds a batch folder of its own.
+        self.dataset.close_batch()
+        operations, metadata = self._operations(batch)
+        # Attempts count against the hourly budget too: a commit whose answer is lost has landed.
+        self._recent = [*self._window(), self.clock()]
+        self.queue.set_state("recent_commits", json.dumps(self._recent))
+        self._uncertain = True  # from here until the answer, the commit may or may not land
+        commit = self.repo.api.create_commit(
+            self.repo.repo_id,
+            operations,
+            commit_message=f"Add {len(batch)} generation{'s' if len(batch) != 1 else ''}",
+            repo_type=REPO_TYPE,
+        )
+        self._uncertain = False
+        self.queue.mark_published(batch, commit.oid)
+        self._after_commit(commit.oid, len(batch))
+        record_files(self.index, metadata, parent, commit.oid)
+        log.info("published %d generations in commit %s", len(batch), commit.oid[:8])
+        return commit.oid
+
+    def _present(self, batch: list[Pending]) -> list[Pending]:
+        """Rows whose local files are gone can never be sent: set them aside so they do not
+        block the queue."""
+        root = self.dataset.root
+        missing = [p for p in batch if not ((root / p.video).is_file() and (root / p.poster).is_file())]
+        if missing:
+            self.queue.mark_missing(missing)
+            log.error("%d queued generations have no local files and are skipped: %s", len(missing), missing[0].id)
+        return [p for p in batch if p not in missing]
+
+    def _settle_landed(self, batch: list[Pending], sha: str) -> None:
+        """Mark the rows whose MP4 is already in the repo: an earlier commit carried them (and
+        their folder's metadata), only its answer was lost."""
+        landed = []
+        for folder in sorted({p.folder for p in batch}):
+            remote = self.repo.files(folder)
+            landed += [p for p in batch if p.folder == folder and p.video in remote]
+        if landed:
+            self.queue.mark_published(landed, sha)
+            log.info("%d pending generations were already in the repo; not sending them again", len(landed))
+
+    def _operations(self, batch: list[Pending]) -> tuple[list[CommitOperationAdd], list[tuple[str, str]]]:
+        root = self.dataset.root
+        ops = []
+        if self.queue.get_state("readme") != "sent":
+            ops.append(CommitOperationAdd("README.md", root / "README.md"))
+        for p in batch:
+            ops.append(CommitOperationAdd(p.video, root / p.video))
+            ops.append(CommitOperationAdd(p.poster, root / p.poster))
+        sending = {p.id for p in batch}
+        metadata = []
+        for folder in sorted({p.folder for p in batch}):
+            lines = self.dataset.metadata_lines(folder)
+            keep = sending | self.queue.published(i for i, _ in lines if i not in sending)
+            content = "".join(line + "\n" for i, line in lines if i in keep).encode()
+            ops.append(CommitOperationAdd(f"{folder}/metadata.jsonl", content))
+            metadata.append((f"{folder}/metadata.jsonl", git_blob_oid(content)))
+        return ops, metadata
+
+    def _after_commit(self, sha: str, rows: int) -> None:
+        self.last_commit = {"sha": sha, "at": self.clock(), "rows": rows}
+        self.queue.set_state("last_commit", json.dumps(self.last_commit))
+        self.queue.set_state("readme", "sent")
+
+
+def _retry_after(exc: Exception) -> float | None:
+    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+        try:
+            return float(exc.response.headers.get("Retry-After", ""))
+        except ValueError:
+            return None
+    return None
