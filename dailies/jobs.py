@@ -30,6 +30,7 @@ RUNNER = "dailies.runner.run"
 TERMINAL = ("succeeded", "failed", "canceled")
 JOB_TTL = 7 * 86400
 STALE_BEATS = 6  # a running job whose worker missed this many heartbeats is reported failed
+POLL_LEASE_S = 60  # a claimed poll of a hosted job that has not reported back by then is claimed again
 COLLECT = "dailies:collect"
 COLLECTING = "dailies:collecting"
 
@@ -162,8 +163,10 @@ class Jobs:
         now = time.time()
         # A hosted job between polls runs no RQ job; its heartbeat is the due time of its next poll.
         last_beat = float(raw.get("heartbeat", now))
-        silent = status == "running" and now - last_beat > STALE_BEATS * self.settings.heartbeat_s
         hosted = "remote" in raw
+        # A hosted poll step whose worker died is claimed again by another worker when its lease ends.
+        allowed = STALE_BEATS * self.settings.heartbeat_s + (POLL_LEASE_S if hosted else 0)
+        silent = status == "running" and now - last_beat > allowed
         if silent or (status not in TERMINAL and not hosted and self._rq_status(job_id) in ("failed", "stopped", None)):
             # The worker died (or the job expired) without writing an end state.
             status = "failed"

@@ -30,11 +30,10 @@ from rq import Queue
 from backends.base import Backend, GenerationError, Request, Video
 from backends.hosted_common import Misconfigured, Pending, PolledBackend, RetryLater, backoff
 from dailies.config import Settings
-from dailies.jobs import JOB_TTL, TERMINAL, decode, job_key, misconfigured_key, queue_name
+from dailies.jobs import JOB_TTL, POLL_LEASE_S, TERMINAL, decode, job_key, misconfigured_key, queue_name
 
 log = logging.getLogger("dailies.remote")
 POLL = "dailies.runner.poll"
-LEASE_S = 60  # a claimed poll that has not reported back by then is claimed again
 SUBMIT_WAIT_MAX_S = 30  # longest pause between tries of a create the provider asked us to retry
 MISCONFIGURED_TTL = 3600
 DISPATCH_EVERY_S = 0.5
@@ -122,7 +121,7 @@ def poll(
     redis: Redis, job_id: str, backend: PolledBackend, reporter: Reporter, settings: Settings, deliver: Deliver
 ) -> str:
     """One look at the remote job: reschedule it, or end it (video, failure, cancel, timeout)."""
-    if not redis.set(lock_key(job_id), 1, nx=True, ex=LEASE_S):
+    if not redis.set(lock_key(job_id), 1, nx=True, ex=POLL_LEASE_S):
         return "busy"  # a duplicate of a poll still running elsewhere
     try:
         return _poll(redis, job_id, backend, reporter, settings, deliver)
@@ -209,7 +208,7 @@ class Dispatcher(threading.Thread):
         moved = 0
         for name in self.names:
             now = time.time()
-            due = self.claim(keys=[due_key(name)], args=[now, now + LEASE_S])
+            due = self.claim(keys=[due_key(name)], args=[now, now + POLL_LEASE_S])
             if not due:
                 continue
             queue = Queue(queue_name(name), connection=self.redis)

@@ -22,6 +22,7 @@ from dailies.jobs import Jobs, misconfigured_key, queue_name
 from dailies.storage import Storage
 
 WORKERS_FRESH_S = 2.0
+WORKERS_RECHECK_S = 0.25
 
 
 @dataclass
@@ -53,10 +54,10 @@ class Service:
         self.collector.stop()
         self.storage.stop()
 
-    def workers(self, fresh: bool = False) -> list[dict]:
+    def workers(self, max_age: float = WORKERS_FRESH_S) -> list[dict]:
         """Live RQ workers and the queues they serve (cached briefly: this is on the submit path)."""
         at, cached = self._workers
-        if fresh or time.monotonic() - at > WORKERS_FRESH_S:
+        if time.monotonic() - at > max_age:
             cached = [
                 {
                     "name": w.name,
@@ -75,8 +76,9 @@ class Service:
         if refused:
             return Availability(False, f"misconfigured: {refused.decode()}")
         queue = queue_name(backend.name)
+        # Look again (at most a few times a second) before saying no: a worker may just have started.
         served = any(queue in w["queues"] for w in self.workers()) or any(
-            queue in w["queues"] for w in self.workers(fresh=True)
+            queue in w["queues"] for w in self.workers(max_age=WORKERS_RECHECK_S)
         )
         local = backend.availability()
         if served or (self.embedded and local.usable):
