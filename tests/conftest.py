@@ -67,3 +67,25 @@ def shared_app(module_processes: Processes, redis_server: str) -> App:
     Redis.from_url(redis_server).flushall()
     module_processes.worker(redis_server)
     return start_app(module_processes, module_processes.tmp_path, redis_server)
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Debian's chromium driven by Playwright (a test tool's own browser download fails here)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
