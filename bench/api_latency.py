@@ -24,15 +24,18 @@ from bench.common import record, summary_ms
 from tests.harness import Processes, start_app, start_redis_server
 
 
-async def client_loop(client: httpx.AsyncClient, until: float, i: int, interval: float,
-                      timings: dict[str, list[float]]) -> None:
+async def client_loop(
+    client: httpx.AsyncClient, until: float, i: int, interval: float, timings: dict[str, list[float]]
+) -> None:
     await asyncio.sleep(random.uniform(0, interval))  # clients do not arrive in lockstep
     n = 0
     while time.monotonic() < until:
         n += 1
         t = time.perf_counter()
-        answer = await client.post("/api/v1/jobs", json={"prompt": f"client {i} job {n}", "backend": "preview",
-                                                         "num_frames": 2, "width": 64, "height": 64})
+        answer = await client.post(
+            "/api/v1/jobs",
+            json={"prompt": f"client {i} job {n}", "backend": "preview", "num_frames": 2, "width": 64, "height": 64},
+        )
         timings["submit"].append(time.perf_counter() - t)
         assert answer.status_code == 202, answer.text
         for _ in range(3):
@@ -44,8 +47,9 @@ async def client_loop(client: httpx.AsyncClient, until: float, i: int, interval:
         await asyncio.sleep(interval)
 
 
-async def baseline_loop(client: httpx.AsyncClient, until: float, interval: float,
-                        timings: dict[str, list[float]]) -> None:
+async def baseline_loop(
+    client: httpx.AsyncClient, until: float, interval: float, timings: dict[str, list[float]]
+) -> None:
     await asyncio.sleep(random.uniform(0, interval))
     while time.monotonic() < until:
         t = time.perf_counter()
@@ -84,15 +88,21 @@ def main() -> None:
             procs.stop_all()
             redis_proc.terminate()
     result = {name: summary_ms(values) for name, values in timings.items()}
-    record("api_latency", {
-        "command": f"python -m bench.api_latency --clients {args.clients} --seconds {args.seconds} "
-                   f"--interval {args.interval}",
-        "clients": args.clients, "interval_s": args.interval, **result,
-        "capacity_requests_per_s_no_waiting": capacity,
-        "p99_ratio_vs_static": {k: round(result[k]["p99_ms"] / result["static"]["p99_ms"], 2)
-                                for k in ("submit", "status")},
-        "target": "submit and status p99 <= 50 ms with 50 clients",
-    })
+    record(
+        "api_latency",
+        {
+            "command": f"python -m bench.api_latency --clients {args.clients} --seconds {args.seconds} "
+            f"--interval {args.interval}",
+            "clients": args.clients,
+            "interval_s": args.interval,
+            **result,
+            "capacity_requests_per_s_no_waiting": capacity,
+            "p99_ratio_vs_static": {
+                k: round(result[k]["p99_ms"] / result["static"]["p99_ms"], 2) for k in ("submit", "status")
+            },
+            "target": "submit and status p99 <= 50 ms with 50 clients",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,13 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary_ms(values: list[float]) -> dict[str, float]:
     ms = [v * 1000 for v in values]
-    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 2), "p95_ms": round(percentile(ms, 95), 2),
-            "p99_ms": round(percentile(ms, 99), 2), "max_ms": round(max(ms), 2)}
+    return {
+        "n": len(ms),
+        "p50_ms": round(statistics.median(ms), 2),
+        "p95_ms": round(percentile(ms, 95), 2),
+        "p99_ms": round(percentile(ms, 99), 2),
+        "max_ms": round(max(ms), 2),
+    }
 
 
 def machine() -> dict[str, str | int]:
@@ -29,14 +34,28 @@ def machine() -> dict[str, str | int]:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:
         commit = ""
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count() or 0,
-            "python": platform.python_version(), "commit": commit}
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count() or 0,
+        "python": platform.python_version(),
+        "commit": commit,
+    }
 
 
 def record(name: str, result: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"benchmark": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                "machine": machine(), **result}, indent=2) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "benchmark": name,
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "machine": machine(),
+                **result,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(json.dumps(result, indent=2))
     return path

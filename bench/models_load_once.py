@@ -19,21 +19,11 @@ from pathlib import Path
 
 from bench.common import record
 from tests.harness import App, Processes, start_app, start_redis_server
-from tests.tiny_pipelines import FAMILIES, save_tiny
-
-FRAMES = {"cogvideox": 9, "ltx-video": 9, "mochi": 7, "wan": 9}
+from tests.tiny_pipelines import FAMILIES, save_tiny, tiny_job
 
 
 def job_timings(app: App, family: str, seed: int) -> dict:
-    answer = app.submit(
-        prompt="a red boat on the sea",
-        backend=family,
-        width=64,
-        height=64,
-        num_frames=FRAMES[family],
-        steps=2,
-        seed=seed,
-    )
+    answer = app.submit(**tiny_job(family, prompt="a red boat on the sea", seed=seed))
     answer.raise_for_status()
     status = app.wait_done(answer.json()["id"], timeout=300)
     if status["status"] != "succeeded":

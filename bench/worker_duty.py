@@ -33,8 +33,13 @@ def baseline_job(pace: float) -> tuple[float, float]:
 def measure(spans: list[tuple[float, float]]) -> dict[str, float]:
     wall = max(end for _, end in spans) - min(start for start, _ in spans)
     busy = sum(end - start for start, end in spans)
-    return {"jobs": len(spans), "wall_s": round(wall, 3), "busy_s": round(busy, 3),
-            "duty_cycle": round(busy / wall, 4), "overhead_ms_per_job": round((wall - busy) / len(spans) * 1000, 2)}
+    return {
+        "jobs": len(spans),
+        "wall_s": round(wall, 3),
+        "busy_s": round(busy, 3),
+        "duty_cycle": round(busy / wall, 4),
+        "overhead_ms_per_job": round((wall - busy) / len(spans) * 1000, 2),
+    }
 
 
 def ours(procs: Processes, url: str, jobs: int, pace: float) -> dict[str, float]:
@@ -42,8 +47,12 @@ def ours(procs: Processes, url: str, jobs: int, pace: float) -> dict[str, float]
     redis.flushall()
     procs.worker(url, DAILIES_PREVIEW_PACE=str(pace))
     submit = Jobs(redis, Settings.from_env({}), availability=lambda b: b.availability())
-    ids = [submit.submit({"prompt": f"duty {i}", "backend": "preview", "num_frames": 12, "width": 128,
-                          "height": 128}, f"bench-{i}")["id"] for i in range(jobs)]
+    ids = [
+        submit.submit(
+            {"prompt": f"duty {i}", "backend": "preview", "num_frames": 12, "width": 128, "height": 128}, f"bench-{i}"
+        )["id"]
+        for i in range(jobs)
+    ]
     wait_for(lambda: redis.llen("dailies:collect") == jobs, timeout=jobs * pace * 3 + 30, what="all jobs")
     spans = []
     for job_id in ids:
@@ -59,8 +68,11 @@ def baseline(procs: Processes, url: str, jobs: int, pace: float) -> dict[str, fl
     redis.flushall()
     queue = Queue("baseline", connection=redis)
     queued = [queue.enqueue("bench.worker_duty.baseline_job", pace, result_ttl=600) for _ in range(jobs)]
-    procs.start(["-m", "rq.cli", "worker", "--url", url, "--worker-class", "rq.SimpleWorker", "--burst", "baseline"],
-                base_env(), "baseline-worker").proc.wait(jobs * pace * 3 + 30)
+    procs.start(
+        ["-m", "rq.cli", "worker", "--url", url, "--worker-class", "rq.SimpleWorker", "--burst", "baseline"],
+        base_env(),
+        "baseline-worker",
+    ).proc.wait(jobs * pace * 3 + 30)
     return measure([job.latest_result().return_value for job in queued])
 
 
@@ -78,12 +90,19 @@ def main() -> None:
         finally:
             procs.stop_all()
             redis_proc.terminate()
-    record("worker_duty", {
-        "command": f"python -m bench.worker_duty --jobs {args.jobs} --pace {args.pace}",
-        "pace_s": args.pace, "ours": mine, "baseline_rq_simpleworker": base,
-        "overhead_ratio_vs_baseline": round(mine["overhead_ms_per_job"] / max(base["overhead_ms_per_job"], 0.01), 2),
-        "target": "duty cycle >= 0.99, <= 20 ms overhead per job",
-    })
+    record(
+        "worker_duty",
+        {
+            "command": f"python -m bench.worker_duty --jobs {args.jobs} --pace {args.pace}",
+            "pace_s": args.pace,
+            "ours": mine,
+            "baseline_rq_simpleworker": base,
+            "overhead_ratio_vs_baseline": round(
+                mine["overhead_ms_per_job"] / max(base["overhead_ms_per_job"], 0.01), 2
+            ),
+            "target": "duty cycle >= 0.99, <= 20 ms overhead per job",
+        },
+    )
 
 
 if __name__ == "__main__":

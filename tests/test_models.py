@@ -20,13 +20,12 @@ from redis import Redis
 
 from dailies.media import first_frame, probe_mp4
 from tests.conftest import ROOT, App, Processes, start_app, wait_for
-from tests.tiny_pipelines import FAMILIES, save_tiny
+from tests.tiny_pipelines import FAMILIES, FRAMES, save_tiny, tiny_job
 
 pytest.importorskip("diffusers", reason="model dependencies are not installed (requirements-models.txt)")
 pytestmark = pytest.mark.models
 
 # The smallest valid frame count of each family's rule, and its native fps.
-FRAMES = {"cogvideox": 9, "ltx-video": 9, "mochi": 7, "wan": 9}
 FPS = {"cogvideox": 8, "ltx-video": 24, "mochi": 30, "wan": 16}
 IMAGE_TO_VIDEO = ("cogvideox", "ltx-video", "wan")
 
@@ -76,9 +75,7 @@ def png(color: tuple[int, int, int]) -> str:
 def test_text_to_video_at_64x64_in_2_steps_through_the_app(studio, family: str) -> None:
     app, processes = studio
     frames = FRAMES[family]
-    result = run_job(
-        app, prompt="a red boat on the sea", backend=family, width=64, height=64, num_frames=frames, steps=2, seed=5
-    )["result"]
+    result = run_job(app, **tiny_job(family, prompt="a red boat on the sea", seed=5))["result"]
     assert (result["width"], result["height"], result["num_frames"], result["fps"]) == (64, 64, frames, FPS[family])
     assert result["model"] == f"local:{family}"
     info = probe_mp4(app.client.get(result["video_url"]).content)
@@ -92,7 +89,7 @@ def test_text_to_video_at_64x64_in_2_steps_through_the_app(studio, family: str) 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_same_seed_same_frames_and_second_job_does_not_load_again(studio, family: str) -> None:
     app, processes = studio
-    body = dict(prompt="the city at night", backend=family, width=64, height=64, num_frames=FRAMES[family], steps=2)
+    body = tiny_job(family, prompt="the city at night")
     jobs = [run_job(app, **body, seed=seed)["result"] for seed in (21, 21, 22)]
     # The poster is the middle frame as the model made it (JPEG from identical pixels is identical);
     # the MP4s are not compared byte for byte: libx264 here now and then differs for identical frames.
@@ -110,30 +107,10 @@ def test_same_seed_same_frames_and_second_job_does_not_load_again(studio, family
 @pytest.mark.parametrize("family", IMAGE_TO_VIDEO)
 def test_image_to_video(studio, family: str) -> None:
     app, processes = studio
-    result = run_job(
-        app,
-        prompt="a cat walks",
-        backend=family,
-        width=64,
-        height=64,
-        num_frames=FRAMES[family],
-        steps=2,
-        seed=3,
-        image=png((220, 40, 40)),
-    )["result"]
+    result = run_job(app, **tiny_job(family, prompt="a cat walks", seed=3, image=png((220, 40, 40))))["result"]
     video = app.client.get(result["video_url"]).content
     assert probe_mp4(video).num_frames == FRAMES[family]
-    other = run_job(
-        app,
-        prompt="a cat walks",
-        backend=family,
-        width=64,
-        height=64,
-        num_frames=FRAMES[family],
-        steps=2,
-        seed=3,
-        image=png((40, 40, 220)),
-    )["result"]
+    other = run_job(app, **tiny_job(family, prompt="a cat walks", seed=3, image=png((40, 40, 220))))["result"]
     # Same seed and prompt, another start image: the image reached the model.
     assert first_frame(app.client.get(other["video_url"]).content).tolist() != first_frame(video).tolist()
 
@@ -141,15 +118,7 @@ def test_image_to_video(studio, family: str) -> None:
 @pytest.mark.parametrize("family", IMAGE_TO_VIDEO)
 def test_image_that_is_not_a_picture_fails_with_a_clear_error(studio, family: str) -> None:
     app, _ = studio
-    answer = app.submit(
-        prompt="x",
-        backend=family,
-        width=64,
-        height=64,
-        num_frames=FRAMES[family],
-        steps=2,
-        image=base64.b64encode(b"not a picture at all").decode(),
-    )
+    answer = app.submit(**tiny_job(family, prompt="x", image=base64.b64encode(b"not a picture at all").decode()))
     assert answer.status_code == 202
     status = app.wait_done(answer.json()["id"], timeout=60)
     assert status["status"] == "failed" and "not a readable picture" in status["error"]
@@ -159,9 +128,7 @@ def test_image_that_is_not_a_picture_fails_with_a_clear_error(studio, family: st
 def test_cancel_mid_run(studio, family: str) -> None:
     app, _ = studio
     # 200 steps keeps even a tiny model busy for a few seconds.
-    job = app.submit(
-        prompt="a long night", backend=family, width=64, height=64, num_frames=FRAMES[family], steps=200, seed=1
-    ).json()
+    job = app.submit(**tiny_job(family, prompt="a long night", steps=200, seed=1)).json()
 
     def stepping():
         status = app.client.get(f"/api/v1/jobs/{job['id']}").json()
@@ -172,7 +139,7 @@ def test_cancel_mid_run(studio, family: str) -> None:
     done = app.wait_done(job["id"], timeout=60)
     assert done["status"] == "canceled" and done["progress"] < 0.9, (seen, done)
     # The worker is free again and the pipeline still works after the interruption.
-    run_job(app, prompt="after", backend=family, width=64, height=64, num_frames=FRAMES[family], steps=2, seed=1)
+    run_job(app, **tiny_job(family, prompt="after", seed=1))
 
 
 RULE_BREAKS = {
@@ -187,7 +154,7 @@ SIZE_BREAKS = {"cogvideox": 72, "ltx-video": 80, "mochi": 72, "wan": 72}
 @pytest.mark.parametrize("family", FAMILIES)
 def test_rule_violations_refused_with_422(studio, family: str) -> None:
     app, _ = studio
-    body = dict(prompt="x", backend=family, width=64, height=64, num_frames=FRAMES[family], steps=2)
+    body = tiny_job(family, prompt="x")
     change, field, nearest = RULE_BREAKS[family]
     cases = [
         ({**body, **change}, field, f"nearest valid value: {nearest}"),
@@ -275,10 +242,10 @@ def test_ltx_video_published_weights_from_the_hub_cache_offline_and_mochi_missin
         DAILIES_MODEL_MOCHI=str(tmp_path / "no-such-folder"),
     )
     app = start_app(processes, tmp_path, redis_url)
-    result = run_job(app, prompt="a dog", backend="ltx-video", width=64, height=64, num_frames=9, steps=2)["result"]
+    result = run_job(app, **tiny_job("ltx-video", prompt="a dog"))["result"]
     assert result["model"] == "Lightricks/LTX-Video-0.9.1" and result["num_frames"] == 9
 
-    failed = app.submit(prompt="a dog", backend="mochi", width=64, height=64, num_frames=7, steps=2).json()
+    failed = app.submit(**tiny_job("mochi", prompt="a dog")).json()
     status = app.wait_done(failed["id"], timeout=60)
     assert status["status"] == "failed" and "could not load the Mochi 1 weights" in status["error"]
     assert "DAILIES_MODEL_MOCHI" in status["error"]

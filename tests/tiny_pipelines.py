@@ -13,6 +13,15 @@ FAMILIES = ("cogvideox", "ltx-video", "mochi", "wan")
 WORDS = ("a", "the", "cat", "dog", "on", "boat", "sea", "light", "red", "blue", "walks", "night", "city")
 
 
+# The smallest valid frame count of each family's rule, the frame count tiny jobs ask for.
+FRAMES = {"cogvideox": 9, "ltx-video": 9, "mochi": 7, "wan": 9}
+
+
+def tiny_job(family: str, **body) -> dict:
+    """A job body for a tiny checkpoint: 64x64, the smallest valid frame count, 2 steps."""
+    return {"backend": family, "width": 64, "height": 64, "num_frames": FRAMES[family], "steps": 2, **body}
+
+
 def _text_encoder_and_tokenizer():
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
