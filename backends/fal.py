@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from backends.base import GenerationError, Request, Video
 from backends.hosted_common import (
+    REMOTE_ID,
     Pending,
     PolledBackend,
     chosen_model,
     model_params,
     progress_in_logs,
+    prompt_input,
     reason_in,
 )
 
 KNOWN = ("fal-ai/wan-t2v", "fal-ai/ltx-video", "fal-ai/mochi-v1", "fal-ai/cogvideox-5b", "fal-ai/hunyuan-video")
 APP_ID = r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95}){1,3}"
-REQUEST_ID = re.compile(r"[\w-]{1,100}")
 
 
 class FalBackend(PolledBackend):
@@ -40,12 +40,10 @@ class FalBackend(PolledBackend):
 
     def submit(self, request: Request) -> dict[str, Any]:
         app = chosen_model(request.params)
-        payload: dict[str, Any] = {"prompt": request.prompt, "seed": request.seed}
-        if request.negative_prompt:
-            payload["negative_prompt"] = request.negative_prompt
+        payload = prompt_input(request)
         body = self.call("POST", f"{self.base_url}/{app}", create=True, json=payload).json()
         request_id = str(body.get("request_id", ""))
-        if not REQUEST_ID.fullmatch(request_id):
+        if not REMOTE_ID.fullmatch(request_id):
             raise GenerationError("fal answered without a usable request id")
         return {"id": request_id, "app": app}
 

@@ -95,6 +95,17 @@ def chosen_model(params: dict[str, Any]) -> str:
     return params.get("custom_model") or params["model"]
 
 
+REMOTE_ID = re.compile(r"[\w-]{1,100}")  # a provider's job id, checked before it goes into a URL
+
+
+def prompt_input(request: Request) -> dict[str, Any]:
+    """What every model behind a queue-style provider takes: the prompt, the seed, a negative prompt."""
+    payload: dict[str, Any] = {"prompt": request.prompt, "seed": request.seed}
+    if request.negative_prompt:
+        payload["negative_prompt"] = request.negative_prompt
+    return payload
+
+
 TQDM = re.compile(r"(\d{1,3})%\|")
 
 

@@ -14,7 +14,7 @@ from backends.base import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, FrameRule, GenerationEr
 from backends.hosted_common import PatternParam, Pending, PolledBackend, reason_in
 
 SIZES = ("1280x720", "720x1280", "1792x1024", "1024x1792")
-REMOTE_ID = re.compile(r"[\w.-]{1,200}")
+VIDEO_ID = re.compile(r"[\w-][\w.-]{0,199}")  # not starting with a dot: ".." must not reach a URL
 
 
 class OpenAIVideosBackend(PolledBackend):
@@ -52,7 +52,7 @@ class OpenAIVideosBackend(PolledBackend):
             parts.append(("input_reference", ("reference", request.image, "application/octet-stream")))
         body = self.call("POST", f"{self.base_url}/videos", create=True, files=parts).json()
         remote_id = str(body.get("id", ""))
-        if not REMOTE_ID.fullmatch(remote_id):
+        if not VIDEO_ID.fullmatch(remote_id):
             raise GenerationError("the endpoint answered without a usable video id")
         return {"id": remote_id, "model": fields["model"]}
 

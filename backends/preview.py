@@ -69,9 +69,7 @@ class PreviewBackend(Backend):
             if cancelled():
                 raise Cancelled()
             t = i / max(request.fps, 1)
-            field = (
-                sum(np.sin(freq[k, 0] * x + freq[k, 1] * y + speed[k] * t + phase[k]) for k in range(waves)) / waves
-            )
+            field = sum(np.sin(freq[k, 0] * x + freq[k, 1] * y + speed[k] * t + phase[k]) for k in range(waves)) / waves
             rgb = 0.5 + 0.5 * np.sin(field[..., None] * np.pi * palette[0] + hue + palette[1] * t)
             frame = (rgb * 255).astype(np.uint8)
             frames[i] = np.where(overlay[..., None] > 0, 255 - frame // 3, frame)

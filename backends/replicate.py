@@ -6,16 +6,17 @@ sees it succeed.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from backends.base import GenerationError, Request, Video
 from backends.hosted_common import (
+    REMOTE_ID,
     Pending,
     PolledBackend,
     chosen_model,
     model_params,
     progress_in_logs,
+    prompt_input,
     reason_in,
 )
 
@@ -27,7 +28,6 @@ KNOWN = (
     "genmoai/mochi-1",
     "wan-video/wan-2.1-t2v-480p",
 )
-PREDICTION_ID = re.compile(r"[\w-]{1,100}")
 
 
 class ReplicateBackend(PolledBackend):
@@ -47,14 +47,12 @@ class ReplicateBackend(PolledBackend):
 
     def submit(self, request: Request) -> dict[str, Any]:
         model = chosen_model(request.params)
-        payload: dict[str, Any] = {"prompt": request.prompt, "seed": request.seed}
-        if request.negative_prompt:
-            payload["negative_prompt"] = request.negative_prompt
+        payload = prompt_input(request)
         body = self.call(
             "POST", f"{self.base_url}/models/{model}/predictions", create=True, json={"input": payload}
         ).json()
         prediction_id = str(body.get("id", ""))
-        if not PREDICTION_ID.fullmatch(prediction_id):
+        if not REMOTE_ID.fullmatch(prediction_id):
             raise GenerationError("Replicate answered without a usable prediction id")
         return {"id": prediction_id, "model": model}
 
