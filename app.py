@@ -20,9 +20,9 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 from redis import Redis  # noqa: E402
 
 import backends  # noqa: E402
-from dailies import api, embedded, ui  # noqa: E402
-from dailies.config import Settings  # noqa: E402
-from dailies.service import Service  # noqa: E402
+from dailies.app import api, embedded, ui  # noqa: E402
+from dailies.app.service import Service  # noqa: E402
+from dailies.contract.settings import Settings  # noqa: E402
 
 STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("dailies.app")

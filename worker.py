@@ -21,9 +21,9 @@ from rq.worker import WorkerStatus
 
 import backends
 from backends.hosted_common import PolledBackend
-from dailies.config import Settings
-from dailies.jobs import job_key, misconfigured_key, queue_name
-from dailies.remote import Dispatcher
+from dailies.contract import keys
+from dailies.contract.settings import Settings
+from dailies.worker.polling import Dispatcher
 
 
 class DailiesWorker(SimpleWorker):
@@ -40,7 +40,7 @@ class DailiesWorker(SimpleWorker):
             while not done.wait(self.beat_s):
                 self.maintain_heartbeats(job, execution)
                 # A hosted job's poll step beats for the job it polls.
-                self.connection.hset(job_key(job.meta.get("job", job.id)), "heartbeat", time.time())
+                self.connection.hset(keys.job(job.meta.get("job", job.id)), "heartbeat", time.time())
 
         thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
         thread.start()
@@ -80,12 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per provider request is noise
     redis = Redis.from_url(settings.redis_url)
     # A restart is how a fixed key takes effect; hosted jobs' polls are moved by this process.
-    redis.delete(*[misconfigured_key(n) for n in names])
+    redis.delete(*[keys.misconfigured(n) for n in names])
     polled = [n for n in names if isinstance(backends.get(n, settings), PolledBackend)]
     if polled:
         Dispatcher(redis, polled, settings.job_timeout).start()
     worker = DailiesWorker(
-        [queue_name(n) for n in names],
+        [keys.queue_name(n) for n in names],
         connection=redis,
         name=args.name,
         log_job_description=False,  # job arguments hold prompts and images: keep them out of logs

@@ -14,7 +14,7 @@ from backends.openai_videos import OpenAIVideosBackend
 from backends.preview import PreviewBackend
 from backends.replicate import ReplicateBackend
 from backends.wan import WanBackend
-from dailies.config import Settings
+from dailies.contract.settings import Settings
 
 BACKEND_CLASSES: dict[str, type[Backend]] = {
     cls.name: cls

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from dailies.config import Settings
+from dailies.contract.settings import Settings
+from dailies.contract.spec import JobSpec
 
 TEXT_TO_VIDEO = "text-to-video"
 IMAGE_TO_VIDEO = "image-to-video"
@@ -141,23 +142,6 @@ class Availability:
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class Request:
-    """A validated job, as the worker receives it."""
-
-    id: str
-    backend: str
-    prompt: str
-    negative_prompt: str
-    seed: int | None
-    width: int
-    height: int
-    num_frames: int
-    fps: int
-    params: dict[str, Any] = field(default_factory=dict)
-    image: bytes | None = None
-
-
 @dataclass
 class Video:
     """What a backend hands back: an H.264 MP4 and a JPEG poster."""
@@ -194,7 +178,7 @@ class Backend(ABC):
         """Whether this machine (or key) can run the backend, and if not why."""
 
     @abstractmethod
-    def generate(self, request: Request, progress: Progress, cancelled: CancelCheck) -> Video:
+    def generate(self, request: JobSpec, progress: Progress, cancelled: CancelCheck) -> Video:
         """Make the video; check `cancelled()` between steps and raise `Cancelled`."""
 
     def describe(self) -> dict:

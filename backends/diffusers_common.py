@@ -32,10 +32,10 @@ from backends.base import (
     GenerationError,
     Param,
     Progress,
-    Request,
     Video,
 )
-from dailies.media import encode_mp4, poster_jpeg
+from dailies.contract.media import encode_mp4, poster_jpeg
+from dailies.contract.spec import JobSpec
 
 log = logging.getLogger("dailies.models")
 
@@ -194,7 +194,7 @@ class DiffusersBackend(Backend):
 
     # -- hooks a family may override -------------------------------------------------------
 
-    def call_args(self, request: Request, variant: Variant) -> dict[str, Any]:
+    def call_args(self, request: JobSpec, variant: Variant) -> dict[str, Any]:
         """Extra keyword arguments for this family's pipeline call."""
         return {}
 
@@ -292,7 +292,7 @@ class DiffusersBackend(Backend):
         key = (self.name, self.weights(variant, mode), mode, device)
         return RESIDENT.get(key, lambda: self._load(variant, mode, device), device)
 
-    def generate(self, request: Request, progress: Progress, cancelled: CancelCheck) -> Video:
+    def generate(self, request: JobSpec, progress: Progress, cancelled: CancelCheck) -> Video:
         import torch
 
         variant = self.variant(request.params.get("model"))

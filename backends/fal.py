@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.base import GenerationError, Request, Video
+from backends.base import GenerationError, Video
 from backends.hosted_common import (
     REMOTE_ID,
     Pending,
@@ -15,6 +15,7 @@ from backends.hosted_common import (
     prompt_input,
     reason_in,
 )
+from dailies.contract.spec import JobSpec
 
 KNOWN = ("fal-ai/wan-t2v", "fal-ai/ltx-video", "fal-ai/mochi-v1", "fal-ai/cogvideox-5b", "fal-ai/hunyuan-video")
 APP_ID = r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95}){1,3}"
@@ -38,7 +39,7 @@ class FalBackend(PolledBackend):
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Key {self.key}"}
 
-    def submit(self, request: Request) -> dict[str, Any]:
+    def submit(self, request: JobSpec) -> dict[str, Any]:
         app = chosen_model(request.params)
         payload = prompt_input(request)
         body = self.call("POST", f"{self.base_url}/{app}", create=True, json=payload).json()

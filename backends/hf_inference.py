@@ -18,7 +18,7 @@ from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import httpx as hf_httpx
 
-from backends.base import CancelCheck, Cancelled, GenerationError, Param, Progress, Request, Video
+from backends.base import CancelCheck, Cancelled, GenerationError, Param, Progress, Video
 from backends.hosted_common import (
     HostedBackend,
     Misconfigured,
@@ -30,6 +30,7 @@ from backends.hosted_common import (
     retry_after,
     video_from_bytes,
 )
+from dailies.contract.spec import JobSpec
 
 PROVIDERS = ("auto", "fal-ai", "replicate", "novita", "together", "wavespeed")
 KNOWN = (
@@ -61,7 +62,7 @@ class HfInferenceBackend(HostedBackend):
         super().__init__(settings)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hf-inference")
 
-    def generate(self, request: Request, progress: Progress, cancelled: CancelCheck) -> Video:
+    def generate(self, request: JobSpec, progress: Progress, cancelled: CancelCheck) -> Video:
         model = chosen_model(request.params)
         client = InferenceClient(
             provider=request.params["provider"], api_key=self.key, bill_to=self.settings.hf_bill_to
@@ -79,7 +80,7 @@ class HfInferenceBackend(HostedBackend):
                 continue
             return video_from_bytes(data, model, self.settings.hosted_max_bytes, provider=request.params["provider"])
 
-    def _call(self, client: InferenceClient, request: Request, model: str) -> bytes:
+    def _call(self, client: InferenceClient, request: JobSpec, model: str) -> bytes:
         try:
             return client.text_to_video(
                 request.prompt,

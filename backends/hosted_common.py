@@ -33,11 +33,11 @@ from backends.base import (
     GenerationError,
     Param,
     Progress,
-    Request,
     SizeRule,
     Video,
 )
-from dailies.media import first_frame, poster_jpeg, probe_mp4
+from dailies.contract.media import first_frame, poster_jpeg, probe_mp4
+from dailies.contract.spec import JobSpec
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 MAX_REDIRECTS = 3
@@ -98,7 +98,7 @@ def chosen_model(params: dict[str, Any]) -> str:
 REMOTE_ID = re.compile(r"[\w-]{1,100}")  # a provider's job id, checked before it goes into a URL
 
 
-def prompt_input(request: Request) -> dict[str, Any]:
+def prompt_input(request: JobSpec) -> dict[str, Any]:
     """What every model behind a queue-style provider takes: the prompt, the seed, a negative prompt."""
     payload: dict[str, Any] = {"prompt": request.prompt, "seed": request.seed}
     if request.negative_prompt:
@@ -195,7 +195,7 @@ class PolledBackend(HostedBackend):
     poll_every: ClassVar[float] = 3.0
 
     @abstractmethod
-    def submit(self, request: Request) -> dict[str, Any]:
+    def submit(self, request: JobSpec) -> dict[str, Any]:
         """Send the job; the remote state to store (ids and urls only, no key)."""
 
     @abstractmethod
@@ -205,7 +205,7 @@ class PolledBackend(HostedBackend):
     def cancel(self, state: dict[str, Any]) -> None:
         """Ask the provider to stop the remote job (best effort)."""
 
-    def generate(self, request: Request, progress: Progress, cancelled: CancelCheck) -> Video:
+    def generate(self, request: JobSpec, progress: Progress, cancelled: CancelCheck) -> Video:
         """Submit and poll in one call, sleeping between polls (for a caller with no queue: live tests)."""
         state = self.submit(request)
         while True:

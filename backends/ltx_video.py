@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.base import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, FrameRule, Request, SizeRule
+from backends.base import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, FrameRule, SizeRule
 from backends.diffusers_common import SAME_WEIGHTS, DiffusersBackend, Variant, model_params
+from dailies.contract.spec import JobSpec
 
 
 class LTXVideoBackend(DiffusersBackend):
@@ -29,7 +30,7 @@ class LTXVideoBackend(DiffusersBackend):
     fps_range = (24, 30)
     params = model_params(variants)
 
-    def call_args(self, request: Request, variant: Variant) -> dict[str, Any]:
+    def call_args(self, request: JobSpec, variant: Variant) -> dict[str, Any]:
         # The model is conditioned on the frame rate; 0.9.1+ decode with a little noise (diffusers' LTX docs).
         decode_timestep = 0.05 if "distilled" in variant.name else 0.03
         return {"frame_rate": request.fps, "decode_timestep": decode_timestep, "decode_noise_scale": 0.025}

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from backends.base import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, FrameRule, GenerationError, Param, Request, SizeRule, Video
+from backends.base import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, FrameRule, GenerationError, Param, SizeRule, Video
 from backends.hosted_common import PatternParam, Pending, PolledBackend, reason_in
+from dailies.contract.spec import JobSpec
 
 SIZES = ("1280x720", "720x1280", "1792x1024", "1024x1792")
 VIDEO_ID = re.compile(r"[\w-][\w.-]{0,199}")  # not starting with a dot: ".." must not reach a URL
@@ -39,7 +40,7 @@ class OpenAIVideosBackend(PolledBackend):
         Param("size", str, SIZES[0], choices=SIZES, label="Size"),
     )
 
-    def submit(self, request: Request) -> dict[str, Any]:
+    def submit(self, request: JobSpec) -> dict[str, Any]:
         fields = {
             "prompt": request.prompt,
             "model": request.params["model"],

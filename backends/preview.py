@@ -20,11 +20,11 @@ from backends.base import (
     FrameRule,
     Param,
     Progress,
-    Request,
     SizeRule,
     Video,
 )
-from dailies.media import encode_mp4, poster_jpeg
+from dailies.contract.media import encode_mp4, poster_jpeg
+from dailies.contract.spec import JobSpec
 
 
 class PreviewBackend(Backend):
@@ -47,7 +47,7 @@ class PreviewBackend(Backend):
     def availability(self) -> Availability:
         return Availability(True)
 
-    def generate(self, request: Request, progress: Progress, cancelled: CancelCheck) -> Video:
+    def generate(self, request: JobSpec, progress: Progress, cancelled: CancelCheck) -> Video:
         seed = request.seed or 0
         rng = np.random.default_rng(seed)
         waves = int(request.params.get("waves", 3))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.base import GenerationError, Request, Video
+from backends.base import GenerationError, Video
 from backends.hosted_common import (
     REMOTE_ID,
     Pending,
@@ -19,6 +19,7 @@ from backends.hosted_common import (
     prompt_input,
     reason_in,
 )
+from dailies.contract.spec import JobSpec
 
 # Community and official video models (owner/name); any other owner/name is allowed too.
 KNOWN = (
@@ -45,7 +46,7 @@ class ReplicateBackend(PolledBackend):
     poll_every = 2.0
     params = model_params(KNOWN, example="owner/name, e.g. lightricks/ltx-video")
 
-    def submit(self, request: Request) -> dict[str, Any]:
+    def submit(self, request: JobSpec) -> dict[str, Any]:
         model = chosen_model(request.params)
         payload = prompt_input(request)
         body = self.call(

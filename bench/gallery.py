@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 from bench.common import record, summary_ms
-from dailies.dataset import LocalDataset, make_row
-from dailies.hub import HubRepo, IndexSync
-from dailies.index import Index, fts_query
-from dailies.publisher import COMMIT_MAX_ROWS, Publisher, PublishQueue
+from dailies.app.dataset import LocalDataset, make_row
+from dailies.app.hub import HubRepo, IndexSync
+from dailies.app.index import Index, fts_query
+from dailies.app.publisher import COMMIT_MAX_ROWS, Publisher, PublishQueue
 from tests.hub_server import HubServer
 
 BACKENDS = ["preview", "ltx-video", "wan", "cogvideox", "mochi"]

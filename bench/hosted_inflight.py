@@ -2,7 +2,7 @@
 
 One real worker process serving `fal`; each remote job answers "not yet" `--polls` times, 2 s
 apart (fal's poll interval), so it takes about 2 * (polls + 1) seconds. The jobs go in through
-dailies.jobs.Jobs; every 0.1 s we sample how many remote jobs are in flight at the server and
+dailies.app.jobs.Jobs; every 0.1 s we sample how many remote jobs are in flight at the server and
 the worker's resident memory (it has no child processes).
 
     python -m bench.hosted_inflight [--jobs 32] [--polls 3]
@@ -19,8 +19,9 @@ from redis import Redis
 
 from backends.base import Availability
 from bench.common import record
-from dailies.config import Settings
-from dailies.jobs import COLLECT, Jobs, job_key
+from dailies.app.jobs import Jobs
+from dailies.contract import keys
+from dailies.contract.settings import Settings
 from tests.harness import Processes, start_redis_server
 from tests.hosted_servers import HostedServer, worker_env
 
@@ -43,12 +44,12 @@ def run(procs: Processes, url: str, server: HostedServer, jobs: int) -> dict[str
     ids = [submit.submit({"prompt": f"in flight {i}", "backend": "fal"}, f"bench-{i}")["id"] for i in range(jobs)]
     submitted = time.monotonic() - start
     most, peak = 0, idle
-    while redis.llen(COLLECT) + sum(redis.hget(job_key(i), "status") == b"failed" for i in ids) < jobs:
+    while redis.llen(keys.COLLECT) + sum(redis.hget(keys.job(i), "status") == b"failed" for i in ids) < jobs:
         most, peak = max(most, server.active()), max(peak, rss_mb(worker.pid))
         time.sleep(0.1)
     return {
         "max_remote_jobs_in_flight": most,
-        "succeeded": redis.llen(COLLECT),
+        "succeeded": redis.llen(keys.COLLECT),
         "submit_all_s": round(submitted, 3),
         "all_done_s": round(time.monotonic() - start, 2),
         "worker_rss_mb_idle": round(idle, 1),

@@ -18,10 +18,10 @@ import time
 from importlib.metadata import version
 
 import backends
-from backends.base import Request
 from backends.diffusers_common import DiffusersBackend, gpu_visible
 from bench.common import record
-from dailies.config import Settings
+from dailies.contract.settings import Settings
+from dailies.contract.spec import JobSpec
 
 PROMPT = "A fishing boat leaves a small harbour at dawn, gulls circling, gentle waves, cinematic light"
 
@@ -40,7 +40,7 @@ def run_one(backend: DiffusersBackend, variant: str, seed: int) -> dict:
     import torch
 
     width, height = backend.size.default
-    request = Request(
+    request = JobSpec(
         id="bench",
         backend=backend.name,
         prompt=PROMPT,

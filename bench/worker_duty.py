@@ -19,8 +19,9 @@ from redis import Redis
 from rq import Queue
 
 from bench.common import record
-from dailies.config import Settings
-from dailies.jobs import Jobs, job_key, result_key
+from dailies.app.jobs import Jobs
+from dailies.contract import keys
+from dailies.contract.settings import Settings
 from tests.harness import Processes, base_env, start_redis_server, wait_for
 
 
@@ -56,8 +57,8 @@ def ours(procs: Processes, url: str, jobs: int, pace: float) -> dict[str, float]
     wait_for(lambda: redis.llen("dailies:collect") == jobs, timeout=jobs * pace * 3 + 30, what="all jobs")
     spans = []
     for job_id in ids:
-        meta = json.loads(redis.hget(result_key(job_id), "meta"))
-        assert float(redis.hget(job_key(job_id), "started")) == meta["started"]
+        meta = json.loads(redis.hget(keys.result(job_id), "meta"))
+        assert float(redis.hget(keys.job(job_id), "started")) == meta["started"]
         spans.append((meta["started"], meta["finished"]))
     procs.stop_all()
     return measure(spans)

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from dailies.media import encode_mp4
+from dailies.contract.media import encode_mp4
 
 KEYS = {
     "openai": "sk-test-openai-9f8e7d6c5b4a",

@@ -7,7 +7,7 @@ import re
 import httpx
 from redis import Redis
 
-from dailies.media import probe_mp4
+from dailies.contract.media import probe_mp4
 from tests.conftest import App, Processes, start_app, wait_for
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dailies.errors import ApiError
-from dailies.index import Index
+from dailies.app.errors import ApiError
+from dailies.app.index import Index
 
 pytestmark = pytest.mark.hub
 

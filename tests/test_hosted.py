@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from dailies.media import probe_mp4
+from dailies.contract.media import probe_mp4
 from tests.conftest import ROOT, App, Processes, base_env, start_app, wait_for
 from tests.hosted_servers import KEYS, HostedServer, worker_env
 

@@ -12,8 +12,8 @@ import os
 import pytest
 
 import backends
-from backends.base import Request
-from dailies.config import Settings
+from dailies.contract.settings import Settings
+from dailies.contract.spec import JobSpec
 
 pytestmark = [pytest.mark.hosted, pytest.mark.live]
 
@@ -36,7 +36,7 @@ def test_live_generation(provider: str, backend: str, env: str) -> None:
     params = {p.name: p.default for p in chosen.params}
     if model := os.environ.get(f"DAILIES_LIVE_{provider.upper()}_MODEL"):
         params["custom_model" if "custom_model" in params else "model"] = model
-    request = Request(
+    request = JobSpec(
         id="live",
         backend=backend,
         prompt="a paper boat drifting on a puddle, overcast light",

@@ -13,10 +13,10 @@ import pytest
 from gradio_client import Client
 from redis import Redis
 
-from dailies.dataset import COLUMNS, LocalDataset
-from dailies.hub import HubRepo
-from dailies.index import Index
-from dailies.publisher import HOURLY_MAX, Publisher, PublishQueue
+from dailies.app.dataset import COLUMNS, LocalDataset
+from dailies.app.hub import HubRepo
+from dailies.app.index import Index
+from dailies.app.publisher import HOURLY_MAX, Publisher, PublishQueue
 from tests.conftest import App, Processes, start_app, wait_for
 from tests.hub_server import HubServer
 

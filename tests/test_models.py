@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from redis import Redis
 
-from dailies.media import first_frame, probe_mp4
+from dailies.contract.media import first_frame, probe_mp4
 from tests.conftest import ROOT, App, Processes, start_app, wait_for
 from tests.tiny_pipelines import FAMILIES, FRAMES, save_tiny, tiny_job
 
@@ -191,7 +191,7 @@ def test_backends_describe_their_rules(studio) -> None:
 
 def test_backends_import_without_torch_and_say_why_they_are_unavailable() -> None:
     code = (
-        "import sys, backends; from dailies.config import Settings\n"
+        "import sys, backends; from dailies.contract.settings import Settings\n"
         "s = Settings.from_env({'DAILIES_DEVICE': 'auto'})\n"
         "print([(b.name, b.availability().reason) for b in backends.all_backends(s) if b.family == 'open'])\n"
         "print('torch' in sys.modules, 'diffusers' in sys.modules)\n"

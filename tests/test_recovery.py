@@ -8,8 +8,9 @@ from pathlib import Path
 
 from redis import Redis
 
-from dailies.config import Settings
-from dailies.jobs import COLLECTING, Jobs, job_key, result_key
+from dailies.app.jobs import Jobs
+from dailies.contract import keys
+from dailies.contract.settings import Settings
 from tests.conftest import Processes, start_app, wait_for
 
 
@@ -31,13 +32,13 @@ def test_results_finished_while_the_app_was_down_are_collected_once(
     ]
     wait_for(lambda: redis.llen("dailies:collect") == 3, what="results waiting in Redis")
     # One result was half-way through collection when a previous app died.
-    redis.lmove("dailies:collect", COLLECTING, "RIGHT", "LEFT")
+    redis.lmove("dailies:collect", keys.COLLECTING, "RIGHT", "LEFT")
 
     app = start_app(processes, tmp_path, redis_url)
     for job_id in ids:
         assert app.wait_done(job_id)["status"] == "succeeded"
     assert sorted(r["id"] for r in metadata_rows(app.data)) == sorted(ids)
-    assert redis.llen(COLLECTING) == 0 and not redis.keys("dailies:result:*")
+    assert redis.llen(keys.COLLECTING) == 0 and not redis.keys("dailies:result:*")
 
 
 def test_crash_after_the_row_was_written_does_not_duplicate_it(
@@ -62,9 +63,9 @@ def test_crash_after_the_row_was_written_does_not_duplicate_it(
         "started": 0.0,
         "finished": 0.0,
     }
-    redis.hset(result_key(job_id), mapping={"video": video, "poster": poster, "meta": json.dumps(meta)})
-    redis.hset(job_key(job_id), "status", "running")
-    redis.lpush(COLLECTING, job_id)
+    redis.hset(keys.result(job_id), mapping={"video": video, "poster": poster, "meta": json.dumps(meta)})
+    redis.hset(keys.job(job_id), "status", "running")
+    redis.lpush(keys.COLLECTING, job_id)
 
     again = start_app(processes, tmp_path, redis_url)
     assert again.wait_done(job_id)["status"] == "succeeded"

@@ -13,13 +13,14 @@ from rq import Worker
 
 import backends
 from backends.base import Availability, Backend
-from dailies.collector import Collector
-from dailies.config import Settings
-from dailies.dataset import LocalDataset
-from dailies.errors import ApiError
-from dailies.index import Index
-from dailies.jobs import Jobs, misconfigured_key, queue_name
-from dailies.storage import Storage
+from dailies.app.collector import Collector
+from dailies.app.dataset import LocalDataset
+from dailies.app.errors import ApiError
+from dailies.app.index import Index
+from dailies.app.jobs import Jobs
+from dailies.app.storage import Storage
+from dailies.contract import keys
+from dailies.contract.settings import Settings
 
 WORKERS_FRESH_S = 2.0
 WORKERS_RECHECK_S = 0.25
@@ -72,10 +73,10 @@ class Service:
 
     def availability(self, backend: Backend) -> Availability:
         """Usable when a worker serves its queue, or (embedded) this machine can run it."""
-        refused = self.redis.get(misconfigured_key(backend.name))
+        refused = self.redis.get(keys.misconfigured(backend.name))
         if refused:
             return Availability(False, f"misconfigured: {refused.decode()}")
-        queue = queue_name(backend.name)
+        queue = keys.queue_name(backend.name)
         # Look again (at most a few times a second) before saying no: a worker may just have started.
         served = any(queue in w["queues"] for w in self.workers()) or any(
             queue in w["queues"] for w in self.workers(max_age=WORKERS_RECHECK_S)

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dailies.errors import ApiError
+from dailies.app.errors import ApiError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (

@@ -9,9 +9,7 @@ flag the backend checks between steps.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,65 +20,17 @@ from rq.job import Job
 
 import backends
 from backends.base import Availability, Backend
-from dailies.config import Settings
-from dailies.errors import ApiError
-from dailies.validation import validate
+from dailies.app.errors import ApiError
+from dailies.app.validation import validate
+from dailies.contract import keys
+from dailies.contract.settings import Settings
+from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, STALE_BEATS, TERMINAL, valid_id
 
-RUNNER = "dailies.runner.run"
-TERMINAL = ("succeeded", "failed", "canceled")
-JOB_TTL = 7 * 86400
-STALE_BEATS = 6  # a running job whose worker missed this many heartbeats is reported failed
-POLL_LEASE_S = 60  # a claimed poll of a hosted job that has not reported back by then is claimed again
-COLLECT = "dailies:collect"
-COLLECTING = "dailies:collecting"
-
-
-def job_key(job_id: str) -> str:
-    return f"dailies:job:{job_id}"
-
-
-def cancel_key(job_id: str) -> str:
-    return f"dailies:cancel:{job_id}"
-
-
-def result_key(job_id: str) -> str:
-    return f"dailies:result:{job_id}"
-
-
-def misconfigured_key(backend: str) -> str:
-    """Set by a worker whose provider refused its key; the reason (never the key) makes the backend unavailable."""
-    return f"dailies:backend:{backend}:misconfigured"
-
-
-def queue_name(backend: str) -> str:
-    return f"dailies:{backend}"
-
-
-def new_id() -> str:
-    """24 hex digits that sort by creation time (milliseconds, then randomness)."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
-
-
-def valid_id(job_id: str) -> bool:
-    return len(job_id) == 24 and all(c in "0123456789abcdef" for c in job_id)
-
-
-def user_key(user: str) -> str:
-    # Only a hash of the address reaches Redis.
-    return "dailies:user:" + hashlib.sha256(user.encode()).hexdigest()[:24]
-
-
-def decode(raw: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in raw.items()}
+RUNNER = "dailies.worker.runner.run"
 
 
 def _int(value: str | None) -> int | None:
     return int(value) if value else None
-
-
-def recipe(job: dict[str, Any]) -> dict[str, Any]:
-    """What a job asked for, as shown to users (no image bytes)."""
-    return {k: v for k, v in job.items() if k != "image"}
 
 
 class Jobs:
@@ -97,7 +47,7 @@ class Jobs:
             known = ", ".join(backends.BACKEND_CLASSES)
             raise ApiError(422, "unknown_backend", f"backend must be one of: {known}", "backend")
         backend = backends.get(name, self.settings)
-        job = validate(body, backend)
+        spec = validate(body, backend)
         availability = self.availability(backend)
         if not availability.usable:
             raise ApiError(
@@ -105,38 +55,37 @@ class Jobs:
             )
         self._check_limits(user, name)
 
-        job_id = new_id()
-        job["id"] = job_id
-        queue = Queue(queue_name(name), connection=self.redis)
+        job_id = spec.id
+        queue = Queue(keys.queue_name(name), connection=self.redis)
         now = time.time()
         with self.redis.pipeline() as pipe:
             pipe.hset(
-                job_key(job_id),
+                keys.job(job_id),
                 mapping={
                     "status": "queued",
                     "backend": name,
                     "created": now,
                     "progress": 0,
-                    "request": json.dumps(recipe(job)),
+                    "request": json.dumps(spec.recipe()),
                 },
             )
-            pipe.expire(job_key(job_id), JOB_TTL)
-            pipe.sadd(user_key(user), job_id)
-            pipe.expire(user_key(user), JOB_TTL)
+            pipe.expire(keys.job(job_id), JOB_TTL)
+            pipe.sadd(keys.user(user), job_id)
+            pipe.expire(keys.user(user), JOB_TTL)
             pipe.execute()
         # Our hash exists before the job can reach a worker.
         queue.enqueue_call(
-            RUNNER, args=(job,), job_id=job_id, timeout=self.settings.job_timeout, result_ttl=600, failure_ttl=JOB_TTL
+            RUNNER, args=(spec,), job_id=job_id, timeout=self.settings.job_timeout, result_ttl=600, failure_ttl=JOB_TTL
         )
-        return {"id": job_id, "status": "queued", "position": self._position(name, job_id), "seed": job["seed"]}
+        return {"id": job_id, "status": "queued", "position": self._position(name, job_id), "seed": spec.seed}
 
     def _check_limits(self, user: str, backend: str) -> None:
-        key = user_key(user)
+        key = keys.user(user)
         active = list(self.redis.smembers(key))
         if active:
             with self.redis.pipeline() as pipe:
                 for job_id in active:
-                    pipe.hget(job_key(job_id.decode()), "status")
+                    pipe.hget(keys.job(job_id.decode()), "status")
                 statuses = pipe.execute()
             done = [j for j, s in zip(active, statuses, strict=True) if s is None or s.decode() in TERMINAL]
             if done:
@@ -148,15 +97,15 @@ class Jobs:
                     f"you already have {self.settings.user_max_active} "
                     "jobs waiting or running; wait for one to finish or cancel one",
                 )
-        if Queue(queue_name(backend), connection=self.redis).count >= self.settings.queue_max:
+        if Queue(keys.queue_name(backend), connection=self.redis).count >= self.settings.queue_max:
             raise ApiError(429, "queue_full", "the queue for this backend is full; try again in a few minutes")
 
     def _position(self, backend: str, job_id: str) -> int:
         """Jobs ahead of this one in its queue (0: next to run, or being picked up by a worker)."""
-        return self.redis.lpos(Queue(queue_name(backend), connection=self.redis).key, job_id) or 0
+        return self.redis.lpos(Queue(keys.queue_name(backend), connection=self.redis).key, job_id) or 0
 
     def status(self, job_id: str) -> dict:
-        raw = decode(self.redis.hgetall(job_key(job_id))) if valid_id(job_id) else {}
+        raw = keys.decode(self.redis.hgetall(keys.job(job_id))) if valid_id(job_id) else {}
         if not raw:
             raise ApiError(404, "not_found", f"no job {job_id!r}")
         status = raw["status"]
@@ -202,12 +151,12 @@ class Jobs:
         status = self.status(job_id)["status"]
         if status in TERMINAL:
             raise ApiError(409, "already_finished", f"job {job_id} has already {status}")
-        self.redis.set(cancel_key(job_id), 1, ex=JOB_TTL)
-        queue = Queue(queue_name(self.redis.hget(job_key(job_id), "backend").decode()), connection=self.redis)
+        self.redis.set(keys.cancel(job_id), 1, ex=JOB_TTL)
+        queue = Queue(keys.queue_name(self.redis.hget(keys.job(job_id), "backend").decode()), connection=self.redis)
         if self.redis.lrem(queue.key, 1, job_id):
             # Still waiting: it is gone from the queue at once. A running job stops at its next step.
             with self.redis.pipeline() as pipe:
-                pipe.hset(job_key(job_id), mapping={"status": "canceled", "finished": time.time()})
+                pipe.hset(keys.job(job_id), mapping={"status": "canceled", "finished": time.time()})
                 pipe.delete(Job.key_for(job_id))
                 pipe.execute()
             return {"id": job_id, "status": "canceled"}

@@ -12,14 +12,14 @@ from fastapi.responses import FileResponse, JSONResponse
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
-from dailies.errors import ApiError
-from dailies.index import PAGE_MAX
-from dailies.service import Service
+from dailies.app.errors import ApiError
+from dailies.app.index import PAGE_MAX
+from dailies.app.service import Service
 
 BODY_MAX = 16 * 1024 * 1024
 # The only files /media serves: videos in batch folders and posters.
 MEDIA_PATH = re.compile(r"data/[0-9-]{10}/[0-9a-f]{24}/[0-9a-f]{24}\.mp4|posters/[0-9-]{10}/[0-9a-f]{24}\.jpg")
-log = logging.getLogger("dailies.api")
+log = logging.getLogger("dailies.app.api")
 
 
 def client_id(request: Request, trust_forwarded: bool) -> str:

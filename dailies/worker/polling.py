@@ -27,13 +27,14 @@ from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue
 
-from backends.base import Backend, GenerationError, Request, Video
+from backends.base import Backend, GenerationError, Video
 from backends.hosted_common import Misconfigured, Pending, PolledBackend, RetryLater, backoff
-from dailies.config import Settings
-from dailies.jobs import JOB_TTL, POLL_LEASE_S, TERMINAL, decode, job_key, misconfigured_key, queue_name
+from dailies.contract import keys
+from dailies.contract.settings import Settings
+from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, TERMINAL, JobSpec
 
-log = logging.getLogger("dailies.remote")
-POLL = "dailies.runner.poll"
+log = logging.getLogger("dailies.worker.polling")
+POLL = "dailies.worker.runner.poll"
 SUBMIT_WAIT_MAX_S = 30  # longest pause between tries of a create the provider asked us to retry
 MISCONFIGURED_TTL = 3600
 DISPATCH_EVERY_S = 0.5
@@ -53,33 +54,25 @@ class Reporter(Protocol):
 Deliver = Callable[[Video], str]
 
 
-def due_key(backend: str) -> str:
-    return f"dailies:due:{backend}"
-
-
-def lock_key(job_id: str) -> str:
-    return f"dailies:polling:{job_id}"
-
-
 def schedule(redis: Redis | Pipeline, backend: str, job_id: str, after_s: float) -> None:
     """The job's next poll, due in `after_s`. Its heartbeat is set to that time: a job whose
     poll is long overdue has no worker left to move it, and the app reports it failed."""
     due = time.time() + after_s
-    redis.zadd(due_key(backend), {job_id: due})
-    redis.hset(job_key(job_id), "heartbeat", due)
+    redis.zadd(keys.due(backend), {job_id: due})
+    redis.hset(keys.job(job_id), "heartbeat", due)
 
 
 def fail(redis: Redis, reporter: Reporter, backend: Backend, exc: GenerationError) -> str:
     """End the job with the provider's reason; a refused key marks the backend unavailable."""
     if isinstance(exc, Misconfigured):
-        redis.set(misconfigured_key(backend.name), str(exc), ex=MISCONFIGURED_TTL)
+        redis.set(keys.misconfigured(backend.name), str(exc), ex=MISCONFIGURED_TTL)
     reporter.end("failed", error=str(exc))
     return "failed"
 
 
-def submit(redis: Redis, request: Request, backend: PolledBackend, reporter: Reporter, settings: Settings) -> str:
+def submit(redis: Redis, request: JobSpec, backend: PolledBackend, reporter: Reporter, settings: Settings) -> str:
     """Send the job once and store its remote state; the first poll is then due."""
-    key = job_key(request.id)
+    key = keys.job(request.id)
     remote, submitting = redis.hmget(key, "remote", "remote_submitting")
     if remote:  # this step ran before and got as far as the provider: resume polling
         schedule(redis, backend.name, request.id, 0)
@@ -121,19 +114,19 @@ def poll(
     redis: Redis, job_id: str, backend: PolledBackend, reporter: Reporter, settings: Settings, deliver: Deliver
 ) -> str:
     """One look at the remote job: reschedule it, or end it (video, failure, cancel, timeout)."""
-    if not redis.set(lock_key(job_id), 1, nx=True, ex=POLL_LEASE_S):
+    if not redis.set(keys.polling(job_id), 1, nx=True, ex=POLL_LEASE_S):
         return "busy"  # a duplicate of a poll still running elsewhere
     try:
         return _poll(redis, job_id, backend, reporter, settings, deliver)
     finally:
-        redis.delete(lock_key(job_id))
+        redis.delete(keys.polling(job_id))
 
 
 def _poll(
     redis: Redis, job_id: str, backend: PolledBackend, reporter: Reporter, settings: Settings, deliver: Deliver
 ) -> str:
-    key, due = job_key(job_id), due_key(backend.name)
-    raw = decode(redis.hgetall(key))
+    key, due = keys.job(job_id), keys.due(backend.name)
+    raw = keys.decode(redis.hgetall(key))
     if not raw or raw["status"] in TERMINAL or "remote" not in raw or raw.get("remote_done"):
         redis.zrem(due, job_id)
         return "gone"
@@ -208,10 +201,10 @@ class Dispatcher(threading.Thread):
         moved = 0
         for name in self.names:
             now = time.time()
-            due = self.claim(keys=[due_key(name)], args=[now, now + POLL_LEASE_S])
+            due = self.claim(keys=[keys.due(name)], args=[now, now + POLL_LEASE_S])
             if not due:
                 continue
-            queue = Queue(queue_name(name), connection=self.redis)
+            queue = Queue(keys.queue_name(name), connection=self.redis)
             for raw in due:
                 queue.enqueue_call(
                     POLL,

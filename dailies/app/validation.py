@@ -9,7 +9,8 @@ import secrets
 from typing import Any
 
 from backends.base import IMAGE_TO_VIDEO, Backend
-from dailies.errors import ApiError, invalid
+from dailies.app.errors import ApiError, invalid
+from dailies.contract.spec import JobSpec, new_id
 
 PROMPT_MAX = 2000
 IMAGE_MAX_BYTES = 10 * 1024 * 1024
@@ -74,8 +75,8 @@ def _image(body: dict) -> bytes:
         raise invalid("image", "image is not valid base64") from None
 
 
-def validate(body: Any, backend: Backend) -> dict:
-    """The normalized job (every field filled in) or ApiError naming the field."""
+def validate(body: Any, backend: Backend) -> JobSpec:
+    """The job with every field filled in and a new id, or ApiError naming the field."""
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     params = {p.name: p for p in backend.params}
@@ -157,4 +158,4 @@ def validate(body: Any, backend: Backend) -> dict:
         if IMAGE_TO_VIDEO not in backend.modes:
             raise invalid("image", f"{backend.display_name} does not do image-to-video")
         job["image"] = _image(body)
-    return job
+    return JobSpec(id=new_id(), **job)

@@ -17,11 +17,11 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from dailies.dataset import LocalDataset
-from dailies.index import Index
-from dailies.jobs import COLLECT, COLLECTING, decode, job_key, result_key
+from dailies.app.dataset import LocalDataset
+from dailies.app.index import Index
+from dailies.contract import keys
 
-log = logging.getLogger("dailies.collector")
+log = logging.getLogger("dailies.app.collector")
 
 
 class Collector:
@@ -34,7 +34,7 @@ class Collector:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        for raw in self.redis.lrange(COLLECTING, 0, -1):
+        for raw in self.redis.lrange(keys.COLLECTING, 0, -1):
             self.collect(raw.decode(), recovering=True)
         self._thread = threading.Thread(target=self._loop, name="collector", daemon=True)
         self._thread.start()
@@ -51,7 +51,7 @@ class Collector:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                raw = self.redis.blmove(COLLECT, COLLECTING, 1, "RIGHT", "LEFT")
+                raw = self.redis.blmove(keys.COLLECT, keys.COLLECTING, 1, "RIGHT", "LEFT")
             except RedisConnectionError:
                 if self._stop.wait(0.5):
                     return
@@ -65,19 +65,19 @@ class Collector:
                 log.exception("could not store result %s", raw)
 
     def collect(self, job_id: str, recovering: bool = False) -> None:
-        job = decode(self.redis.hgetall(job_key(job_id)))
-        result = self.redis.hgetall(result_key(job_id))
+        job = keys.decode(self.redis.hgetall(keys.job(job_id)))
+        result = self.redis.hgetall(keys.result(job_id))
         if not job or not result:
             if job:
                 self.redis.hset(
-                    job_key(job_id),
+                    keys.job(job_id),
                     mapping={
                         "status": "failed",
                         "finished": time.time(),
                         "error": "the result expired before it could be stored",
                     },
                 )
-            self.redis.lrem(COLLECTING, 1, job_id)
+            self.redis.lrem(keys.COLLECTING, 1, job_id)
             return
         meta = json.loads(result[b"meta"])
         request = json.loads(job["request"])
@@ -106,7 +106,7 @@ class Collector:
             self.on_row(row)
         with self.redis.pipeline() as pipe:
             pipe.hset(
-                job_key(job_id),
+                keys.job(job_id),
                 mapping={
                     "status": "succeeded",
                     "finished": time.time(),
@@ -114,8 +114,8 @@ class Collector:
                     "result": json.dumps(result_payload(row)),
                 },
             )
-            pipe.lrem(COLLECTING, 1, job_id)
-            pipe.delete(result_key(job_id))
+            pipe.lrem(keys.COLLECTING, 1, job_id)
+            pipe.delete(keys.result(job_id))
             pipe.execute()
 
 

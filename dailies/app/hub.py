@@ -21,10 +21,10 @@ from huggingface_hub import HfApi, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError
 from huggingface_hub.hf_api import RepoFile
 
-from dailies.dataset import parse_metadata
-from dailies.index import Index
+from dailies.app.dataset import parse_metadata
+from dailies.app.index import Index
 
-log = logging.getLogger("dailies.hub")
+log = logging.getLogger("dailies.app.hub")
 REPO_TYPE = "dataset"
 SHA_KEY, FILES_KEY = "hub_sha", "hub_files"
 DOWNLOAD_THREADS = 8

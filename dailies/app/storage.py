@@ -12,12 +12,12 @@ from typing import Any
 
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
-from dailies.collector import result_payload
-from dailies.config import Settings
-from dailies.dataset import LocalDataset
-from dailies.hub import HubRepo, IndexSync
-from dailies.index import Index
-from dailies.publisher import Publisher, PublishQueue
+from dailies.app.collector import result_payload
+from dailies.app.dataset import LocalDataset
+from dailies.app.hub import HubRepo, IndexSync
+from dailies.app.index import Index
+from dailies.app.publisher import Publisher, PublishQueue
+from dailies.contract.settings import Settings
 
 
 class Storage:

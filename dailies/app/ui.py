@@ -14,15 +14,15 @@ from typing import Any
 import gradio as gr
 
 import backends
-from dailies.api import client_id
-from dailies.errors import ApiError
-from dailies.jobs import valid_id
-from dailies.service import Service
+from dailies.app.api import client_id
+from dailies.app.errors import ApiError
+from dailies.app.service import Service
+from dailies.contract.spec import valid_id
 
 MAX_TRACKED = 12
 TICK_S = 0.5
 PAGE_SIZE = 24
-STATIC = Path(__file__).resolve().parent.parent / "static"
+STATIC = Path(__file__).resolve().parents[2] / "static"
 GALLERY_JS = (STATIC / "gallery.js").read_text(encoding="utf-8")
 RECIPE_KEYS = (
     "id",

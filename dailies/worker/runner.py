@@ -18,13 +18,14 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 import backends
-from backends.base import Cancelled, GenerationError, Request, Video
+from backends.base import Cancelled, GenerationError, Video
 from backends.hosted_common import PolledBackend
-from dailies import remote
-from dailies.config import Settings
-from dailies.jobs import COLLECT, cancel_key, job_key, result_key
+from dailies.contract import keys
+from dailies.contract.settings import Settings
+from dailies.contract.spec import JobSpec
+from dailies.worker import polling
 
-log = logging.getLogger("dailies.runner")
+log = logging.getLogger("dailies.worker.runner")
 PROGRESS_EVERY = 0.25  # seconds between progress writes; the final state is always written
 
 
@@ -35,7 +36,7 @@ def settings() -> Settings:
 
 class _Reporter:
     def __init__(self, redis: Redis, job_id: str) -> None:
-        self.redis, self.key, self.cancel = redis, job_key(job_id), cancel_key(job_id)
+        self.redis, self.key, self.cancel = redis, keys.job(job_id), keys.cancel(job_id)
         self.last = 0.0
 
     def progress(self, fraction: float, message: str = "") -> None:
@@ -51,36 +52,35 @@ class _Reporter:
         self.redis.hset(self.key, mapping={"status": status, "finished": time.time(), **fields})
 
 
-def run(job: dict[str, Any]) -> str:
+def run(spec: JobSpec) -> str:
     rq_job = get_current_job()
     redis: Redis = rq_job.connection
-    reporter = _Reporter(redis, job["id"])
+    reporter = _Reporter(redis, spec.id)
     if reporter.cancelled():
         reporter.end("canceled")
         return "canceled"
     started = time.time()
     redis.hset(
-        job_key(job["id"]), mapping={"status": "running", "started": started, "heartbeat": started, "progress": 0}
+        keys.job(spec.id), mapping={"status": "running", "started": started, "heartbeat": started, "progress": 0}
     )
-    backend = backends.get(job["backend"], settings())
-    request = Request(**{k: v for k, v in job.items() if k in Request.__dataclass_fields__})
+    backend = backends.get(spec.backend, settings())
     if isinstance(backend, PolledBackend):
-        return remote.submit(redis, request, backend, reporter, settings())
+        return polling.submit(redis, spec, backend, reporter, settings())
     try:
-        video = backend.generate(request, reporter.progress, reporter.cancelled)
+        video = backend.generate(spec, reporter.progress, reporter.cancelled)
     except Cancelled:
         reporter.end("canceled")
         return "canceled"
     except GenerationError as exc:
-        return remote.fail(redis, reporter, backend, exc)
+        return polling.fail(redis, reporter, backend, exc)
     except JobTimeoutException:
         reporter.end("failed", error=f"the job ran longer than its limit of {rq_job.timeout} s")
         raise
     except Exception:
-        log.exception("job %s failed in backend %s", job["id"], job["backend"])
+        log.exception("job %s failed in backend %s", spec.id, spec.backend)
         reporter.end("failed", error=f"{backend.display_name} failed; the error is in the worker's log")
         raise
-    return _hand_back(redis, reporter, job["id"], video, started)
+    return _hand_back(redis, reporter, spec.id, video, started)
 
 
 def poll(job_id: str, backend_name: str) -> str:
@@ -88,8 +88,8 @@ def poll(job_id: str, backend_name: str) -> str:
     redis: Redis = get_current_job().connection
     backend = backends.get(backend_name, settings())
     reporter = _Reporter(redis, job_id)
-    started = float(redis.hget(job_key(job_id), "started") or time.time())
-    return remote.poll(
+    started = float(redis.hget(keys.job(job_id), "started") or time.time())
+    return polling.poll(
         redis, job_id, backend, reporter, settings(), lambda video: _hand_back(redis, reporter, job_id, video, started)
     )
 
@@ -113,9 +113,9 @@ def _hand_back(redis: Redis, reporter: _Reporter, job_id: str, video: Video, sta
         "finished": time.time(),
     }
     with redis.pipeline() as pipe:
-        pipe.hset(result_key(job_id), mapping={"video": video.mp4, "poster": video.poster, "meta": json.dumps(meta)})
-        pipe.expire(result_key(job_id), settings().result_ttl)
-        pipe.hset(job_key(job_id), mapping={"progress": 0.99, "message": "saving"})
-        pipe.lpush(COLLECT, job_id)
+        pipe.hset(keys.result(job_id), mapping={"video": video.mp4, "poster": video.poster, "meta": json.dumps(meta)})
+        pipe.expire(keys.result(job_id), settings().result_ttl)
+        pipe.hset(keys.job(job_id), mapping={"progress": 0.99, "message": "saving"})
+        pipe.lpush(keys.COLLECT, job_id)
         pipe.execute()
     return "done"

@@ -27,11 +27,11 @@ from typing import Any
 from huggingface_hub import CommitOperationAdd
 from huggingface_hub.errors import HfHubHTTPError
 
-from dailies.dataset import LocalDataset
-from dailies.hub import REPO_TYPE, HubRepo, git_blob_oid, record_files, short_error
-from dailies.index import Index
+from dailies.app.dataset import LocalDataset
+from dailies.app.hub import REPO_TYPE, HubRepo, git_blob_oid, record_files, short_error
+from dailies.app.index import Index
 
-log = logging.getLogger("dailies.publisher")
+log = logging.getLogger("dailies.app.publisher")
 COMMIT_MAX_ROWS = 100  # ~200 files per commit
 HOURLY_MAX = 100  # the Hub allows 128 commits per hour per repo
 BACKOFF_MAX_S = 300.0

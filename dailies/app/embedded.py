@@ -24,7 +24,7 @@ from typing import IO
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class DataFolderInUse(SystemExit):

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dailies.jobs import new_id
+from dailies.contract.spec import new_id
 
 # Every row has exactly these columns, with these types (params and timings are JSON strings
 # so that rows from different backends never disagree on types).

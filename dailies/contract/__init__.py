@@ -1,0 +1,5 @@
+"""The contract both sides share: settings, the Redis keys, the typed job spec and media.
+
+Imported by the app, the workers and the backends; it imports neither side, nor torch, and
+never holds the Hub token beyond `Settings`.
+"""

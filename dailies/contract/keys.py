@@ -1,0 +1,62 @@
+"""Every Redis key Dailies uses, in one place (RQ's own keys stay RQ's).
+
+| key | type | written by | holds |
+|---|---|---|---|
+| `rq:queue:dailies:<backend>` | list (RQ) | app | queued jobs of one backend (`queue_name`) |
+| `dailies:job:<id>` | hash | app and worker | status, progress, message, request, result, heartbeat |
+| `dailies:cancel:<id>` | string | app | a cancel request the backend checks between steps |
+| `dailies:result:<id>` | hash, TTL | worker | MP4, poster and metadata waiting for the collector |
+| `dailies:collect` | list | worker | ids of results to collect |
+| `dailies:collecting` | list | app | ids the collector is storing (finished again on start) |
+| `dailies:user:<hash>` | set | app | a visitor's active job ids (only a hash of who they are) |
+| `dailies:due:<backend>` | sorted set | worker | hosted jobs by the due time of their next poll |
+| `dailies:polling:<id>` | string, TTL | worker | the lease of the worker polling a hosted job |
+| `dailies:backend:<name>:misconfigured` | string, TTL | worker | why a provider refused its key |
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+COLLECT = "dailies:collect"
+COLLECTING = "dailies:collecting"
+
+
+def queue_name(backend: str) -> str:
+    """The RQ queue name of a backend (RQ prefixes its key with `rq:queue:`)."""
+    return f"dailies:{backend}"
+
+
+def job(job_id: str) -> str:
+    return f"dailies:job:{job_id}"
+
+
+def cancel(job_id: str) -> str:
+    return f"dailies:cancel:{job_id}"
+
+
+def result(job_id: str) -> str:
+    return f"dailies:result:{job_id}"
+
+
+def user(who: str) -> str:
+    # Only a hash of the visitor's address or name reaches Redis.
+    return "dailies:user:" + hashlib.sha256(who.encode()).hexdigest()[:24]
+
+
+def due(backend: str) -> str:
+    return f"dailies:due:{backend}"
+
+
+def polling(job_id: str) -> str:
+    return f"dailies:polling:{job_id}"
+
+
+def misconfigured(backend: str) -> str:
+    """Set by a worker whose provider refused its key; the reason (never the key) makes the backend unavailable."""
+    return f"dailies:backend:{backend}:misconfigured"
+
+
+def decode(raw: dict[bytes, bytes]) -> dict[str, str]:
+    """A hash as Redis returns it, as text."""
+    return {k.decode(): v.decode() for k, v in raw.items()}
