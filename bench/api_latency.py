@@ -80,7 +80,14 @@ def main() -> None:
         procs = Processes(Path(tmp))
         try:
             procs.worker(url)
-            app = start_app(procs, Path(tmp), url, DAILIES_USER_MAX_ACTIVE="1000000", DAILIES_QUEUE_MAX="1000000")
+            app = start_app(
+                procs,
+                Path(tmp),
+                url,
+                DAILIES_USER_MAX_ACTIVE="1000000",
+                DAILIES_USER_MAX_PER_HOUR="1000000",
+                DAILIES_QUEUE_MAX="1000000",
+            )
             timings = asyncio.run(run(app.url, args.clients, args.seconds, args.interval))
             saturated = asyncio.run(run(app.url, args.clients, args.seconds / 2, 0.0))
             capacity = {name: round(len(values) / (args.seconds / 4), 1) for name, values in saturated.items()}

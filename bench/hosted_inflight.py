@@ -20,6 +20,7 @@ from redis import Redis
 from backends.base import Availability
 from bench.common import record
 from dailies.app.jobs import Jobs
+from dailies.app.visitors import Visitor
 from dailies.contract import keys
 from dailies.contract.settings import Settings
 from tests.harness import Processes, start_redis_server
@@ -41,7 +42,9 @@ def run(procs: Processes, url: str, server: HostedServer, jobs: int) -> dict[str
     served = Availability(True)
     submit = Jobs(redis, Settings.from_env({"DAILIES_QUEUE_MAX": str(jobs)}), availability=lambda b: served)
     start = time.monotonic()
-    ids = [submit.submit({"prompt": f"in flight {i}", "backend": "fal"}, f"bench-{i}")["id"] for i in range(jobs)]
+    ids = [
+        submit.submit({"prompt": f"in flight {i}", "backend": "fal"}, Visitor(f"bench-{i}"))["id"] for i in range(jobs)
+    ]
     submitted = time.monotonic() - start
     most, peak = 0, idle
     while redis.llen(keys.COLLECT) + sum(redis.hget(keys.job(i), "status") == b"failed" for i in ids) < jobs:

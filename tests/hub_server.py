@@ -1,9 +1,9 @@
 """A loopback server that speaks the Hub endpoints huggingface_hub 2.4 uses for a dataset repo.
 
 Reached with the real `HfApi(endpoint=...)`: create a repo, preupload (every file "regular", so
-content arrives base64 in the commit's NDJSON body), commit, repo info, tree listing, and
-HEAD/GET of resolve URLs. Tests switch on an outage (every call 503), 429s on commits, or a
-commit that lands but whose answer is lost.
+content arrives base64 in the commit's NDJSON body), commit, repo info, tree listing, HEAD/GET
+of resolve URLs, and whoami for the tokens in `users`. Tests switch on an outage (every call
+503), 429s on commits, or a commit that lands but whose answer is lost.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class HubServer:
         self.lose_commit_answers = 0  # the next N commits land, then answer 502
         self.requests: list[tuple[str, str]] = []
         self.auth_headers: set[str] = set()
+        self.users = {token: "dailies-test"}  # token -> username, for whoami
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_port}"
@@ -135,6 +136,9 @@ class HubServer:
                     self._body()
                     return self._error(503, "Service Unavailable")
                 parts = path.strip("/").split("/")
+                if self.command == "GET" and path == "/api/whoami-v2":
+                    name = hub.users.get(self.headers.get("authorization", "").removeprefix("Bearer "))
+                    return self._json(200, {"type": "user", "name": name}) if name else self._error(401, "Invalid")
                 if self.command == "POST" and path == "/api/repos/create":
                     return self._create(json.loads(self._body()))
                 if self.command == "POST" and path == "/api/validate-yaml":

@@ -79,7 +79,8 @@ def test_malformed_body(shared_app: App, raw: bytes, status: int, field: str | N
 
 
 def test_oversized_body(shared_app: App) -> None:
-    assert_refused(shared_app, 413, None, content=b'{"prompt": "' + b"a" * (17 * 2**20) + b'"}')
+    body = b'{"prompt": "' + b"a" * (17 * 2**20) + b'"}'
+    assert_refused(shared_app, 413, None, content=body, headers={"content-type": "application/json"})
 
 
 def test_bad_paging_parameters(shared_app: App) -> None:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from dailies.app.errors import ApiError
 from dailies.app.index import PAGE_MAX
 from dailies.app.service import Service
+from dailies.app.visitors import Whoami
 
 BODY_MAX = 16 * 1024 * 1024
 # The only files /media serves: videos in batch folders and posters.
@@ -22,38 +24,54 @@ MEDIA_PATH = re.compile(r"data/[0-9-]{10}/[0-9a-f]{24}/[0-9a-f]{24}\.mp4|posters
 log = logging.getLogger("dailies.app.api")
 
 
-def client_id(request: Request, trust_forwarded: bool) -> str:
-    """Who is asking, for per-user limits: behind the Spaces proxy, the first forwarded address."""
-    if trust_forwarded:
-        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-        if forwarded:
-            return forwarded
-    return request.client.host if request.client else "unknown"
-
-
-def _error(exc: ApiError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc)
+    async def api_error(_: Request, exc: ApiError) -> Response:
+        return exc.response()
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-        return _error(ApiError(422, "invalid_field", first.get("msg", "invalid request"), field))
+        return ApiError(422, "invalid_field", str(first.get("msg", "invalid request")), field).response()
 
     @app.exception_handler(RedisError)
-    async def redis_error(_: Request, exc: RedisError) -> JSONResponse:
+    async def redis_error(_: Request, exc: RedisError) -> Response:
         log.error("redis unavailable: %s", exc)
-        return _error(ApiError(503, "unavailable", "the job queue is unavailable; try again shortly"))
+        return ApiError(503, "unavailable", "the job queue is unavailable; try again shortly", retry_after=5).response()
+
+
+async def json_only(request: Request) -> None:
+    """POST takes `application/json` only: a cross-site form (urlencoded, multipart or text/plain)
+    cannot queue or cancel jobs in a visitor's name. A POST with no body may omit the type."""
+    if request.method != "POST":
+        return
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type == "application/json" or (not media_type and request.headers.get("content-length") in (None, "0")):
+        return
+    raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON: 413 over BODY_MAX, 400 for anything a JSON parser refuses."""
+    declared = request.headers.get("content-length") or "0"
+    if not declared.isdigit() or int(declared) > BODY_MAX:
+        raise ApiError(413, "too_large", f"the body is over {BODY_MAX // 2**20} MB")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > BODY_MAX:
+            raise ApiError(413, "too_large", f"the body is over {BODY_MAX // 2**20} MB")
+    try:
+        return json.loads(raw)
+    # ValueError: also numbers too long to convert; RecursionError: nesting deeper than Python's stack.
+    except (ValueError, RecursionError):
+        raise ApiError(400, "bad_json", "the body is not valid JSON") from None
 
 
 def router(service: Service) -> APIRouter:
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(json_only)])
+    whoami = Whoami()
 
     @api.get("/backends")
     def list_backends() -> dict:
@@ -61,19 +79,9 @@ def router(service: Service) -> APIRouter:
 
     @api.post("/jobs", status_code=202)
     async def submit(request: Request) -> JSONResponse:
-        if int(request.headers.get("content-length") or 0) > BODY_MAX:
-            raise ApiError(413, "too_large", f"the body is over {BODY_MAX // 2**20} MB")
-        raw = bytearray()
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > BODY_MAX:
-                raise ApiError(413, "too_large", f"the body is over {BODY_MAX // 2**20} MB")
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(400, "bad_json", "the body is not valid JSON") from None
-        user = client_id(request, service.settings.trust_forwarded)
-        return JSONResponse(await run_in_threadpool(service.jobs.submit, body, user), status_code=202)
+        body = await read_json(request)
+        visitor = await run_in_threadpool(whoami.visitor, request, service.settings)
+        return JSONResponse(await run_in_threadpool(service.jobs.submit, body, visitor), status_code=202)
 
     @api.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict:

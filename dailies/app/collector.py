@@ -16,6 +16,7 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from dailies.app.dataset import LocalDataset
 from dailies.app.index import Index
@@ -35,7 +36,7 @@ class Collector:
 
     def start(self) -> None:
         for raw in self.redis.lrange(keys.COLLECTING, 0, -1):
-            self.collect(raw.decode(), recovering=True)
+            self._store(raw.decode(), recovering=True)
         self._thread = threading.Thread(target=self._loop, name="collector", daemon=True)
         self._thread.start()
 
@@ -59,10 +60,32 @@ class Collector:
             if raw is None:
                 continue
             try:
-                self.collect(raw.decode())
-            except Exception:
-                # Leave it on the collecting list: the next start retries it.
+                self._store(raw.decode())
+            except RedisError:
+                # Redis went away halfway: the id stays on the collecting list and the next start finishes it.
                 log.exception("could not store result %s", raw)
+
+    def _store(self, job_id: str, recovering: bool = False) -> None:
+        """Collect one result; one that cannot be stored is set aside instead of blocking the
+        collector (or the next start): its job fails with the reason and its result is dropped."""
+        try:
+            self.collect(job_id, recovering)
+        except RedisError:
+            raise
+        except Exception as exc:
+            log.exception("result %s cannot be stored; setting it aside", job_id)
+            with self.redis.pipeline() as pipe:
+                pipe.hset(
+                    keys.job(job_id),
+                    mapping={
+                        "status": "failed",
+                        "finished": time.time(),
+                        "error": f"the result could not be stored ({type(exc).__name__}); please submit it again",
+                    },
+                )
+                pipe.lrem(keys.COLLECTING, 1, job_id)
+                pipe.delete(keys.result(job_id))
+                pipe.execute()
 
     def collect(self, job_id: str, recovering: bool = False) -> None:
         job = keys.decode(self.redis.hgetall(keys.job(job_id)))

@@ -132,10 +132,17 @@ class LocalDataset:
         with self._lock:
             folder = self._batch_dir(date)
             poster_path = f"posters/{date}/{generation['id']}.jpg"
-            _write_atomic(self.root / poster_path, poster)
-            _write_atomic(folder / f"{generation['id']}.mp4", video)
-            row = make_row(generation, f"{generation['id']}.mp4", poster_path)
-            line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+            files = (self.root / poster_path, folder / f"{generation['id']}.mp4")
+            try:
+                _write_atomic(files[0], poster)
+                _write_atomic(files[1], video)
+                row = make_row(generation, f"{generation['id']}.mp4", poster_path)
+                line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+            except Exception:
+                # No row points at them: leave no orphan files behind.
+                for path in files:
+                    path.unlink(missing_ok=True)
+                raise
             # One O_APPEND write per row: readers never see half a row from a live writer.
             fd = os.open(folder / "metadata.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
@@ -173,6 +180,9 @@ def parse_metadata(folder: str, text: str) -> list[dict[str, Any]]:
 def _parse_lines(text: str) -> Iterator[tuple[str, dict[str, Any]]]:
     for line in text.splitlines():
         try:
-            yield line, json.loads(line)
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue
+        # A row another tool wrote without our columns is skipped, never a reason to fail start-up.
+        if isinstance(row, dict) and isinstance(row.get("id"), str) and isinstance(row.get("file_name"), str):
+            yield line, row

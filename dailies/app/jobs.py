@@ -21,12 +21,15 @@ from rq.job import Job
 import backends
 from backends.base import Availability, Backend
 from dailies.app.errors import ApiError
+from dailies.app.limits import Limits, quota_for
 from dailies.app.validation import validate
+from dailies.app.visitors import Visitor
 from dailies.contract import keys
 from dailies.contract.settings import Settings
-from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, STALE_BEATS, TERMINAL, valid_id
+from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, STALE_BEATS, TERMINAL, JobSpec, valid_id
 
 RUNNER = "dailies.worker.runner.run"
+UNAVAILABLE_RETRY_S = 30
 
 
 def _int(value: str | None) -> int | None:
@@ -38,8 +41,9 @@ class Jobs:
         self.redis = redis
         self.settings = settings
         self.availability = availability
+        self.limits = Limits(redis, settings.queue_max, settings.heartbeat_s)
 
-    def submit(self, body: Any, user: str) -> dict:
+    def submit(self, body: Any, visitor: Visitor) -> dict:
         name = body.get("backend") if isinstance(body, dict) else None
         if not isinstance(name, str) or name not in backends.BACKEND_CLASSES:
             if not isinstance(body, dict):
@@ -48,57 +52,50 @@ class Jobs:
             raise ApiError(422, "unknown_backend", f"backend must be one of: {known}", "backend")
         backend = backends.get(name, self.settings)
         spec = validate(body, backend)
+        if not visitor.signed_in and self.settings.requires_sign_in(name, backend.family == "hosted"):
+            raise ApiError(
+                401,
+                "sign_in_required",
+                f"sign in with Hugging Face to use {backend.display_name} (on the API: a Hugging Face token as bearer)",
+                "backend",
+            )
         availability = self.availability(backend)
         if not availability.usable:
             raise ApiError(
-                503, "backend_unavailable", f"{backend.display_name} is unavailable: {availability.reason}", "backend"
+                503,
+                "backend_unavailable",
+                f"{backend.display_name} is unavailable: {availability.reason}; try again in {UNAVAILABLE_RETRY_S} s",
+                "backend",
+                UNAVAILABLE_RETRY_S,
             )
-        self._check_limits(user, name)
-
         job_id = spec.id
-        queue = Queue(keys.queue_name(name), connection=self.redis)
-        now = time.time()
+        self.limits.reserve(visitor.key, name, job_id, quota_for(visitor, self.settings))
+        try:
+            self._enqueue(spec)
+        except BaseException:
+            self.limits.release(visitor.key, name, job_id)
+            raise
+        return {"id": job_id, "status": "queued", "position": self._position(name, job_id), "seed": spec.seed}
+
+    def _enqueue(self, spec: JobSpec) -> None:
+        queue = Queue(keys.queue_name(spec.backend), connection=self.redis)
         with self.redis.pipeline() as pipe:
             pipe.hset(
-                keys.job(job_id),
+                keys.job(spec.id),
                 mapping={
                     "status": "queued",
-                    "backend": name,
-                    "created": now,
+                    "backend": spec.backend,
+                    "created": time.time(),
                     "progress": 0,
                     "request": json.dumps(spec.recipe()),
                 },
             )
-            pipe.expire(keys.job(job_id), JOB_TTL)
-            pipe.sadd(keys.user(user), job_id)
-            pipe.expire(keys.user(user), JOB_TTL)
+            pipe.expire(keys.job(spec.id), JOB_TTL)
             pipe.execute()
         # Our hash exists before the job can reach a worker.
         queue.enqueue_call(
-            RUNNER, args=(spec,), job_id=job_id, timeout=self.settings.job_timeout, result_ttl=600, failure_ttl=JOB_TTL
+            RUNNER, args=(spec,), job_id=spec.id, timeout=self.settings.job_timeout, result_ttl=600, failure_ttl=JOB_TTL
         )
-        return {"id": job_id, "status": "queued", "position": self._position(name, job_id), "seed": spec.seed}
-
-    def _check_limits(self, user: str, backend: str) -> None:
-        key = keys.user(user)
-        active = list(self.redis.smembers(key))
-        if active:
-            with self.redis.pipeline() as pipe:
-                for job_id in active:
-                    pipe.hget(keys.job(job_id.decode()), "status")
-                statuses = pipe.execute()
-            done = [j for j, s in zip(active, statuses, strict=True) if s is None or s.decode() in TERMINAL]
-            if done:
-                self.redis.srem(key, *done)
-            if len(active) - len(done) >= self.settings.user_max_active:
-                raise ApiError(
-                    429,
-                    "too_many_jobs",
-                    f"you already have {self.settings.user_max_active} "
-                    "jobs waiting or running; wait for one to finish or cancel one",
-                )
-        if Queue(keys.queue_name(backend), connection=self.redis).count >= self.settings.queue_max:
-            raise ApiError(429, "queue_full", "the queue for this backend is full; try again in a few minutes")
 
     def _position(self, backend: str, job_id: str) -> int:
         """Jobs ahead of this one in its queue (0: next to run, or being picked up by a worker)."""

@@ -14,9 +14,9 @@ from typing import Any
 import gradio as gr
 
 import backends
-from dailies.app.api import client_id
 from dailies.app.errors import ApiError
 from dailies.app.service import Service
+from dailies.app.visitors import anonymous
 from dailies.contract.spec import valid_id
 
 MAX_TRACKED = 12
@@ -302,7 +302,7 @@ def build(service: Service) -> gr.Blocks:
             if not rand and seed_value is not None:
                 body["seed"] = int(seed_value)
             try:
-                answer = service.jobs.submit(body, client_id(request.request, settings.trust_forwarded))
+                answer = service.jobs.submit(body, anonymous(request.request, settings))
             except ApiError as exc:
                 field = f" ({exc.field})" if exc.field else ""
                 return f"**Not queued{field}:** {html.escape(exc.message)}", jobs, gr.skip()

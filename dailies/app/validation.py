@@ -15,6 +15,9 @@ from dailies.contract.spec import JobSpec, new_id
 PROMPT_MAX = 2000
 IMAGE_MAX_BYTES = 10 * 1024 * 1024
 SEED_MAX = 2**32 - 1
+# Numbers beyond 2**53 lose precision in JavaScript clients and overflow float arithmetic here.
+NUMBER_MAX = 2**53
+NESTING_MAX = 4
 COMMON_FIELDS = {
     "prompt",
     "backend",
@@ -75,10 +78,33 @@ def _image(body: dict) -> bytes:
         raise invalid("image", "image is not valid base64") from None
 
 
+def _storable(value: Any, depth: int = 0) -> str | None:
+    """Why a JSON value could not travel to the worker, the dataset and back to a client, if it can't."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode text (it has a lone surrogate)"
+    elif isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > NUMBER_MAX:
+        return f"is out of range (at most {NUMBER_MAX} either side of 0)"
+    elif isinstance(value, (list, dict)):
+        if depth >= NESTING_MAX:
+            return "is nested too deeply"
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        return next(filter(None, (_storable(item, depth + 1) for item in items)), None)
+    return None
+
+
 def validate(body: Any, backend: Backend) -> JobSpec:
     """The job with every field filled in and a new id, or ApiError naming the field."""
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
+    for name, value in body.items():
+        problem = _storable(name) or _storable(value)
+        if problem:
+            raise invalid(name, f"{name} {problem}")
     params = {p.name: p for p in backend.params}
     unknown = sorted(set(body) - COMMON_FIELDS - set(params))
     if unknown:

@@ -8,7 +8,9 @@
 | `dailies:result:<id>` | hash, TTL | worker | MP4, poster and metadata waiting for the collector |
 | `dailies:collect` | list | worker | ids of results to collect |
 | `dailies:collecting` | list | app | ids the collector is storing (finished again on start) |
-| `dailies:user:<hash>` | set | app | a visitor's active job ids (only a hash of who they are) |
+| `dailies:active:<hash>` | sorted set | app | a visitor's queued and running jobs (only a hash of who they are) |
+| `dailies:hourly:<hash>` | sorted set, TTL | app | a visitor's submissions in the last hour |
+| `dailies:queued:<backend>` | sorted set | app | a backend's queued job ids, for the queue cap |
 | `dailies:due:<backend>` | sorted set | worker | hosted jobs by the due time of their next poll |
 | `dailies:polling:<id>` | string, TTL | worker | the lease of the worker polling a hosted job |
 | `dailies:backend:<name>:misconfigured` | string, TTL | worker | why a provider refused its key |
@@ -39,9 +41,21 @@ def result(job_id: str) -> str:
     return f"dailies:result:{job_id}"
 
 
-def user(who: str) -> str:
+def _visitor(who: str) -> str:
     # Only a hash of the visitor's address or name reaches Redis.
-    return "dailies:user:" + hashlib.sha256(who.encode()).hexdigest()[:24]
+    return hashlib.sha256(who.encode()).hexdigest()[:24]
+
+
+def active(who: str) -> str:
+    return f"dailies:active:{_visitor(who)}"
+
+
+def hourly(who: str) -> str:
+    return f"dailies:hourly:{_visitor(who)}"
+
+
+def queued(backend: str) -> str:
+    return f"dailies:queued:{backend}"
 
 
 def due(backend: str) -> str:

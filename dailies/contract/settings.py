@@ -24,6 +24,11 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from None
 
 
+def _names(env: Mapping[str, str], name: str) -> frozenset[str]:
+    """A comma-separated list, compared without case (Hub usernames are case-insensitive)."""
+    return frozenset(n.strip().lower() for n in env.get(name, "").split(",") if n.strip())
+
+
 HOSTED_KEYS = ("HF_TOKEN", "OPENAI_VIDEOS_API_KEY", "FAL_KEY", "REPLICATE_API_TOKEN")
 HOSTED_URLS = ("OPENAI_VIDEOS_BASE_URL", "FAL_QUEUE_URL", "REPLICATE_API_URL")
 
@@ -53,6 +58,13 @@ class Settings:
     hosted_max_bytes: int = 200 * 1024 * 1024
     hosted_retries: int = 6
     hf_bill_to: str | None = None
+    # Limits per visitor: anonymous (by address) and signed in (by Hugging Face username).
+    user_max_per_hour: int = 30
+    signed_in_max_active: int = 5
+    signed_in_max_per_hour: int = 120
+    exempt_users: frozenset[str] = frozenset()
+    # Backend names (or "hosted": every hosted backend) that only signed-in visitors may use.
+    sign_in_required: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,7 +97,15 @@ class Settings:
             hosted_max_bytes=_int(env, "DAILIES_HOSTED_MAX_MB", 200) * 1024 * 1024,
             hosted_retries=_int(env, "DAILIES_HOSTED_RETRIES", 6),
             hf_bill_to=env.get("DAILIES_HF_BILL_TO") or None,
+            user_max_per_hour=_int(env, "DAILIES_USER_MAX_PER_HOUR", 30),
+            signed_in_max_active=_int(env, "DAILIES_SIGNED_IN_MAX_ACTIVE", 5),
+            signed_in_max_per_hour=_int(env, "DAILIES_SIGNED_IN_MAX_PER_HOUR", 120),
+            exempt_users=_names(env, "DAILIES_EXEMPT_USERS"),
+            sign_in_required=_names(env, "DAILIES_SIGN_IN_REQUIRED"),
         )
+
+    def requires_sign_in(self, backend_name: str, hosted: bool) -> bool:
+        return backend_name in self.sign_in_required or (hosted and "hosted" in self.sign_in_required)
 
     def hosted_key(self, name: str) -> str | None:
         return dict(self.hosted_keys).get(name)
