@@ -18,10 +18,14 @@ import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
 from redis import Redis  # noqa: E402
+from redis.backoff import ExponentialBackoff  # noqa: E402
+from redis.exceptions import ConnectionError  # noqa: E402
+from redis.retry import Retry  # noqa: E402
 
 import backends  # noqa: E402
 from dailies.app import api, embedded, ui  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
+from dailies.app.supervisor import Supervisor  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -46,26 +50,29 @@ def create_app(service: Service) -> FastAPI:
     )
 
 
-def start(settings: Settings) -> tuple[Service, embedded.Children]:
-    """Lock the data folder, start Redis and a worker when embedded, and the collector."""
-    children = embedded.Children()
+def start(settings: Settings) -> tuple[Service, Supervisor | None]:
+    """Lock the data folder, start (and supervise) Redis and a worker when embedded, and the collector."""
     lock = embedded.lock_data_folder(settings.data_dir)
+    supervisor = None
     redis_url = settings.redis_url
     if redis_url is None:
-        redis_url = embedded.start_redis(children, settings.data_dir)
         usable = backends.usable_names(settings)
-        embedded.start_worker(children, redis_url, usable)
+        supervisor = Supervisor(settings.data_dir, usable)
+        redis_url = supervisor.url
         log.info("embedded Redis and a worker for: %s", ", ".join(usable))
-    service = Service(settings, Redis.from_url(redis_url), embedded=settings.redis_url is None)
+    # A dropped connection (Redis restarted) is retried, so requests ride over a short restart.
+    redis = Redis.from_url(redis_url, retry=Retry(ExponentialBackoff(cap=1.0), 5), retry_on_error=[ConnectionError])
+    service = Service(settings, redis, embedded=supervisor is not None)
+    service.supervisor = supervisor
     service.lock = lock  # held for the life of the process
     service.start()
-    return service, children
+    return service, supervisor
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings.from_env()
-    service, children = start(settings)
+    service, supervisor = start(settings)
     try:
         uvicorn.run(
             create_app(service),
@@ -76,7 +83,8 @@ def main() -> None:
         )
     finally:
         service.stop()
-        children.stop()
+        if supervisor:
+            supervisor.stop()
 
 
 if __name__ == "__main__":

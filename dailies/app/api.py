@@ -24,6 +24,14 @@ MEDIA_PATH = re.compile(r"data/[0-9-]{10}/[0-9a-f]{24}/[0-9a-f]{24}\.mp4|posters
 log = logging.getLogger("dailies.app.api")
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: text a client sent (or an older app stored) that UTF-8 cannot
+    encode, such as a lone surrogate, is sent back escaped instead of failing the response."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
@@ -39,6 +47,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def redis_error(_: Request, exc: RedisError) -> Response:
         log.error("redis unavailable: %s", exc)
         return ApiError(503, "unavailable", "the job queue is unavailable; try again shortly", retry_after=5).response()
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> Response:
+        log.error("unexpected error answering a request", exc_info=exc)
+        return ApiError(500, "internal_error", "something went wrong on our side; it has been logged").response()
 
 
 async def json_only(request: Request) -> None:
@@ -70,7 +83,7 @@ async def read_json(request: Request) -> Any:
 
 
 def router(service: Service) -> APIRouter:
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(json_only)])
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(json_only)], default_response_class=AsciiJSONResponse)
     whoami = Whoami()
 
     @api.get("/backends")
@@ -81,7 +94,7 @@ def router(service: Service) -> APIRouter:
     async def submit(request: Request) -> JSONResponse:
         body = await read_json(request)
         visitor = await run_in_threadpool(whoami.visitor, request, service.settings)
-        return JSONResponse(await run_in_threadpool(service.jobs.submit, body, visitor), status_code=202)
+        return AsciiJSONResponse(await run_in_threadpool(service.jobs.submit, body, visitor), status_code=202)
 
     @api.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict:
@@ -110,7 +123,7 @@ def router(service: Service) -> APIRouter:
     @api.get("/healthz")
     def healthz() -> JSONResponse:
         health = service.health()
-        return JSONResponse(health, status_code=200 if health["redis"]["ok"] else 503)
+        return AsciiJSONResponse(health, status_code=200 if health["redis"]["ok"] else 503)
 
     @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def unknown(path: str) -> None:

@@ -84,58 +84,60 @@ class Children:
         self.procs.clear()
 
 
-def start_redis(children: Children, data_dir: Path) -> str:
-    """Start redis-server on loopback with its files under data_dir/redis; returns its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit(
-            "redis-server is not installed: run the README's setup command "
-            "(apt-get install redis-server), or set REDIS_URL to a Redis you run"
+class EmbeddedRedis:
+    """The app's own redis-server: one port, password and folder for its whole life, so a restart
+    (after it died) comes back on its append-only file where the app and the worker expect it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit(
+                "redis-server is not installed: run the README's setup command "
+                "(apt-get install redis-server), or set REDIS_URL to a Redis you run"
+            )
+        self.binary = binary
+        self.folder = data_dir / "redis"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port, self._password = _free_port(), secrets.token_urlsafe(24)
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{self._password}@127.0.0.1:{self.port}/0"
+
+    def start(self, children: Children) -> subprocess.Popen:
+        """Start redis-server and wait until it answers (it first replays its append-only file)."""
+        # The password goes through stdin (a config file on "-"), never the command line.
+        proc = subprocess.Popen(
+            [self.binary, "-"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            cwd=self.folder,
         )
-    folder = data_dir / "redis"
-    folder.mkdir(parents=True, exist_ok=True)
-    port, password = _free_port(), secrets.token_urlsafe(24)
-    # The password goes through stdin (a config file on "-"), never the command line.
-    proc = subprocess.Popen(
-        [binary, "-"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
-        cwd=folder,
-    )
-    config = (
-        f"bind 127.0.0.1\nport {port}\nrequirepass {password}\ndir {folder}\n"
-        'appendonly yes\nappendfsync everysec\nsave ""\nprotected-mode yes\n'
-        "loglevel warning\n"
-    )
-    proc.stdin.write(config.encode())
-    proc.stdin.close()
-    children.procs.append(proc)
-    url = f"redis://:{password}@127.0.0.1:{port}/0"
-    client = Redis.from_url(url)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            return url
-        except RedisConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"redis-server did not start (exit code {proc.poll()})") from None
-            time.sleep(0.05)
-        finally:
-            client.close()
+        config = (
+            f"bind 127.0.0.1\nport {self.port}\nrequirepass {self._password}\ndir {self.folder}\n"
+            'appendonly yes\nappendfsync everysec\nsave ""\nprotected-mode yes\n'
+            "loglevel warning\n"
+        )
+        proc.stdin.write(config.encode())
+        proc.stdin.close()
+        children.procs.append(proc)
+        client = Redis.from_url(self.url)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.ping()
+                return proc
+            except RedisConnectionError:  # also while it loads its append-only file
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"redis-server did not start (exit code {proc.poll()})") from None
+                time.sleep(0.05)
+            finally:
+                client.close()
 
 
-def start_worker(children: Children, redis_url: str, backend_names: list[str]) -> subprocess.Popen:
+def start_worker(children: Children, redis_url: str, backend_names: list[str], name: str) -> subprocess.Popen:
     env = {**os.environ, "REDIS_URL": redis_url}
     return children.spawn(
-        [
-            sys.executable,
-            str(ROOT / "worker.py"),
-            "--backends",
-            ",".join(backend_names),
-            "--name",
-            f"embedded-{os.getpid()}",
-        ],
-        env=env,
+        [sys.executable, str(ROOT / "worker.py"), "--backends", ",".join(backend_names), "--name", name], env=env
     )

@@ -26,9 +26,8 @@ from dailies.app.validation import validate
 from dailies.app.visitors import Visitor
 from dailies.contract import keys
 from dailies.contract.settings import Settings
-from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, STALE_BEATS, TERMINAL, JobSpec, valid_id
+from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, RUNNER, STALE_BEATS, TERMINAL, JobSpec, valid_id
 
-RUNNER = "dailies.worker.runner.run"
 UNAVAILABLE_RETRY_S = 30
 
 

@@ -19,6 +19,7 @@ from dailies.app.errors import ApiError
 from dailies.app.index import Index
 from dailies.app.jobs import Jobs
 from dailies.app.storage import Storage
+from dailies.app.supervisor import Supervisor
 from dailies.contract import keys
 from dailies.contract.settings import Settings
 
@@ -36,6 +37,7 @@ class Service:
     jobs: Jobs = field(init=False)
     collector: Collector = field(init=False)
     storage: Storage = field(init=False)
+    supervisor: Supervisor | None = None  # embedded mode: restarts a dead worker or Redis
     _workers: tuple[float, list[dict]] = (0.0, [])
 
     def __post_init__(self) -> None:
@@ -72,7 +74,8 @@ class Service:
         return cached
 
     def availability(self, backend: Backend) -> Availability:
-        """Usable when a worker serves its queue, or (embedded) this machine can run it."""
+        """Usable when a worker serves its queue, or (embedded) the worker process is alive (it may
+        still be starting) and this machine can run it."""
         refused = self.redis.get(keys.misconfigured(backend.name))
         if refused:
             return Availability(False, f"misconfigured: {refused.decode()}")
@@ -82,7 +85,7 @@ class Service:
             queue in w["queues"] for w in self.workers(max_age=WORKERS_RECHECK_S)
         )
         local = backend.availability()
-        if served or (self.embedded and local.usable):
+        if served or (self.supervisor and self.supervisor.worker_alive() and local.usable):
             return Availability(True)
         return Availability(False, local.reason or "no worker is serving this backend right now")
 
@@ -124,10 +127,13 @@ class Service:
             workers = self.workers()
         except RedisError:
             redis_ok, workers = False, []
+        # Embedded: the registered worker may be a dead one RQ has not forgotten yet; the process is the truth.
+        live = self.supervisor.worker_alive() if self.supervisor else bool(workers)
         return {
-            "ok": redis_ok and bool(workers),
+            "ok": redis_ok and live,
             "redis": {"ok": redis_ok, "embedded": self.embedded},
             "workers": workers,
+            **({"supervisor": self.supervisor.health()} if self.supervisor else {}),
             "collector": {"running": self.collector.running},
             **self.storage.health(),
             "generations": self.index.count(),

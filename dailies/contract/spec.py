@@ -17,6 +17,8 @@ TERMINAL = ("succeeded", "failed", "canceled")
 JOB_TTL = 7 * 86400
 STALE_BEATS = 6  # a running job whose worker missed this many heartbeats is reported failed
 POLL_LEASE_S = 60  # a claimed poll of a hosted job that has not reported back by then is claimed again
+MAX_ATTEMPTS = 2  # a local job whose worker died mid-job runs once more, then fails
+RUNNER = "dailies.worker.runner.run"  # what RQ runs for a job (by dotted path: the app never imports it)
 
 
 def new_id() -> str:

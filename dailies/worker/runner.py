@@ -60,9 +60,13 @@ def run(spec: JobSpec) -> str:
         reporter.end("canceled")
         return "canceled"
     started = time.time()
-    redis.hset(
-        keys.job(spec.id), mapping={"status": "running", "started": started, "heartbeat": started, "progress": 0}
-    )
+    with redis.pipeline() as pipe:
+        pipe.hset(
+            keys.job(spec.id), mapping={"status": "running", "started": started, "heartbeat": started, "progress": 0}
+        )
+        # Counted so that the app runs a job whose worker died once more, not for ever.
+        pipe.hincrby(keys.job(spec.id), "attempts", 1)
+        pipe.execute()
     backend = backends.get(spec.backend, settings())
     if isinstance(backend, PolledBackend):
         return polling.submit(redis, spec, backend, reporter, settings())
