@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dailies.app.errors import ApiError
 from dailies.app.index import PAGE_MAX
@@ -47,6 +48,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def redis_error(_: Request, exc: RedisError) -> Response:
         log.error("redis unavailable: %s", exc)
         return ApiError(503, "unavailable", "the job queue is unavailable; try again shortly", retry_after=5).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        # Starlette's own answers (405, 404 outside /api/v1) in our error shape.
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        return ApiError(exc.status_code, code, str(exc.detail)).response()
 
     @app.exception_handler(Exception)
     async def internal_error(_: Request, exc: Exception) -> Response:
@@ -125,9 +132,9 @@ def router(service: Service) -> APIRouter:
         health = service.health()
         return AsciiJSONResponse(health, status_code=200 if health["redis"]["ok"] else 503)
 
-    @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
-    def unknown(path: str) -> None:
-        raise ApiError(404, "not_found", f"no API route /api/v1/{path}")
+    @api.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+    def unknown(path: str, request: Request) -> None:
+        raise ApiError(404, "not_found", f"no API route {request.method} /api/v1/{path}")
 
     return api
 

@@ -1,0 +1,66 @@
+"""Generated requests against the real app never get a 5xx, never queue a job from an invalid
+body, and leave an app that restarts cleanly (see tests/fuzzing.py for what is generated).
+CI runs a fixed seed with a bounded count; `python -m bench.fuzz` is the longer run."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import App, Processes, start_app
+from tests.fuzzing import Fuzzer
+from tests.hub_server import HubServer
+
+pytestmark = pytest.mark.fuzz
+EXAMPLES = 150  # per kind of request, four kinds: about 600 requests
+
+
+@pytest.fixture
+def hub() -> Iterator[HubServer]:
+    with HubServer() as server:
+        yield server
+
+
+def fuzz_app(processes: Processes, tmp_path: Path, redis_url: str, hub: HubServer) -> App:
+    return start_app(
+        processes,
+        tmp_path,
+        redis_url,
+        HF_ENDPOINT=hub.url,
+        DAILIES_USER_MAX_ACTIVE="100000",
+        DAILIES_USER_MAX_PER_HOUR="100000",
+        DAILIES_QUEUE_MAX="100000",
+    )
+
+
+def test_generated_requests_never_break_the_app(
+    processes: Processes, tmp_path: Path, redis_url: str, hub: HubServer
+) -> None:
+    worker = processes.worker(redis_url)
+    app = fuzz_app(processes, tmp_path, redis_url, hub)
+    outcome = Fuzzer(app.url, redis_url, EXAMPLES).run()
+    print("\nstatus codes by kind:", {k: dict(sorted(v.items())) for k, v in outcome.counts.items()})
+    totals = outcome.total()
+    assert totals[202] and totals[415] and totals[422] and totals[400] and totals[404]
+
+    # Whatever was accepted runs to an end, and the app restarts cleanly on the same data, twice.
+    accepted = [k.decode().rsplit(":", 1)[1] for k in app_redis(app).scan_iter("dailies:job:*")]
+    for job_id in accepted:
+        assert app.wait_done(job_id, timeout=300)["status"] in ("succeeded", "failed")
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        app.proc.stop(sig)
+        app = fuzz_app(processes, tmp_path, redis_url, hub)
+        assert app.client.get("/api/v1/healthz").json()["collector"]["running"]
+        for job_id in accepted:
+            assert app.client.get(f"/api/v1/jobs/{job_id}").status_code == 200
+        assert app.client.get("/api/v1/generations", params={"limit": 100}).status_code == 200
+    assert worker.proc.poll() is None
+
+
+def app_redis(app: App):
+    from redis import Redis
+
+    return Redis.from_url(app.redis_url)
