@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from redis import Redis
+from redis.exceptions import AuthenticationError, ResponseError
+
 from tests.conftest import ROOT, Processes, base_env, start_app, wait_for
 
 
@@ -33,12 +37,34 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports a process listens on (from /proc: its socket inodes in the LISTEN rows)."""
+    inodes = set()
+    for fd in (Path("/proc") / str(pid) / "fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for row in (Path("/proc/net") / table).read_text().splitlines()[1:]:
+            cols = row.split()
+            if cols[3] == "0A" and cols[9] in inodes:
+                ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def test_embedded_app_runs_jobs_and_stops_its_children(processes: Processes, tmp_path: Path) -> None:
     app = start_app(processes, tmp_path, None)
     kids = wait_for(lambda: (k := children_of(app.proc.proc.pid)) and len(k) >= 2 and k, what="children")
     assert any("redis-server" in c for c in kids.values()) and any("worker.py" in c for c in kids.values())
-    # The Redis password never appears on a command line.
+    # The Redis password never appears on a command line, and without it Redis answers nothing.
     assert all("requirepass" not in c for c in kids.values())
+    redis_pid = next(pid for pid, c in kids.items() if "redis-server" in c)
+    (port,) = wait_for(lambda: listening_ports(redis_pid), what="the Redis port")
+    with pytest.raises(AuthenticationError):
+        Redis(port=port).get("rq:queues")
+    with pytest.raises((AuthenticationError, ResponseError)):
+        Redis(port=port, password="guessed").ping()
 
     job = app.submit(prompt="embedded mode works", backend="preview", seed=3).json()
     assert app.wait_done(job["id"])["status"] == "succeeded"

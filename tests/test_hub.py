@@ -221,7 +221,19 @@ def test_private_dataset_media_is_served_by_the_app(
     assert video.status_code == 200 and video.content == hub.files(REPO)[item["video_url"][len("/media/") :]]
     part = replica.client.get(item["video_url"], headers={"Range": "bytes=0-9"})  # browsers seek with ranges
     assert part.status_code == 206 and part.content == video.content[:10]
-    assert replica.client.get("/media/../publish.sqlite").status_code == 404
+    # Encoded, so that no client normalises the dots away before they reach the server.
+    for path in (
+        "/media/%2e%2e/publish.sqlite",
+        "/media/%2E%2E%2Fpublish.sqlite",
+        "/media/..%2fpublish.sqlite",
+        "/media/data/%2e%2e/%2e%2e/publish.sqlite",
+        "/media/posters/%2e%2e%2f%2e%2e%2fapp.lock",
+        "/media/%252e%252e/publish.sqlite",
+    ):
+        request = replica.client.build_request("GET", path)
+        assert b"%2" in request.url.raw_path.lower()  # sent as written
+        answer = replica.client.send(request)
+        assert answer.status_code == 404 and b"SQLite" not in answer.content, path
 
 
 def test_layout_loads_with_the_video_folder_builder(
