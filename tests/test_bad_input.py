@@ -72,10 +72,31 @@ def assert_refused(app: App, status: int, field: str | None, **request) -> None:
         (b"null", 400, None),
         (b'{"prompt": "a", "backend": "preview", "motion": 1e999}', 422, "motion"),
         (b'{"prompt": "a", "backend": "preview", "motion": NaN}', 422, "motion"),
+        # Bodies that once got a 500 or broke the collector: text the dataset cannot store,
+        # numbers past what floats carry, nesting deeper than the parser's stack.
+        (b'{"prompt": "a \\ud800", "backend": "preview"}', 422, "prompt"),
+        (b'{"prompt": "a", "backend": "preview", "negative_prompt": "\\udfff"}', 422, "negative_prompt"),
+        (b'{"prompt": "a", "backend": "preview", "\\ud800": 1}', 422, "\ud800"),
+        (b'{"prompt": "a", "backend": "preview", "width": 1' + b"0" * 400 + b"}", 422, "width"),
+        (b'{"prompt": "a", "backend": "preview", "num_frames": 1' + b"0" * 30 + b"}", 422, "num_frames"),
+        (b'{"prompt": "a", "backend": "preview", "duration_s": 1e308}', 422, "duration_s"),
+        (b'{"prompt": "a", "backend": "preview", "seed": 1' + b"0" * 5000 + b"}", 400, None),
+        (b'{"prompt": "a", "backend": "preview", "motion": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, None),
+        (b'{"prompt": "a", "backend": "preview", "motion": [[[[[[1]]]]]]}', 422, "motion"),
     ],
 )
 def test_malformed_body(shared_app: App, raw: bytes, status: int, field: str | None) -> None:
     assert_refused(shared_app, status, field, content=raw, headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", None],
+)
+def test_only_json_is_accepted(shared_app: App, content_type: str | None) -> None:
+    """A cross-site form can send these without asking the browser: none may queue a job."""
+    headers = {"content-type": content_type} if content_type else {}
+    assert_refused(shared_app, 415, None, content=b'{"prompt": "a harbour", "backend": "preview"}', headers=headers)
 
 
 def test_oversized_body(shared_app: App) -> None:

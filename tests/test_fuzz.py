@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
 from tests.conftest import App, Processes, start_app
-from tests.fuzzing import Fuzzer
+from tests.fuzzing import Fuzzer, app_env
 from tests.hub_server import HubServer
 
 pytestmark = pytest.mark.fuzz
@@ -25,15 +26,7 @@ def hub() -> Iterator[HubServer]:
 
 
 def fuzz_app(processes: Processes, tmp_path: Path, redis_url: str, hub: HubServer) -> App:
-    return start_app(
-        processes,
-        tmp_path,
-        redis_url,
-        HF_ENDPOINT=hub.url,
-        DAILIES_USER_MAX_ACTIVE="100000",
-        DAILIES_USER_MAX_PER_HOUR="100000",
-        DAILIES_QUEUE_MAX="100000",
-    )
+    return start_app(processes, tmp_path, redis_url, **app_env(hub.url))
 
 
 def test_generated_requests_never_break_the_app(
@@ -47,7 +40,7 @@ def test_generated_requests_never_break_the_app(
     assert totals[202] and totals[415] and totals[422] and totals[400] and totals[404]
 
     # Whatever was accepted runs to an end, and the app restarts cleanly on the same data, twice.
-    accepted = [k.decode().rsplit(":", 1)[1] for k in app_redis(app).scan_iter("dailies:job:*")]
+    accepted = [k.decode().rsplit(":", 1)[1] for k in Redis.from_url(redis_url).scan_iter("dailies:job:*")]
     for job_id in accepted:
         assert app.wait_done(job_id, timeout=300)["status"] in ("succeeded", "failed")
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -58,9 +51,3 @@ def test_generated_requests_never_break_the_app(
             assert app.client.get(f"/api/v1/jobs/{job_id}").status_code == 200
         assert app.client.get("/api/v1/generations", params={"limit": 100}).status_code == 200
     assert worker.proc.poll() is None
-
-
-def app_redis(app: App):
-    from redis import Redis
-
-    return Redis.from_url(app.redis_url)
