@@ -54,6 +54,11 @@ def signed_in(username: str) -> Visitor:
     return Visitor(f"hf:{username.lower()}", username)
 
 
+def of_page(request: Request, username: str | None, settings: Settings) -> Visitor:
+    """The visitor of a page event: the `gr.OAuthProfile`'s username when signed in."""
+    return signed_in(username) if username else anonymous(request, settings)
+
+
 def anonymous(request: Request, settings: Settings) -> Visitor:
     return Visitor(f"addr:{client_address(request, settings.trust_forwarded)}")
 

@@ -65,6 +65,8 @@ class Settings:
     exempt_users: frozenset[str] = frozenset()
     # Backend names (or "hosted": every hosted backend) that only signed-in visitors may use.
     sign_in_required: frozenset[str] = frozenset()
+    # Spaces set OAUTH_CLIENT_ID when the front matter says `hf_oauth: true`: the page can sign in.
+    oauth: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +104,7 @@ class Settings:
             signed_in_max_per_hour=_int(env, "DAILIES_SIGNED_IN_MAX_PER_HOUR", 120),
             exempt_users=_names(env, "DAILIES_EXEMPT_USERS"),
             sign_in_required=_names(env, "DAILIES_SIGN_IN_REQUIRED"),
+            oauth=bool(env.get("OAUTH_CLIENT_ID")),
         )
 
     def requires_sign_in(self, backend_name: str, hosted: bool) -> bool:
