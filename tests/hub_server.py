@@ -138,7 +138,8 @@ class HubServer:
                 parts = path.strip("/").split("/")
                 if self.command == "GET" and path == "/api/whoami-v2":
                     name = hub.users.get(self.headers.get("authorization", "").removeprefix("Bearer "))
-                    return self._json(200, {"type": "user", "name": name}) if name else self._error(401, "Invalid")
+                    user = {"type": "user", "name": name, "fullname": name, "avatarUrl": "", "orgs": []}
+                    return self._json(200, user) if name else self._error(401, "Invalid")
                 if self.command == "POST" and path == "/api/repos/create":
                     return self._create(json.loads(self._body()))
                 if self.command == "POST" and path == "/api/validate-yaml":

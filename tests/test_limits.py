@@ -17,6 +17,7 @@ import httpx
 import pytest
 from redis import Redis
 
+from dailies.contract import keys
 from tests.conftest import App, Processes, start_app
 from tests.harness import Proc
 from tests.hub_server import HubServer
@@ -154,3 +155,44 @@ def test_sign_in_required_for_a_backend(processes: Processes, tmp_path: Path, re
     assert "sign in" in refused.json()["error"]["message"]
     answer = app.client.post("/api/v1/jobs", json=BODY, headers={"authorization": "Bearer hf_alice_token_1"})
     assert answer.status_code == 202, answer.text
+
+
+@pytest.mark.browser
+def test_the_page_offers_sign_in_and_says_when_it_is_needed(
+    processes: Processes, tmp_path: Path, redis_url: str, hub: HubServer, browser
+) -> None:
+    """Where the Space enables OAuth (OAUTH_CLIENT_ID set) the page has a sign-in button. Off a
+    Space, Gradio's own stand-in signs in as the owner of HF_TOKEN (the real redirect to the Hub
+    cannot run here), so the signed-in path is exercised too."""
+    processes.worker(redis_url)
+    app = start_app(
+        processes,
+        tmp_path,
+        redis_url,
+        HF_ENDPOINT=hub.url,
+        HF_TOKEN="hf_alice_token_1",
+        OAUTH_CLIENT_ID="dailies-test-client",
+        DAILIES_SIGN_IN_REQUIRED="preview",
+    )
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(app.url)
+    button = page.locator("#sign-in")
+    expect(button).to_contain_text("Sign in with Hugging Face")
+    page.locator("#prompt textarea").fill("a locked gate")
+    page.locator("#submit").click()
+    expect(page.locator("#submit-error")).to_contain_text("sign in with Hugging Face to use Preview")
+
+    page.goto(f"{app.url}/login/huggingface")
+    page.goto(app.url)
+    expect(page.locator("#sign-in")).to_contain_text("Alice")
+    page.locator("#prompt textarea").fill("an open gate")
+    page.locator("#submit").click()
+    job = page.locator("#jobs li.dailies-job").first
+    expect(job).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    # Counted as the signed-in user, not the address.
+    assert Redis.from_url(redis_url).exists(keys.active("hf:alice"))
+    context.close()

@@ -16,7 +16,7 @@ import gradio as gr
 import backends
 from dailies.app.errors import ApiError
 from dailies.app.service import Service
-from dailies.app.visitors import anonymous
+from dailies.app.visitors import of_page
 from dailies.contract.spec import valid_id
 
 MAX_TRACKED = 12
@@ -125,6 +125,9 @@ def build(service: Service) -> gr.Blocks:
         gr.Markdown(
             "# Dailies\nOpen text-to-video, side by side, through one queue. Every result is kept in the open gallery."
         )
+        if settings.oauth:
+            # Signed-in visitors get their own limits, and backends that cost money may need it.
+            gr.LoginButton(elem_id="sign-in")
         my_jobs = gr.BrowserState([], storage_key="dailies-jobs")
         shown = gr.State("")  # generation id in the player, so ticks only send a new video once
         params = gr.State({p.name: p.default for p in first.params})
@@ -288,6 +291,7 @@ def build(service: Service) -> gr.Blocks:
             extra: dict,
             jobs: list,
             request: gr.Request,
+            profile: gr.OAuthProfile | None,
         ):
             body: dict[str, Any] = {
                 "prompt": text,
@@ -302,7 +306,7 @@ def build(service: Service) -> gr.Blocks:
             if not rand and seed_value is not None:
                 body["seed"] = int(seed_value)
             try:
-                answer = service.jobs.submit(body, anonymous(request.request, settings))
+                answer = service.jobs.submit(body, of_page(request.request, profile and profile.username, settings))
             except ApiError as exc:
                 field = f" ({exc.field})" if exc.field else ""
                 return f"**Not queued{field}:** {html.escape(exc.message)}", jobs, gr.skip()
