@@ -97,6 +97,9 @@ def test_only_json_is_accepted(shared_app: App, content_type: str | None) -> Non
     """A cross-site form can send these without asking the browser: none may queue a job."""
     headers = {"content-type": content_type} if content_type else {}
     assert_refused(shared_app, 415, None, content=b'{"prompt": "a harbour", "backend": "preview"}', headers=headers)
+    # Sent in chunks (no length), still not JSON by its type.
+    chunks = iter([b'{"prompt": "a harbour", ', b'"backend": "preview"}'])
+    assert_refused(shared_app, 415, None, content=chunks, headers=headers)
 
 
 def test_oversized_body(shared_app: App) -> None:

@@ -67,7 +67,8 @@ async def json_only(request: Request) -> None:
     if request.method != "POST":
         return
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type == "application/json" or (not media_type and request.headers.get("content-length") in (None, "0")):
+    empty = request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers
+    if media_type == "application/json" or (not media_type and empty):
         return
     raise ApiError(415, "unsupported_media_type", "send the body as application/json")
 
