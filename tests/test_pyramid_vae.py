@@ -104,7 +104,7 @@ def test_loading_is_strict_and_reads_the_bin_layout(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="Missing key.*post_quant_conv.conv.bias"):
         CausalVideoVAE.from_pretrained(tmp_path)
 
-    # Some published folders hold only diffusers' older pickle file.
+    # The published folder holds diffusers' pickle file, not safetensors.
     weights.unlink()
     torch.save(tensors, tmp_path / WEIGHTS_NAMES[1])
     z = latents(2)
@@ -181,6 +181,8 @@ def test_bad_input_is_refused() -> None:
         CausalVideoVAE(**TINY, interpolate=True)
     with pytest.raises(TypeError, match="unexpected keyword argument 'latent_channels'"):
         CausalVideoVAE(**TINY, latent_channels=4)
+    with pytest.raises(ValueError, match="tiling needs sample_size"):  # tiles must overlap by whole latents
+        CausalVideoVAE(**{**TINY, "sample_size": 48}).enable_tiling()
 
 
 @pytest.fixture(scope="module")

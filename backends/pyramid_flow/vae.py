@@ -4,10 +4,11 @@ A video of 1 + 8k frames becomes 1 + k latent frames: the first frame is coded a
 is a one-frame video), each later latent frame codes 8 frames. `encode` gives the unscaled latent
 mean; `decode` takes unscaled latents (the pipeline applies Pyramid Flow's shift and scale).
 
-Weights: the published `causal_video_vae` folder of `rain1011/pyramid-flow-miniflux` (the
-reference loads it with diffusers' `ModelMixin.from_pretrained`): `config.json` and
-`diffusion_pytorch_model.safetensors`, or `diffusion_pytorch_model.bin` where only that is
-published. Its tensor names are ours: strict loading, no renaming.
+Weights: the published `causal_video_vae` folder of `rain1011/pyramid-flow-miniflux`, which the
+reference loads with diffusers' `ModelMixin.from_pretrained`: `config.json` beside
+`diffusion_pytorch_model.bin` (a pickled state dict, read with `weights_only=True`). A
+`diffusion_pytorch_model.safetensors` there is preferred; `save_pretrained` writes one. Its 260
+tensor names are ours: strict loading, no renaming.
 
 Long videos are always coded a few frames at a time (causal convolutions carry their context from
 chunk to chunk, so the result equals coding the whole video at once); `enable_tiling` also cuts
