@@ -25,14 +25,8 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.pyramid
 
 # The project's shared data folder sits beside the main checkout, or two levels above a worktree.
-MANIFEST = next(
-    (
-        folder / "shared" / "data" / "pyramid-flow-miniflux-manifest.json"
-        for folder in (ROOT.parent, ROOT.parent.parent)
-        if (folder / "shared" / "data" / "pyramid-flow-miniflux-manifest.json").is_file()
-    ),
-    None,
-)
+MANIFEST_PATH = Path("shared", "data", "pyramid-flow-miniflux-manifest.json")
+MANIFEST = next((p for p in (ROOT.parent / MANIFEST_PATH, ROOT.parent.parent / MANIFEST_PATH) if p.is_file()), None)
 TINY = {
     "encoder_out_channels": 8,
     "decoder_in_channels": 8,
