@@ -162,6 +162,19 @@ def test_tiled_coding() -> None:
     assert not torch.allclose(tiled, whole, atol=1e-3)
 
 
+@pytest.mark.parametrize(("height", "width"), [(384, 640), (768, 1280)])
+def test_tiles_cover_the_published_sizes(height: int, width: int) -> None:
+    """The tiling arithmetic at the published tile size (256 px) and frame sizes, with stand-in
+    coders that see only their own 8x8 block: tiles, partial ones included, agree on their overlaps,
+    so blending them must give back exactly the whole-frame result."""
+    frames = video(3, height, width)
+    encoded = CausalVideoVAE._tiled(frames, lambda x: torch.nn.functional.avg_pool3d(x, (1, 8, 8)), 256, 32)
+    torch.testing.assert_close(encoded, torch.nn.functional.avg_pool3d(frames, (1, 8, 8)))
+    z = latents(3, height // 8, width // 8)
+    decoded = CausalVideoVAE._tiled(z, lambda x: x.repeat_interleave(8, -2).repeat_interleave(8, -1), 32, 256)
+    torch.testing.assert_close(decoded, z.repeat_interleave(8, -2).repeat_interleave(8, -1))
+
+
 def test_bad_input_is_refused() -> None:
     vae = tiny_vae()
     with pytest.raises(ValueError, match="1 \\+ 8k frames"):
