@@ -109,8 +109,9 @@ class Jobs:
         # A hosted job between polls runs no RQ job; its heartbeat is the due time of its next poll.
         last_beat = float(raw.get("heartbeat", now))
         hosted = "remote" in raw
-        # A hosted poll step whose worker died is claimed again by another worker when its lease ends.
-        allowed = STALE_BEATS * self.settings.heartbeat_s + (POLL_LEASE_S if hosted else 0)
+        # A hosted poll step whose worker died is claimed again by another worker when its lease ends;
+        # a local job is run again by the app's reaper first (two rounds of grace for it).
+        allowed = (STALE_BEATS + (0 if hosted else 2)) * self.settings.heartbeat_s + (POLL_LEASE_S if hosted else 0)
         silent = status == "running" and now - last_beat > allowed
         if silent or (status not in TERMINAL and not hosted and self._rq_status(job_id) in ("failed", "stopped", None)):
             # The worker died (or the job expired) without writing an end state.

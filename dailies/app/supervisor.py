@@ -1,4 +1,6 @@
-"""Embedded mode's supervision: a dead worker or Redis is started again within seconds.
+"""Supervision. Embedded mode: a dead worker or Redis is started again within seconds. Every
+mode: a local job whose worker stopped beating (a worker on another machine died) is run once
+more, then failed.
 
 One thread in the app looks at its two children twice a second. Redis comes back on the same
 port, password and append-only file, so the app's and the worker's connections simply reconnect.
@@ -30,7 +32,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from dailies.app.embedded import Children, EmbeddedRedis, start_worker
 from dailies.contract import keys
-from dailies.contract.spec import JOB_TTL, MAX_ATTEMPTS, RUNNER, TERMINAL
+from dailies.contract.spec import JOB_TTL, MAX_ATTEMPTS, RUNNER, STALE_BEATS, TERMINAL
 
 CHECK_S = 0.5
 STEADY_S = 10.0  # a child that lived this long is healthy again: its next restart is immediate
@@ -125,6 +127,34 @@ class Supervisor:
                         child.not_before = 0.0
                 except (RedisError, SystemExit, OSError):
                     log.exception("supervisor: restarting the %s failed; trying again", child.what)
+
+
+class Reaper:
+    """Looks every heartbeat for running local jobs whose worker has gone silent for STALE_BEATS
+    beats, wherever that worker ran, and hands them to `retry_or_fail`."""
+
+    def __init__(self, redis: Redis, backend_names: list[str], heartbeat_s: float) -> None:
+        self.redis, self.backend_names, self.heartbeat_s = redis, backend_names, heartbeat_s
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, name="reaper", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.heartbeat_s)
+            try:
+                self.reap()
+            except RedisError:
+                continue  # Redis is away; the next round looks again
+
+    def reap(self) -> None:
+        silent_before = time.time() - STALE_BEATS * self.heartbeat_s
+        for name in self.backend_names:
+            registry = StartedJobRegistry(keys.queue_name(name), connection=self.redis)
+            for job_id in registry.get_job_ids(cleanup=False):
+                beat = self.redis.hget(keys.job(job_id), "heartbeat")
+                if beat and float(beat) < silent_before:
+                    retry_or_fail(self.redis, job_id)
 
 
 def retire(redis: Redis, worker_name: str) -> None:
