@@ -17,15 +17,11 @@ import gradio as gr  # noqa: E402
 import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
-from redis import Redis  # noqa: E402
-from redis.backoff import ExponentialBackoff  # noqa: E402
-from redis.exceptions import ConnectionError  # noqa: E402
-from redis.retry import Retry  # noqa: E402
 
 import backends  # noqa: E402
 from dailies.app import api, embedded, ui  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
-from dailies.app.supervisor import Reaper, Supervisor  # noqa: E402
+from dailies.app.supervisor import Reaper, Supervisor, reconnecting  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -60,8 +56,7 @@ def start(settings: Settings) -> tuple[Service, Supervisor | None]:
         supervisor = Supervisor(settings.data_dir, usable)
         redis_url = supervisor.url
         log.info("embedded Redis and a worker for: %s", ", ".join(usable))
-    # A dropped connection (Redis restarted) is retried, so requests ride over a short restart.
-    redis = Redis.from_url(redis_url, retry=Retry(ExponentialBackoff(cap=1.0), 5), retry_on_error=[ConnectionError])
+    redis = reconnecting(redis_url)
     service = Service(settings, redis, embedded=supervisor is not None)
     service.supervisor = supervisor
     service.lock = lock  # held for the life of the process

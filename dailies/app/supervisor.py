@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.retry import Retry
 from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -38,6 +41,11 @@ CHECK_S = 0.5
 STEADY_S = 10.0  # a child that lived this long is healthy again: its next restart is immediate
 BACKOFF_MAX_S = 30.0
 log = logging.getLogger("dailies.app.supervisor")
+
+
+def reconnecting(url: str) -> Redis:
+    """A client that retries a dropped connection, so callers ride over a short Redis restart."""
+    return Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=1.0), 5), retry_on_error=[RedisConnectionError])
 
 
 class _Child:
@@ -72,7 +80,7 @@ class Supervisor:
         self.backend_names = backend_names
         self._redis_server = EmbeddedRedis(data_dir)
         self.url = self._redis_server.url
-        self.redis = Redis.from_url(self.url)
+        self.redis = reconnecting(self.url)
         self._redis = _Child("redis-server")
         self._worker = _Child("worker")
         self._worker_name = ""
