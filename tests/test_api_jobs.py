@@ -131,7 +131,7 @@ def test_healthz_and_backends(app: App) -> None:
     assert health["redis"]["ok"] and health["workers"][0]["queues"] == ["dailies:preview"]
     listed = app.client.get("/api/v1/backends").json()["backends"]
     preview = next(b for b in listed if b["name"] == "preview")
-    assert preview["available"] and preview["family"] == "preview" and "not a model" in preview["display_name"]
+    assert preview["available"] and preview["kind"] == "preview" and "not a model" in preview["display_name"]
     assert {p["name"] for p in preview["params"]} == {"motion", "waves"}
 
 

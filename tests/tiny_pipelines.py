@@ -9,17 +9,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backends import BACKEND_CLASSES
+
 FAMILIES = ("cogvideox", "ltx-video", "mochi", "wan")
 WORDS = ("a", "the", "cat", "dog", "on", "boat", "sea", "light", "red", "blue", "walks", "night", "city")
 
 
-# The smallest valid frame count of each family's rule, the frame count tiny jobs ask for.
-FRAMES = {"cogvideox": 9, "ltx-video": 9, "mochi": 7, "wan": 9}
+def smallest_frames(family: str, model: str | None = None) -> int:
+    """The smallest frame count the checkpoint's declared rule allows: what tiny jobs ask for."""
+    frames = BACKEND_CLASSES[family].rules(model).frames
+    return frames.nearest(frames.minimum)
 
 
 def tiny_job(family: str, **body) -> dict:
     """A job body for a tiny checkpoint: 64x64, the smallest valid frame count, 2 steps."""
-    return {"backend": family, "width": 64, "height": 64, "num_frames": FRAMES[family], "steps": 2, **body}
+    frames = smallest_frames(family, body.get("model"))
+    return {"backend": family, "width": 64, "height": 64, "num_frames": frames, "steps": 2, **body}
 
 
 def _text_encoder_and_tokenizer():
