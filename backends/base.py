@@ -102,20 +102,24 @@ class FrameRule:
         hi = (self.maximum - self.offset) // self.step
         return min(max(k, lo), hi) * self.step + self.offset
 
-    def values(self) -> list[int]:
-        return list(range(self.nearest(self.minimum), self.maximum + 1, self.step))
+    def few_values(self) -> list[int] | None:
+        """Every valid count where there are at most three (a rule like "81 or 161"), else None."""
+        first = self.nearest(self.minimum)
+        if (self.maximum - first) // self.step >= 3:
+            return None
+        return list(range(first, self.maximum + 1, self.step))
 
     def requirement(self) -> str:
-        """The rule in words; a rule that allows only a few values names them ("81 or 161")."""
-        values = self.values()
-        if len(values) <= 3:
-            return ", ".join(map(str, values[:-1])) + " or " + str(values[-1]) if len(values) > 1 else str(values[0])
-        return f"{self.step}k+{self.offset} between {self.minimum} and {self.maximum}"
+        """The rule in words, naming the values where there are only a few."""
+        values = self.few_values()
+        if values is None:
+            return f"{self.step}k+{self.offset} between {self.minimum} and {self.maximum}"
+        return " or ".join(filter(None, (", ".join(map(str, values[:-1])), str(values[-1]))))
 
     def describe(self) -> dict:
         return {
             "rule": f"{self.step}k+{self.offset}",
-            "values": self.values() if len(self.values()) <= 3 else None,
+            "values": self.few_values(),
             "minimum": self.minimum,
             "maximum": self.maximum,
             "default": self.default,
@@ -222,7 +226,7 @@ class Backend(ABC):
     name: ClassVar[str]
     display_name: ClassVar[str]
     description: ClassVar[str] = ""
-    kind: ClassVar[str]  # "preview", "local" (a model on this machine's GPU or CPU) or "hosted"
+    kind: ClassVar[str]  # "preview", "open" (open weights run by our workers) or "hosted" (a provider's API)
     params: ClassVar[tuple[Param, ...]] = ()
     checkpoints: ClassVar[tuple[Checkpoint, ...]]  # the first is the default
     seeded: ClassVar[bool] = True

@@ -19,9 +19,13 @@ from PIL import Image
 from redis import Redis
 
 from backends import BACKEND_CLASSES
+from backends.base import Cancelled, Checkpoint, FrameRule, SizeRule
+from backends.local_model import LocalModelBackend, model_params
 from dailies.contract.media import first_frame, probe_mp4
+from dailies.contract.settings import Settings
+from dailies.contract.spec import JobSpec, new_id
 from tests.conftest import ROOT, App, Processes, start_app, wait_for
-from tests.tiny_pipelines import FAMILIES, save_tiny, smallest_frames, tiny_job
+from tests.tiny_pipelines import FAMILIES, OwnPipeline, save_tiny, smallest_frames, tiny_job
 
 pytest.importorskip("diffusers", reason="model dependencies are not installed (requirements-models.txt)")
 pytestmark = pytest.mark.models
@@ -173,7 +177,7 @@ def test_rules_follow_the_chosen_checkpoint(studio) -> None:
     cogvideox_15 = BACKEND_CLASSES["cogvideox"].rules("1.5-5b")
     wan_22, wan_13 = BACKEND_CLASSES["wan"].rules("2.2-5b"), BACKEND_CLASSES["wan"].rules("2.1-1.3b")
     # CogVideoX 1.5 5B takes only its two published lengths, and the message names them.
-    assert cogvideox_15.frames.values() == [81, 161]
+    assert cogvideox_15.frames.few_values() == [81, 161]
     answer = app.submit(**tiny_job("cogvideox", model="1.5-5b", prompt="x", num_frames=49))
     error = answer.json()["error"]
     assert answer.status_code == 422 and error["field"] == "num_frames", error
@@ -271,3 +275,55 @@ def test_ltx_video_published_weights_from_the_hub_cache_offline_and_mochi_missin
     status = app.wait_done(failed["id"], timeout=60)
     assert status["status"] == "failed" and "could not load the Mochi 1 weights" in status["error"]
     assert "DAILIES_MODEL_MOCHI" in status["error"]
+
+
+class OwnFamily(LocalModelBackend):
+    """A family whose pipeline is our own class, named by dotted path, with a staged progress total."""
+
+    name = "own"
+    display_name = "Own"
+    pipeline = "tests.tiny_pipelines.OwnPipeline"
+    requires = ("torch",)
+    checkpoints = (
+        Checkpoint(
+            "v1",
+            frames=FrameRule(step=1, offset=0, minimum=1, maximum=16, default=4),
+            size=SizeRule(multiple=16, minimum=16, maximum=64, default=(32, 32)),
+            fps=8,
+            steps=3,
+            guidance=1.0,
+            repo="nobody/own-v1",
+        ),
+    )
+    params = model_params(checkpoints)
+
+    def total_steps(self, request: JobSpec, checkpoint: Checkpoint, steps: int) -> int:
+        return OwnPipeline.stages * steps
+
+
+def test_a_pipeline_that_is_not_a_diffusers_class_runs_through_the_shared_runtime(tmp_path: Path) -> None:
+    folder = OwnPipeline.save(tmp_path / "own-v1")
+    settings = Settings.from_env({"DAILIES_DEVICE": "cpu", "DAILIES_MODEL_OWN": str(folder)})
+    backend = OwnFamily(settings)
+    assert backend.availability().usable
+    spec = JobSpec(
+        id=new_id(), backend="own", prompt="x", negative_prompt="", seed=4, width=32, height=16, num_frames=5, fps=8,
+        params={"model": "v1", "steps": None, "guidance": None},
+    )  # fmt: skip
+    seen: list[tuple[float, str]] = []
+    first = backend.generate(spec, lambda fraction, message: seen.append((fraction, message)), lambda: False)
+    again = backend.generate(spec, lambda fraction, message: None, lambda: False)
+
+    info = probe_mp4(first.mp4)
+    assert (info.width, info.height, info.num_frames, info.fps) == (32, 16, 5, 8)
+    assert first.model == "local:own-v1" and first.extra["steps"] == OwnFamily.checkpoints[0].steps
+    steps = [message for _, message in seen if message.startswith("step")]
+    total = OwnPipeline.stages * OwnFamily.checkpoints[0].steps
+    assert steps == [f"step {i}/{total}" for i in range(1, total + 1)]
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and max(f for f, _ in seen) < 1
+    # Seeded through the generator, loaded once: the second run is the same video, without a load.
+    assert again.poster == first.poster and again.extra["timings"]["load_s"] == 0.0
+
+    calls = iter(range(100))
+    with pytest.raises(Cancelled):
+        backend.generate(spec, lambda fraction, message: None, lambda: next(calls) >= 3)

@@ -105,7 +105,9 @@ def validate(body: Any, backend: Backend) -> JobSpec:
     job: dict[str, Any] = {"backend": backend.name, "prompt": _text(body, "prompt", True)}
     params = _params(body, backend)
     rules = _rules(backend, params)
-    for_model = f" for {rules.label}" if len(backend.checkpoints) > 1 else ""
+    # Where a backend's models differ, messages say whose rule it is.
+    several = len(backend.checkpoints) > 1
+    for_model = f" for {rules.label}" if several else ""
     negative = _text(body, "negative_prompt", False)
     if negative and not backend.negative_prompt:
         raise invalid("negative_prompt", f"{backend.display_name} does not take a negative prompt")
@@ -170,6 +172,6 @@ def validate(body: Any, backend: Backend) -> JobSpec:
 
     if body.get("image") is not None:
         if IMAGE_TO_VIDEO not in rules.modes:
-            raise invalid("image", f"{rules.label if for_model else backend.display_name} does not do image-to-video")
+            raise invalid("image", f"{rules.label if several else backend.display_name} does not do image-to-video")
         job["image"] = _image(body)
     return JobSpec(id=new_id(), **job)
