@@ -119,9 +119,7 @@ class LocalModelBackend(Backend):
     # -- what the worker calls -------------------------------------------------------------
 
     def weights(self, checkpoint: Checkpoint, mode: str) -> str:
-        """Where the weights come from: the DAILIES_MODEL_* setting, else the published repo.
-
-        The caller has checked that `checkpoint` does `mode`."""
+        """Where the weights come from: the DAILIES_MODEL_* setting, else the published repo."""
         overrides = dict(self.settings.model_overrides)
         if mode == IMAGE_TO_VIDEO:
             override = overrides.get(model_env_name(self.name, IMAGE_TO_VIDEO))

@@ -208,6 +208,8 @@ def generate(backend: LocalModelBackend, request: JobSpec, progress: Progress, c
 
     checkpoint = backend.rules(request.params.get("model"))
     mode = IMAGE_TO_VIDEO if request.image is not None else TEXT_TO_VIDEO
+    if mode not in checkpoint.modes:  # validation refuses these; a job queued before a rule changed may not
+        raise GenerationError(f"{checkpoint.label or checkpoint.name} does not do {mode}")
     image = decode_image(request.image, request.width, request.height) if request.image is not None else None
     device = _device(backend.settings)
     progress(0.0, f"loading {backend.display_name} {checkpoint.name}")
