@@ -51,7 +51,7 @@ class Jobs:
             raise ApiError(422, "unknown_backend", f"backend must be one of: {known}", "backend")
         backend = backends.get(name, self.settings)
         spec = validate(body, backend)
-        if not visitor.signed_in and self.settings.requires_sign_in(name, backend.family == "hosted"):
+        if not visitor.signed_in and self.settings.requires_sign_in(name, backend.kind == "hosted"):
             raise ApiError(
                 401,
                 "sign_in_required",
