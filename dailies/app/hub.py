@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +22,7 @@ from huggingface_hub.hf_api import RepoFile
 
 from dailies.app.dataset import parse_metadata
 from dailies.app.index import Index
+from dailies.contract.loop import BackgroundLoop
 
 log = logging.getLogger("dailies.app.hub")
 REPO_TYPE = "dataset"
@@ -81,17 +81,13 @@ class IndexSync:
     def __init__(self, repo: HubRepo, index: Index, on_rows: Callable[[list[dict[str, Any]]], None]) -> None:
         self.repo, self.index, self.on_rows = repo, index, on_rows
         self.state: dict[str, Any] = {"running": False, "rows_added": 0, "files_read": 0, "error": None, "sha": None}
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("index-sync", self._run)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="index-sync", daemon=True)
-        self._thread.start()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread:
-            self._thread.join(timeout)
+        self._loop.start()
 
     def _run(self) -> None:
+        """Sync once; the thread then idles (a daemon: the app does not wait for it)."""
         self.state["running"] = True
         try:
             self.sync()
