@@ -16,7 +16,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from dailies.app.dataset import LocalDataset
+from dailies.app.dataset import LocalDataset, row_seed
 from dailies.app.index import Index
 from dailies.contract import keys
 from dailies.contract.loop import BackgroundLoop
@@ -119,7 +119,7 @@ def result_payload(row: dict[str, Any]) -> dict[str, Any]:
         "generation_id": row["id"],
         "video_url": f"/media/{row['video_path']}",
         "poster_url": f"/media/{row['poster']}",
-        "seed": None if row["seed"] < 0 else row["seed"],
+        "seed": row_seed(row),
         "model": row["model"],
         "width": row["width"],
         "height": row["height"],

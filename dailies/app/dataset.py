@@ -44,6 +44,7 @@ COLUMNS: dict[str, type] = {
     "poster": str,
 }
 BATCH_MAX_ROWS = 500
+NO_SEED = -1  # the seed column is an int for the Hub's viewer: a backend without seeds stores -1
 
 README = """---
 configs:
@@ -81,7 +82,7 @@ def make_row(generation: dict[str, Any], video_name: str, poster_path: str) -> d
         "negative_prompt": generation.get("negative_prompt") or "",
         "backend": generation["backend"],
         "model": generation["model"],
-        "seed": -1 if generation.get("seed") is None else int(generation["seed"]),
+        "seed": NO_SEED if generation.get("seed") is None else int(generation["seed"]),
         "width": int(generation["width"]),
         "height": int(generation["height"]),
         "num_frames": int(generation["num_frames"]),
@@ -93,6 +94,11 @@ def make_row(generation: dict[str, Any], video_name: str, poster_path: str) -> d
     }
     assert list(row) == list(COLUMNS)
     return row
+
+
+def row_seed(row: dict[str, Any]) -> int | None:
+    """The seed a stored row was made with, None when its backend takes none."""
+    return None if row["seed"] < 0 else row["seed"]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -30,6 +30,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from dailies.app.dataset import LocalDataset
 from dailies.app.hub import REPO_TYPE, HubRepo, git_blob_oid, record_files, short_error
 from dailies.app.index import Index
+from dailies.app.sqlite_state import STATE_TABLE, read_state, write_state
 from dailies.contract.loop import BackgroundLoop
 from dailies.contract.retry import backoff, retry_after
 
@@ -47,7 +48,6 @@ CREATE TABLE IF NOT EXISTS rows (
     commit_sha TEXT
 );
 CREATE INDEX IF NOT EXISTS rows_pending ON rows (published, id);
-CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -73,7 +73,7 @@ class PublishQueue:
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(SCHEMA)
+            self._db.executescript(SCHEMA + STATE_TABLE)
 
     def add(self, row: dict[str, Any]) -> None:
         """Queue a new row (an id already queued or published is left as it is)."""
@@ -127,12 +127,11 @@ class PublishQueue:
 
     def get_state(self, key: str) -> str | None:
         with self._lock:
-            found = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return found[0] if found else None
+            return read_state(self._db, key)
 
     def set_state(self, key: str, value: str) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
+            write_state(self._db, key, value)
 
 
 class Publisher:

@@ -74,7 +74,7 @@ def _programs_api(service: Service) -> None:
     def job_status(job_id: str) -> dict[str, Any]:
         """One job's status, as GET /api/v1/jobs/{id} answers."""
         try:
-            return service.jobs.status(job_id)
+            return service.jobs.status(job_id).to_json()
         except ApiError as exc:
             return exc.body()
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import gradio as gr
 
 import backends
+from dailies.app.index import GalleryQuery
 from dailies.app.service import Service
 
 PAGE_SIZE = 24
@@ -57,7 +58,7 @@ def cards_html(items: list[dict[str, Any]]) -> str:
 
 def newest(service: Service, q: str, backend: str, cursor: str | None = None) -> dict[str, Any]:
     """One page of generations as GET /api/v1/generations lists them; empty filters match all."""
-    return service.generations(limit=PAGE_SIZE, cursor=cursor, q=q or None, backend=backend or None)
+    return service.generations(GalleryQuery(PAGE_SIZE, cursor, q or None, backend or None))
 
 
 def _shown(service: Service, q: str, backend: str, stack: list[str | None]) -> tuple:

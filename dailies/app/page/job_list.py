@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import gradio as gr
 
 from dailies.app.errors import ApiError
+from dailies.app.jobs import JobStatus
 from dailies.app.service import Service
 
 MAX_TRACKED = 12
 TICK_S = 0.5
-ACTIVE = ("queued", "running")
 
 
 @dataclass(frozen=True)
@@ -32,29 +32,28 @@ class JobList:
         return [self.listing, self.video, self.used_seed, self.shown, self.timer]
 
 
-def job_html(status: dict) -> str:
-    request = status["request"]
-    state = status["status"]
+def job_html(job: JobStatus) -> str:
+    state = job.status
     if state == "queued":
-        detail = f"queued, {status['position']} ahead" if status["position"] else "queued, next to run"
+        detail = f"queued, {job.position} ahead" if job.position else "queued, next to run"
     elif state == "running":
-        eta = f", about {status['eta_s']:.0f} s left" if status["eta_s"] is not None else ""
-        detail = f"running {status['progress'] * 100:.0f}%, {status['elapsed_s']:.1f} s{eta}"
-    elif state == "succeeded":
-        detail = f"done in {status['elapsed_s']:.1f} s, seed {status['result']['seed']}"
+        eta = f", about {job.eta_s:.0f} s left" if job.eta_s is not None else ""
+        detail = f"running {job.progress * 100:.0f}%, {job.elapsed_s:.1f} s{eta}"
+    elif state == "succeeded" and job.result:
+        detail = f"done in {job.elapsed_s:.1f} s, seed {job.result['seed']}"
     elif state == "failed":
-        detail = f"failed: {status['error']}"
+        detail = f"failed: {job.error}"
     else:
         detail = state
     return (
-        f'<li class="dailies-job" data-status="{state}" data-id="{status["id"]}">'
-        f'<progress max="1" value="{status["progress"]:.3f}"></progress> '
+        f'<li class="dailies-job" data-status="{state}" data-id="{job.id}">'
+        f'<progress max="1" value="{job.progress:.3f}"></progress> '
         f'<span class="dailies-job-status">{html.escape(detail)}</span> '
-        f'<span class="dailies-job-prompt">{html.escape(request["prompt"][:120])}</span></li>'
+        f'<span class="dailies-job-prompt">{html.escape(job.request["prompt"][:120])}</span></li>'
     )
 
 
-def statuses(service: Service, jobs: list[str] | None) -> list[dict]:
+def statuses(service: Service, jobs: list[str] | None) -> list[JobStatus]:
     found = []
     for job_id in jobs or []:
         try:
@@ -67,23 +66,23 @@ def statuses(service: Service, jobs: list[str] | None) -> list[dict]:
 def tick(service: Service, jobs: list[str] | None, current: str) -> tuple:
     """The list, and the newest finished video unless it is already shown; the timer stops when idle."""
     found = statuses(service, jobs)
-    timer = gr.Timer(active=any(s["status"] in ACTIVE for s in found))
+    timer = gr.Timer(active=any(s.active for s in found))
     listing = "<ul class='dailies-jobs'>" + "".join(map(job_html, found)) + "</ul>" if found else ""
-    done = next((s for s in found if s["status"] == "succeeded"), None)
-    if done is None or done["result"]["generation_id"] == current:
+    done = next((s.result for s in found if s.result), None)
+    if done is None or done["generation_id"] == current:
         return listing, gr.skip(), gr.skip(), current, timer
-    generation_id = done["result"]["generation_id"]
+    generation_id = done["generation_id"]
     row = service.index.get(generation_id)
     path = str(service.dataset.root / row["video_path"]) if row else None
-    return listing, path, str(done["result"]["seed"]), generation_id, timer
+    return listing, path, str(done["seed"]), generation_id, timer
 
 
 def cancel_newest(service: Service, jobs: list[str] | None) -> str:
     """Cancel the newest job still queued or running; the message for the error line."""
     for status in statuses(service, jobs):
-        if status["status"] in ACTIVE:
+        if status.active:
             try:
-                service.jobs.cancel(status["id"])
+                service.jobs.cancel(status.id)
                 return ""
             except ApiError:
                 continue  # finished or expired meanwhile
