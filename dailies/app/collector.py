@@ -16,7 +16,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from dailies.app.dataset import LocalDataset, row_seed
+from dailies.app.dataset import GenerationRow, LocalDataset, row_seed
 from dailies.app.index import Index
 from dailies.contract import keys
 from dailies.contract.loop import BackgroundLoop
@@ -26,7 +26,7 @@ log = logging.getLogger("dailies.app.collector")
 
 class Collector:
     def __init__(
-        self, redis: Redis, dataset: LocalDataset, index: Index, on_row: Callable[[dict[str, Any]], None] | None = None
+        self, redis: Redis, dataset: LocalDataset, index: Index, on_row: Callable[[GenerationRow], None] | None = None
     ) -> None:
         self.redis, self.dataset, self.index = redis, dataset, index
         self.on_row = on_row  # the publisher's hook for new rows
@@ -113,7 +113,7 @@ class Collector:
             pipe.execute()
 
 
-def result_payload(row: dict[str, Any]) -> dict[str, Any]:
+def result_payload(row: GenerationRow) -> dict[str, Any]:
     """The `result` of a finished job and the media URLs of a generation."""
     return {
         "generation_id": row["id"],

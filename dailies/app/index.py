@@ -16,8 +16,8 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from dailies.app.dataset import GenerationRow
 from dailies.app.errors import ApiError
 from dailies.app.sqlite_state import STATE_TABLE, read_state, write_state
 
@@ -99,7 +99,7 @@ class Index:
             self._local.db = db
         return db
 
-    def add(self, rows: Iterable[dict[str, Any]]) -> int:
+    def add(self, rows: Iterable[GenerationRow]) -> int:
         """Insert rows (ignoring ids already present); returns how many were new."""
         added = 0
         with self._write_lock:
@@ -139,11 +139,11 @@ class Index:
     def count(self) -> int:
         return self._db().execute("SELECT count(*) FROM generations").fetchone()[0]
 
-    def get(self, generation_id: str) -> dict[str, Any] | None:
+    def get(self, generation_id: str) -> GenerationRow | None:
         found = self._db().execute("SELECT row FROM generations WHERE id = ?", (generation_id,)).fetchone()
         return json.loads(found["row"]) if found else None
 
-    def page(self, query: GalleryQuery = GalleryQuery()) -> tuple[list[dict[str, Any]], str | None]:
+    def page(self, query: GalleryQuery = GalleryQuery()) -> tuple[list[GenerationRow], str | None]:
         """Newest first; the second value is the cursor of the next page (None: this is the last)."""
         limit = max(1, min(query.limit, PAGE_MAX))
         match = fts_query(query.q) if query.q else None

@@ -27,7 +27,7 @@ from typing import Any
 from huggingface_hub import CommitOperationAdd
 from huggingface_hub.errors import HfHubHTTPError
 
-from dailies.app.dataset import LocalDataset
+from dailies.app.dataset import GenerationRow, LocalDataset
 from dailies.app.hub import REPO_TYPE, HubRepo, git_blob_oid, record_files, short_error
 from dailies.app.index import Index
 from dailies.app.sqlite_state import STATE_TABLE, read_state, write_state
@@ -75,7 +75,7 @@ class PublishQueue:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA + STATE_TABLE)
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: GenerationRow) -> None:
         """Queue a new row (an id already queued or published is left as it is)."""
         folder = row["video_path"].rsplit("/", 1)[0]
         with self._lock:
@@ -83,7 +83,7 @@ class PublishQueue:
                 "INSERT OR IGNORE INTO rows (id, folder, poster) VALUES (?, ?, ?)", (row["id"], folder, row["poster"])
             )
 
-    def mark_published(self, rows: Iterable[dict[str, Any] | Pending], sha: str | None) -> None:
+    def mark_published(self, rows: Iterable[GenerationRow | Pending], sha: str | None) -> None:
         """Rows now on the Hub (also rows read back from the Hub by the index rebuild)."""
         values = []
         for r in rows:
@@ -158,7 +158,7 @@ class Publisher:
 
     # --- the app's side -----------------------------------------------------------------------
 
-    def enqueue(self, row: dict[str, Any]) -> None:
+    def enqueue(self, row: GenerationRow) -> None:
         """The collector's hook: called once a row is stored locally (and again on recovery)."""
         self.queue.add(row)
         self._loop.wake()

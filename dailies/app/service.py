@@ -14,7 +14,7 @@ from rq import Worker
 import backends
 from backends.base import Availability, Backend
 from dailies.app.collector import Collector
-from dailies.app.dataset import LocalDataset, row_seed
+from dailies.app.dataset import GenerationRow, LocalDataset, row_seed
 from dailies.app.errors import ApiError
 from dailies.app.index import GalleryQuery, Index
 from dailies.app.jobs import Jobs
@@ -127,7 +127,7 @@ class Service:
         }
 
 
-def public_generation(row: dict[str, Any], urls: dict[str, str]) -> dict[str, Any]:
+def public_generation(row: GenerationRow, urls: dict[str, str]) -> dict[str, Any]:
     """A gallery item: the stored row with its JSON columns opened and its media URLs."""
     return {
         **{k: v for k, v in row.items() if k not in ("params", "timings", "video_path", "file_name")},
