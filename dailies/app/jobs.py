@@ -24,9 +24,10 @@ from dailies.app.errors import ApiError
 from dailies.app.validation import validate
 from dailies.contract import keys
 from dailies.contract.settings import Settings
-from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, STALE_BEATS, TERMINAL, valid_id
+from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, STALE_BEATS, TERMINAL, JobSpec, valid_id
 
 RUNNER = "dailies.worker.runner.run"
+IN_REQUEST = "request"  # the `runner` of a job that runs in the visitor's request (ZeroGPU)
 
 
 def _int(value: str | None) -> int | None:
@@ -34,10 +35,18 @@ def _int(value: str | None) -> int | None:
 
 
 class Jobs:
-    def __init__(self, redis: Redis, settings: Settings, availability: Callable[[Backend], Availability]) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        availability: Callable[[Backend], Availability],
+        in_request: Callable[[Backend], bool] = lambda backend: False,
+    ) -> None:
         self.redis = redis
         self.settings = settings
         self.availability = availability
+        self.in_request = in_request  # ZeroGPU: open models run in the visitor's request, not on the queue
+        self._in_request: dict[str, JobSpec] = {}
 
     def submit(self, body: Any, user: str) -> dict:
         name = body.get("backend") if isinstance(body, dict) else None
@@ -54,6 +63,7 @@ class Jobs:
                 503, "backend_unavailable", f"{backend.display_name} is unavailable: {availability.reason}", "backend"
             )
         self._check_limits(user, name)
+        here = self.in_request(backend)
 
         job_id = spec.id
         queue = Queue(keys.queue_name(name), connection=self.redis)
@@ -67,17 +77,26 @@ class Jobs:
                     "created": now,
                     "progress": 0,
                     "request": json.dumps(spec.recipe()),
+                    **({"runner": IN_REQUEST, "heartbeat": now} if here else {}),
                 },
             )
             pipe.expire(keys.job(job_id), JOB_TTL)
             pipe.sadd(keys.user(user), job_id)
             pipe.expire(keys.user(user), JOB_TTL)
             pipe.execute()
+        if here:
+            # No queue: the caller takes the spec and runs it inside the visitor's request.
+            self._in_request[job_id] = spec
+            return {"id": job_id, "status": "queued", "position": 0, "seed": spec.seed}
         # Our hash exists before the job can reach a worker.
         queue.enqueue_call(
             RUNNER, args=(spec,), job_id=job_id, timeout=self.settings.job_timeout, result_ttl=600, failure_ttl=JOB_TTL
         )
         return {"id": job_id, "status": "queued", "position": self._position(name, job_id), "seed": spec.seed}
+
+    def take_in_request(self, job_id: str) -> JobSpec | None:
+        """The spec of a job just accepted to run in this request (ZeroGPU), once; None for a queued job."""
+        return self._in_request.pop(job_id, None)
 
     def _check_limits(self, user: str, backend: str) -> None:
         key = keys.user(user)
@@ -113,10 +132,13 @@ class Jobs:
         # A hosted job between polls runs no RQ job; its heartbeat is the due time of its next poll.
         last_beat = float(raw.get("heartbeat", now))
         hosted = "remote" in raw
-        # A hosted poll step whose worker died is claimed again by another worker when its lease ends.
-        allowed = STALE_BEATS * self.settings.heartbeat_s + (POLL_LEASE_S if hosted else 0)
-        silent = status == "running" and now - last_beat > allowed
-        if silent or (status not in TERMINAL and not hosted and self._rq_status(job_id) in ("failed", "stopped", None)):
+        in_request = raw.get("runner") == IN_REQUEST
+        # A hosted poll step whose worker died is claimed again by another worker when its lease ends;
+        # a job waiting for a ZeroGPU slot beats only once it has one.
+        allowed = STALE_BEATS * self.settings.heartbeat_s + (POLL_LEASE_S if hosted or in_request else 0)
+        silent = (status == "running" or in_request) and status not in TERMINAL and now - last_beat > allowed
+        on_queue = not (hosted or in_request)
+        if silent or (status not in TERMINAL and on_queue and self._rq_status(job_id) in ("failed", "stopped", None)):
             # The worker died (or the job expired) without writing an end state.
             status = "failed"
             raw.setdefault("error", "the worker stopped while running this job; please submit it again")

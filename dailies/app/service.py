@@ -13,6 +13,7 @@ from rq import Worker
 
 import backends
 from backends.base import Availability, Backend
+from dailies.app import zerogpu
 from dailies.app.collector import Collector
 from dailies.app.dataset import LocalDataset
 from dailies.app.errors import ApiError
@@ -43,7 +44,7 @@ class Service:
         self.index = Index(self.settings.index_path)
         if self.index.count() == 0:
             self.index.add(self.dataset.rows())
-        self.jobs = Jobs(self.redis, self.settings, self.availability)
+        self.jobs = Jobs(self.redis, self.settings, self.availability, zerogpu.runs_in_request)
         self.storage = Storage(self.settings, self.dataset, self.index)
         self.collector = Collector(self.redis, self.dataset, self.index, on_row=self.storage.on_row)
 
@@ -72,10 +73,12 @@ class Service:
         return cached
 
     def availability(self, backend: Backend) -> Availability:
-        """Usable when a worker serves its queue, or (embedded) this machine can run it."""
+        """Usable when a worker serves its queue, or (embedded) this machine can run it, or ZeroGPU lends a GPU."""
         refused = self.redis.get(keys.misconfigured(backend.name))
         if refused:
             return Availability(False, f"misconfigured: {refused.decode()}")
+        if zerogpu.runs_in_request(backend):
+            return zerogpu.availability(backend)
         queue = keys.queue_name(backend.name)
         # Look again (at most a few times a second) before saying no: a worker may just have started.
         served = any(queue in w["queues"] for w in self.workers()) or any(

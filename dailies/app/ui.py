@@ -14,9 +14,11 @@ from typing import Any
 import gradio as gr
 
 import backends
+from dailies.app import zerogpu
 from dailies.app.api import client_id
 from dailies.app.errors import ApiError
 from dailies.app.service import Service
+from dailies.app.validation import validate
 from dailies.contract.spec import valid_id
 
 MAX_TRACKED = 12
@@ -60,6 +62,33 @@ def _backend_note(service: Service, name: str, width: float | None = None, heigh
     if not info["seed"]:
         lines.append("This backend does not honour a seed.")
     return "\n\n".join(lines)
+
+
+def _body(
+    text: str,
+    neg: str,
+    name: str,
+    seconds: float,
+    w: float,
+    h: float,
+    rand: bool,
+    seed_value: float | None,
+    extra: dict,
+) -> dict[str, Any]:
+    """The job body the Generate form describes, as the JSON API takes it."""
+    body: dict[str, Any] = {
+        "prompt": text,
+        "backend": name,
+        "duration_s": seconds,
+        "width": int(w),
+        "height": int(h),
+        **(extra or {}),
+    }
+    if neg:
+        body["negative_prompt"] = neg
+    if not rand and seed_value is not None:
+        body["seed"] = int(seed_value)
+    return body
 
 
 def _job_html(status: dict) -> str:
@@ -214,6 +243,7 @@ def build(service: Service) -> gr.Blocks:
                             submit = gr.Button("Generate", variant="primary", elem_id="submit")
                             cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
                         error = gr.Markdown("", elem_id="submit-error")
+                        gpu_estimate = gr.Markdown("", elem_id="gpu-estimate", visible=zerogpu.enabled())
                     with gr.Column(scale=2):
                         video = gr.Video(label="Latest video", elem_id="latest-video", autoplay=True, interactive=False)
                         used_seed = gr.Textbox(label="Seed used", interactive=False, elem_id="used-seed")
@@ -289,18 +319,7 @@ def build(service: Service) -> gr.Blocks:
             jobs: list,
             request: gr.Request,
         ):
-            body: dict[str, Any] = {
-                "prompt": text,
-                "backend": name,
-                "duration_s": seconds,
-                "width": int(w),
-                "height": int(h),
-                **(extra or {}),
-            }
-            if neg:
-                body["negative_prompt"] = neg
-            if not rand and seed_value is not None:
-                body["seed"] = int(seed_value)
+            body = _body(text, neg, name, seconds, w, h, rand, seed_value, extra)
             try:
                 answer = service.jobs.submit(body, client_id(request.request, settings.trust_forwarded))
             except ApiError as exc:
@@ -308,13 +327,59 @@ def build(service: Service) -> gr.Blocks:
                 return f"**Not queued{field}:** {html.escape(exc.message)}", jobs, gr.skip()
             return "", ([answer["id"]] + list(jobs or []))[:MAX_TRACKED], gr.Timer(active=True)
 
-        submit.click(
-            do_submit,
-            [prompt, negative, backend, duration, width, height, random_seed, seed, params, my_jobs],
-            [error, my_jobs, timer],
-            api_name="submit",
-            queue=False,
-        )
+        form = [prompt, negative, backend, duration, width, height, random_seed, seed, params]
+        if zerogpu.enabled():
+
+            def submit_and_run(
+                text: str,
+                neg: str,
+                name: str,
+                seconds: float,
+                w: float,
+                h: float,
+                rand: bool,
+                seed_value: float | None,
+                extra: dict,
+                jobs: list,
+                request: gr.Request,
+                progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
+            ):
+                """ZeroGPU: record the job, then run an open model here, in the visitor's own event (their quota)."""
+                answer = do_submit(text, neg, name, seconds, w, h, rand, seed_value, extra, jobs, request)
+                yield answer
+                spec = service.jobs.take_in_request(answer[1][0]) if answer[1] else None
+                if spec is None:
+                    return
+                try:
+                    for fraction, message in zerogpu.run(service.redis, settings, spec):
+                        progress(fraction, desc=message)
+                except zerogpu.Refused as exc:
+                    yield f"**Not run:** {html.escape(str(exc))}", gr.skip(), gr.skip()
+
+            # Queued, one event per visitor at a time; the ZeroGPU scheduler decides who gets a GPU.
+            submit.click(submit_and_run, [*form, my_jobs], [error, my_jobs, timer], api_name="submit")
+
+            def estimate(*args) -> str:
+                name = args[2]
+                backend_ = backends.get(name, settings)
+                if not zerogpu.runs_in_request(backend_):
+                    return ""
+                try:
+                    spec = validate(_body(*args), backend_)
+                except ApiError:
+                    return ""
+                return zerogpu.estimate_note(spec, backend_)
+
+            gr.on(
+                [backend.change, duration.release, width.release, height.release, params.change, demo.load],
+                estimate,
+                form,
+                gpu_estimate,
+                api_visibility="private",
+                queue=False,
+            )
+        else:
+            submit.click(do_submit, [*form, my_jobs], [error, my_jobs, timer], api_name="submit", queue=False)
 
         def tick(jobs: list, current: str):
             statuses = []

@@ -1,0 +1,269 @@
+"""ZeroGPU mode: the open models run inside the visitor's own request, on a GPU lent per call.
+
+A ZeroGPU Space (`SPACES_ZERO_GPU=true`) has no GPU between requests: the platform lends one only
+to a `@spaces.GPU` function, for the duration it asks for, charged to the quota of the visitor
+whose `X-IP-Token` is in the Gradio request in context. So an open-model job is recorded in Redis
+as usual but never queued: the app calls the GPU function itself, in the visitor's Generate event
+(or, for `POST /api/v1/jobs`, in a thread carrying the API request as Gradio's request context).
+`spaces` forks a child process for the call; the child runs the backend exactly as a worker
+would and yields progress and the finished video back over a pipe; the app writes them to the
+job's hash and hands the video to the collector the way a worker does. This module is the one
+place the app side runs the worker's part. Hosted and preview backends keep the queue.
+
+Off ZeroGPU `spaces.GPU` returns the function untouched and nothing here runs. `spaces` must be
+imported before anything touches CUDA; the app side never imports torch itself, so it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from contextvars import copy_context
+from dataclasses import dataclass
+from typing import Any
+
+import spaces  # before torch: on ZeroGPU it patches torch's CUDA for the app process
+from spaces.config import Config
+
+import backends
+from backends.base import Availability, Backend, Cancelled, GenerationError, Video
+from backends.diffusers_common import NO_GPU
+from dailies.contract import keys
+from dailies.contract.settings import Settings
+from dailies.contract.spec import JobSpec
+from dailies.worker.runner import JobReporter, hand_back
+
+log = logging.getLogger("dailies.app.zerogpu")
+
+BEAT_S = 1.0  # the GPU child yields at least this often, so a cancel stops it even between slow steps
+QUOTA_NOTE = "anonymous visitors get 2 min a day, signed-in free accounts 5 min, PRO 40 min"
+
+
+def enabled() -> bool:
+    """This app runs on a ZeroGPU Space (as `spaces` itself decides it)."""
+    return Config.zero_gpu
+
+
+def runs_in_request(backend: Backend) -> bool:
+    return enabled() and backend.family == "open"
+
+
+def availability(backend: Backend) -> Availability:
+    """An open model is usable when its packages are installed: the GPU is lent per call, so none is visible now."""
+    local = backend.availability()
+    return Availability(True) if local.usable or local.reason.startswith(NO_GPU) else local
+
+
+# -- GPU time ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one checkpoint costs on a ZeroGPU card: seconds per step at a reference workload."""
+
+    step_s: float  # one denoising step at the reference size and frames
+    pixels: int  # width * height * frames of the reference
+    fixed_s: float  # loading the weights onto the lent GPU, the text encoder and the VAE decode
+    size: str = "large"  # "xlarge" (96 GB, twice the quota) for checkpoints that do not fit 48 GB
+
+
+# Estimates from the published timings (REFERENCE.md, on H100) scaled to the ZeroGPU card; the
+# first entry of a backend is used for a checkpoint not listed. Asking for too little gets the
+# task aborted; asking for too much spends the visitor's quota on nothing, so the margin is small.
+COSTS: dict[tuple[str, str], Cost] = {
+    ("cogvideox", "2b"): Cost(1.0, 720 * 480 * 49, 25),
+    ("cogvideox", "5b"): Cost(2.0, 720 * 480 * 49, 35),
+    ("cogvideox", "1.5-5b"): Cost(12.0, 1360 * 768 * 81, 35),
+    ("ltx-video", "0.9.1"): Cost(0.5, 704 * 480 * 161, 20),
+    ("ltx-video", "0.9.5"): Cost(0.5, 704 * 480 * 161, 20),
+    ("ltx-video", "0.9.7-distilled"): Cost(1.5, 704 * 480 * 161, 35),
+    ("mochi", "1-preview"): Cost(6.0, 848 * 480 * 163, 45),
+    ("wan", "2.1-1.3b"): Cost(1.5, 832 * 480 * 81, 20),
+    ("wan", "2.1-14b"): Cost(9.0, 832 * 480 * 81, 60, "xlarge"),
+    ("wan", "2.2-5b"): Cost(4.0, 1280 * 704 * 121, 30),
+}
+MIN_SECONDS = 20
+MAX_SECONDS = 20 * 60  # spaces' own cap on a generator task
+
+
+def _cost(spec: JobSpec) -> Cost:
+    model = spec.params.get("model", "")
+    fallback = next(c for (name, _), c in COSTS.items() if name == spec.backend)
+    return COSTS.get((spec.backend, model), fallback)
+
+
+def _steps(spec: JobSpec, backend: Backend) -> int:
+    if spec.params.get("steps"):
+        return int(spec.params["steps"])
+    return backend.variant(spec.params.get("model")).steps
+
+
+def gpu_seconds(spec: JobSpec, backend: Backend) -> int:
+    """The GPU duration to ask for: steps times the checkpoint's step time, scaled by size and frames."""
+    cost = _cost(spec)
+    scale = spec.width * spec.height * spec.num_frames / cost.pixels
+    seconds = cost.fixed_s + _steps(spec, backend) * cost.step_s * scale
+    return min(MAX_SECONDS, max(MIN_SECONDS, math.ceil(seconds * 1.2)))
+
+
+def gpu_size(spec: JobSpec) -> str:
+    return _cost(spec).size
+
+
+def estimate_note(spec: JobSpec, backend: Backend) -> str:
+    """The line the page shows before Generate: what this job will take from the visitor's quota."""
+    seconds = gpu_seconds(spec, backend)
+    charged = seconds * (2 if gpu_size(spec) == "xlarge" else 1)
+    size = " on the 96 GB `xlarge` GPU, counted twice" if charged != seconds else ""
+    return (
+        f"ZeroGPU: this job asks for about **{seconds} s** of GPU time{size}, from your daily quota "
+        f"({QUOTA_NOTE}). Keep this page open until it finishes."
+    )
+
+
+# -- the GPU side (a child process forked by `spaces`) --------------------------------------
+
+
+def _generate(spec: JobSpec, settings: Settings) -> Iterator[tuple]:
+    """Run the backend as a worker would, yielding ("progress", f, msg), ("beat",) and one end event.
+
+    The backend reports by callback, so it runs in a thread; closing this generator (the app
+    saw a cancel, or the visitor left) raises the backend's cancel flag and waits for it to stop.
+    """
+    backend = backends.get(spec.backend, settings)
+    events: queue.Queue[tuple] = queue.Queue()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            video = backend.generate(spec, lambda f, m="": events.put(("progress", f, m)), stop.is_set)
+        except Cancelled:
+            events.put(("canceled",))
+        except GenerationError as exc:
+            events.put(("failed", str(exc)))  # its message is for the user; spaces would keep only the class
+        except Exception:
+            log.exception("job %s failed in backend %s on ZeroGPU", spec.id, spec.backend)
+            events.put(("failed", f"{backend.display_name} failed; the error is in the app's log"))
+        else:
+            events.put(("video", video))
+
+    thread = threading.Thread(target=work, name=f"zerogpu-{spec.id}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                event = events.get(timeout=BEAT_S)
+            except queue.Empty:
+                yield ("beat",)
+                continue
+            yield event
+            if event[0] != "progress":
+                return
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _duration(spec: JobSpec, settings: Settings) -> int:
+    return gpu_seconds(spec, backends.get(spec.backend, settings))
+
+
+# One decorated function per GPU size (spaces caches by function, so these are two functions).
+@spaces.GPU(duration=_duration, size="large")
+def _on_large(spec: JobSpec, settings: Settings) -> Iterator[tuple]:
+    yield from _generate(spec, settings)
+
+
+@spaces.GPU(duration=_duration, size="xlarge")
+def _on_xlarge(spec: JobSpec, settings: Settings) -> Iterator[tuple]:
+    yield from _generate(spec, settings)
+
+
+# -- the app side ---------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    """The platform refused or aborted the GPU task (over quota, no GPU, aborted): the message is for the visitor."""
+
+
+def run(redis: Any, settings: Settings, spec: JobSpec) -> Iterator[tuple[float, str]]:
+    """Run one recorded job on a lent GPU, writing its hash as a worker would; yields (progress, message).
+
+    Must run where the visitor's Gradio request is in context (their quota). Closing the
+    iterator (the visitor left) stops the GPU task; so does the job's cancel flag.
+    """
+    import gradio as gr
+
+    reporter = JobReporter(redis, spec.id)
+    key = keys.job(spec.id)
+    if reporter.cancelled():
+        reporter.end("canceled")
+        return
+    started = time.time()
+    waiting = {"status": "running", "started": started, "heartbeat": started, "message": "waiting for a GPU"}
+    redis.hset(key, mapping=waiting)
+    gpu = _on_xlarge if gpu_size(spec) == "xlarge" else _on_large
+    events = gpu(spec, settings)
+    ended = False
+    try:
+        for event in events:
+            redis.hset(key, "heartbeat", time.time())
+            if reporter.cancelled():
+                events.close()  # spaces stops the child at its next yield and releases the GPU
+                reporter.end("canceled")
+                ended = True
+                return
+            kind = event[0]
+            if kind == "progress":
+                reporter.progress(event[1], event[2])
+                yield event[1], event[2]
+            elif kind == "video":
+                video: Video = event[1]
+                hand_back(redis, reporter, spec.id, video, started)
+                ended = True
+                return
+            elif kind == "failed":
+                reporter.end("failed", error=event[1])
+                ended = True
+                return
+            elif kind == "canceled":
+                reporter.end("canceled")
+                ended = True
+                return
+    except gr.Error as exc:
+        # spaces' own refusals (quota, no GPU, aborted task) arrive as gr.Error with a message for people.
+        message = str(exc.message)
+        reporter.end("failed", error=message)
+        ended = True
+        raise Refused(message) from None
+    except Exception:
+        log.exception("the ZeroGPU task of job %s failed", spec.id)
+        reporter.end("failed", error="the GPU task failed; the error is in the app's log")
+        ended = True
+        raise
+    finally:
+        if not ended:
+            events.close()
+            reporter.end("canceled", error="the page that ran this job was closed")
+
+
+def run_for_api(redis: Any, settings: Settings, spec: JobSpec, request: Any) -> None:
+    """Run a job submitted through the JSON API in the background, as `request`'s visitor (their X-IP-Token)."""
+    import gradio as gr
+    from gradio.context import LocalContext
+
+    context = copy_context()
+    context.run(LocalContext.request.set, gr.Request(request))
+
+    def consume() -> None:
+        try:
+            for _ in run(redis, settings, spec):
+                pass
+        except Refused as exc:
+            log.info("ZeroGPU refused job %s: %s", spec.id, exc)
+
+    threading.Thread(target=context.run, args=(consume,), name=f"zerogpu-api-{spec.id}", daemon=True).start()
