@@ -50,6 +50,7 @@ class Call:
 @dataclass
 class Scheduler:
     over_quota: set[str] = field(default_factory=set)  # users the scheduler refuses
+    url: str = ""  # set by `serve`
     quota_left_s: int = 12
     calls: list[Call] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -99,4 +100,5 @@ def serve(scheduler: Scheduler) -> tuple[ThreadingHTTPServer, str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+    scheduler.url = f"http://127.0.0.1:{server.server_address[1]}"
+    return server, scheduler.url
