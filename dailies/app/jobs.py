@@ -5,6 +5,10 @@ queued -> running -> succeeded | failed | canceled; the app writes queued, cance
 job still in the queue) and succeeded (once the collector has stored the result); the worker
 writes running, progress, failed and canceled. Cancellation of a running job is a separate
 flag the backend checks between steps.
+
+On a ZeroGPU Space an open-model job is recorded the same way (with `runner: request`) but not
+queued: the caller takes its spec and runs it in the visitor's request (dailies/app/zerogpu.py),
+which then writes what a worker would.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class Cost:
 COSTS: dict[tuple[str, str], Cost] = {
     ("cogvideox", "2b"): Cost(1.0, 720 * 480 * 49, 25),
     ("cogvideox", "5b"): Cost(2.0, 720 * 480 * 49, 35),
-    ("cogvideox", "1.5-5b"): Cost(12.0, 1360 * 768 * 81, 35),
+    ("cogvideox", "1.5-5b"): Cost(12.0, 1360 * 768 * 81, 35, "xlarge"),
     ("ltx-video", "0.9.1"): Cost(0.5, 704 * 480 * 161, 20),
     ("ltx-video", "0.9.5"): Cost(0.5, 704 * 480 * 161, 20),
     ("ltx-video", "0.9.7-distilled"): Cost(1.5, 704 * 480 * 161, 35),
@@ -85,6 +85,7 @@ COSTS: dict[tuple[str, str], Cost] = {
     ("wan", "2.1-1.3b"): Cost(1.5, 832 * 480 * 81, 20),
     ("wan", "2.1-14b"): Cost(9.0, 832 * 480 * 81, 60, "xlarge"),
     ("wan", "2.2-5b"): Cost(4.0, 1280 * 704 * 121, 30),
+    ("wan", "2.2-a14b"): Cost(9.0, 1280 * 720 * 81, 90, "xlarge"),
 }
 MIN_SECONDS = 20
 MAX_SECONDS = 20 * 60  # spaces' own cap on a generator task
