@@ -53,11 +53,16 @@ class Scheduler:
     url: str = ""  # set by `serve`
     quota_left_s: int = 12
     calls: list[Call] = field(default_factory=list)
+    granted: list[str] = field(default_factory=list)  # allow tokens of the GPU tasks it let run
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def seen(self, path: str) -> list[dict[str, str]]:
         with self.lock:
             return [c.params for c in self.calls if c.path == path]
+
+    def all_released(self) -> bool:
+        """Every GPU task it let run has given its GPU back."""
+        return set(self.granted) <= {p["allowToken"] for p in self.seen("/release")}
 
     def answer(self, path: str, params: dict[str, str]) -> tuple[int, dict, dict | None]:
         with self.lock:
@@ -68,6 +73,8 @@ class Scheduler:
                 # The refusal shape spaces turns into "You have exceeded your ... quota".
                 return 429, {"X-Authenticated": "regular"}, {"left": self.quota_left_s, "wait": 3600}
             grant = {"idle": True, "nvidiaIndex": 0, "nvidiaUUID": "GPU-loopback", "allowToken": uuid.uuid4().hex}
+            with self.lock:
+                self.granted.append(grant["allowToken"])
             return 200, {"X-Authenticated": "regular"} if token else {}, grant
         if path in ("/startup-report", "/allow", "/release"):
             return 200, {}, None

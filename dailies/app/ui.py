@@ -8,6 +8,7 @@ text boxes), never as markup.
 from __future__ import annotations
 
 import html
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -351,10 +352,13 @@ def build(service: Service) -> gr.Blocks:
                 if spec is None:
                     return
                 try:
-                    for fraction, message in zerogpu.run(service.redis, settings, spec):
-                        progress(fraction, desc=message)
+                    # Yield at every step: Gradio closes this generator (and so the GPU task) when the page goes.
+                    with closing(zerogpu.run(service.redis, settings, spec)) as steps:
+                        for fraction, message in steps:
+                            progress(fraction, desc=message)
+                            yield gr.skip(), gr.skip(), gr.skip()
                 except zerogpu.Refused as exc:
-                    yield f"**Not run:** {html.escape(str(exc))}", gr.skip(), gr.skip()
+                    yield f"**ZeroGPU:** {html.escape(str(exc))}", gr.skip(), gr.skip()
 
             # Queued, one event per visitor at a time; the ZeroGPU scheduler decides who gets a GPU.
             submit.click(submit_and_run, [*form, my_jobs], [error, my_jobs, timer], api_name="submit")

@@ -192,10 +192,11 @@ class Refused(Exception):
 
 
 def run(redis: Any, settings: Settings, spec: JobSpec) -> Iterator[tuple[float, str]]:
-    """Run one recorded job on a lent GPU, writing its hash as a worker would; yields (progress, message).
+    """Run one recorded job on a lent GPU, writing its hash as a worker would.
 
-    Must run where the visitor's Gradio request is in context (their quota). Closing the
-    iterator (the visitor left) stops the GPU task; so does the job's cancel flag.
+    Yields the job's (progress, message) at every step and at least every `BEAT_S`. Must run
+    where the visitor's Gradio request is in context (their quota). Closing the iterator (the
+    visitor left) stops the GPU task; so does the job's cancel flag.
     """
     import gradio as gr
 
@@ -205,51 +206,50 @@ def run(redis: Any, settings: Settings, spec: JobSpec) -> Iterator[tuple[float, 
         reporter.end("canceled")
         return
     started = time.time()
-    waiting = {"status": "running", "started": started, "heartbeat": started, "message": "waiting for a GPU"}
-    redis.hset(key, mapping=waiting)
-    gpu = _on_xlarge if gpu_size(spec) == "xlarge" else _on_large
-    events = gpu(spec, settings)
+    state = (0.0, "waiting for a GPU")
+    redis.hset(key, mapping={"status": "running", "started": started, "heartbeat": started, "message": state[1]})
+    events = (_on_xlarge if gpu_size(spec) == "xlarge" else _on_large)(spec, settings)
     ended = False
     try:
         for event in events:
             redis.hset(key, "heartbeat", time.time())
             if reporter.cancelled():
-                events.close()  # spaces stops the child at its next yield and releases the GPU
-                reporter.end("canceled")
+                event = ("canceled",)
+            if event[0] not in ("progress", "beat"):
+                # spaces stops the GPU process at its next yield and gives the GPU back before this returns.
+                events.close()
+                _end(redis, reporter, spec, event, started)
                 ended = True
                 return
-            kind = event[0]
-            if kind == "progress":
-                reporter.progress(event[1], event[2])
-                yield event[1], event[2]
-            elif kind == "video":
-                video: Video = event[1]
-                hand_back(redis, reporter, spec.id, video, started)
-                ended = True
-                return
-            elif kind == "failed":
-                reporter.end("failed", error=event[1])
-                ended = True
-                return
-            elif kind == "canceled":
-                reporter.end("canceled")
-                ended = True
-                return
+            if event[0] == "progress":
+                state = (event[1], event[2])
+                reporter.progress(*state)
+            yield state
     except gr.Error as exc:
         # spaces' own refusals (quota, no GPU, aborted task) arrive as gr.Error with a message for people.
-        message = str(exc.message)
-        reporter.end("failed", error=message)
         ended = True
-        raise Refused(message) from None
+        reporter.end("failed", error=str(exc.message))
+        raise Refused(str(exc.message)) from None
     except Exception:
+        ended = True
         log.exception("the ZeroGPU task of job %s failed", spec.id)
         reporter.end("failed", error="the GPU task failed; the error is in the app's log")
-        ended = True
         raise
     finally:
-        if not ended:
+        if not ended:  # closed by the caller: the visitor left
             events.close()
             reporter.end("canceled", error="the page that ran this job was closed")
+
+
+def _end(redis: Any, reporter: JobReporter, spec: JobSpec, event: tuple, started: float) -> None:
+    """The job's end state from the GPU task's last event; a video goes to the collector as a worker's does."""
+    if event[0] == "video":
+        video: Video = event[1]
+        hand_back(redis, reporter, spec.id, video, started)
+    elif event[0] == "failed":
+        reporter.end("failed", error=event[1])
+    else:
+        reporter.end("canceled")
 
 
 def run_for_api(redis: Any, settings: Settings, spec: JobSpec, request: Any) -> None:
