@@ -360,8 +360,11 @@ def build(service: Service) -> gr.Blocks:
                 except zerogpu.Refused as exc:
                     yield f"**ZeroGPU:** {html.escape(str(exc))}", gr.skip(), gr.skip()
 
-            # Queued, one event per visitor at a time; the ZeroGPU scheduler decides who gets a GPU.
-            submit.click(submit_and_run, [*form, my_jobs], [error, my_jobs, timer], api_name="submit")
+            # Queued (a generator), but not one at a time: the per-visitor limit and the ZeroGPU
+            # scheduler bound it, and a preview or hosted submit must not wait behind a GPU job.
+            submit.click(
+                submit_and_run, [*form, my_jobs], [error, my_jobs, timer], api_name="submit", concurrency_limit=None
+            )
 
             def estimate(*args) -> str:
                 name = args[2]
