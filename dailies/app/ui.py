@@ -366,16 +366,16 @@ def build(service: Service) -> gr.Blocks:
                 submit_and_run, [*form, my_jobs], [error, my_jobs, timer], api_name="submit", concurrency_limit=None
             )
 
-            def estimate(*args) -> str:
-                name = args[2]
-                backend_ = backends.get(name, settings)
-                if not zerogpu.runs_in_request(backend_):
+            def estimate(*form_values) -> str:
+                """Before Generate: the GPU time an open-model job will ask for (empty for other backends)."""
+                body = _body(*form_values)
+                chosen = backends.get(body["backend"], settings)
+                if not zerogpu.runs_in_request(chosen):
                     return ""
                 try:
-                    spec = validate(_body(*args), backend_)
+                    return zerogpu.estimate_note(validate(body, chosen), chosen)
                 except ApiError:
-                    return ""
-                return zerogpu.estimate_note(spec, backend_)
+                    return ""  # the form is not a valid job yet; Generate will say why
 
             gr.on(
                 [backend.change, duration.release, width.release, height.release, params.change, demo.load],
