@@ -2,7 +2,9 @@
 
 With `REDIS_URL` unset it also runs its own redis-server and one worker serving every backend
 usable on this machine; both stop when the app stops. With `REDIS_URL` set it starts neither:
-run `python worker.py --backends ...` wherever the models (or keys) are.
+run `python worker.py --backends ...` wherever the models (or keys) are. On a ZeroGPU Space
+(`SPACES_ZERO_GPU=true`) the open models run in the visitors' own requests instead of on a worker
+(dailies/app/zerogpu.py), and the app is served through Gradio's launch.
 """
 
 from __future__ import annotations
