@@ -103,6 +103,13 @@ def schedules_of(scheduler: Scheduler, user: str) -> list[dict[str, str]]:
     return [p for p in scheduler.seen("/schedule") if p.get("token") == visitor_token(user)]
 
 
+def test_every_open_checkpoint_has_its_gpu_cost() -> None:
+    for backend in backends.all_backends(SETTINGS):
+        if backend.kind == "open":
+            for checkpoint in backend.checkpoints:
+                assert (backend.name, checkpoint.name) in zerogpu.COSTS, (backend.name, checkpoint.name)
+
+
 def test_the_duration_asked_for_follows_frames_size_steps_and_checkpoint() -> None:
     ltx = backends.get("ltx-video", SETTINGS)
     wan = backends.get("wan", SETTINGS)
