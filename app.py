@@ -24,7 +24,7 @@ from redis import Redis  # noqa: E402
 from starlette.routing import Mount  # noqa: E402
 
 import backends  # noqa: E402
-from dailies.app import api, embedded, ui, zerogpu  # noqa: E402
+from dailies.app import api, embedded, page, zerogpu  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
 
@@ -58,7 +58,7 @@ def page_kwargs(service: Service) -> dict:
 
 def create_app(service: Service) -> FastAPI:
     """The FastAPI app with the Gradio page mounted at /."""
-    return gr.mount_gradio_app(FastAPI(**app_kwargs(service)), ui.build(service), path="", **page_kwargs(service))
+    return gr.mount_gradio_app(FastAPI(**app_kwargs(service)), page.build(service), path="", **page_kwargs(service))
 
 
 def _interrupt(*_: object) -> None:
@@ -68,7 +68,7 @@ def _interrupt(*_: object) -> None:
 def launch_on_zerogpu(service: Service) -> None:
     """ZeroGPU hooks `Blocks.launch` (its start-up report to the scheduler), which mounting never calls:
     there the same app is served by Gradio's own launch, our routes first."""
-    demo = ui.build(service)
+    demo = page.build(service)
     # On ZeroGPU Gradio's queue defaults to one waiting event; the per-visitor limits are ours.
     demo.queue(max_size=service.settings.queue_max)
     # Gradio blocks until KeyboardInterrupt: make SIGTERM one, so the app still stops its children.
