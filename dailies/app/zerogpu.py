@@ -142,28 +142,43 @@ def estimate_note(spec: JobSpec, backend: Backend) -> str:
 # -- the GPU side (a child process forked by `spaces`) --------------------------------------
 
 
-def _generate(spec: JobSpec, settings: Settings) -> Iterator[tuple]:
-    """Run the backend as a worker would, yielding ("progress", f, msg), ("beat",) and one end event.
+@dataclass(frozen=True)
+class GpuEvent:
+    """What the GPU process yields to the app (pickled through `spaces`' pipe)."""
+
+    kind: Literal["progress", "beat", "video", "failed", "canceled"]
+    fraction: float = 0.0
+    message: str = ""  # progress: the step; failed: the reason, for the user
+    video: Video | None = None
+
+    @property
+    def last(self) -> bool:
+        return self.kind in ("video", "failed", "canceled")
+
+
+def _generate(spec: JobSpec, settings: Settings) -> Iterator[GpuEvent]:
+    """Run the backend as a worker would: progress, a beat at least every `BEAT_S`, then one last event.
 
     The backend reports by callback, so it runs in a thread; closing this generator (the app
     saw a cancel, or the visitor left) raises the backend's cancel flag and waits for it to stop.
     """
     backend = backends.get(spec.backend, settings)
-    events: queue.Queue[tuple] = queue.Queue()
+    events: queue.Queue[GpuEvent] = queue.Queue()
     stop = threading.Event()
 
     def work() -> None:
         try:
-            video = backend.generate(spec, lambda f, m="": events.put(("progress", f, m)), stop.is_set)
+            video = backend.generate(spec, lambda f, m="": events.put(GpuEvent("progress", f, m)), stop.is_set)
         except Cancelled:
-            events.put(("canceled",))
+            events.put(GpuEvent("canceled"))
         except GenerationError as exc:
-            events.put(("failed", str(exc)))  # its message is for the user; spaces would keep only the class
+            # Its message is for the user; an exception through spaces would keep only its class name.
+            events.put(GpuEvent("failed", message=str(exc)))
         except Exception:
             log.exception("job %s failed in backend %s on ZeroGPU", spec.id, spec.backend)
-            events.put(("failed", f"{backend.display_name} failed; the error is in the app's log"))
+            events.put(GpuEvent("failed", message=f"{backend.display_name} failed; the error is in the app's log"))
         else:
-            events.put(("video", video))
+            events.put(GpuEvent("video", video=video))
 
     thread = threading.Thread(target=work, name=f"zerogpu-{spec.id}", daemon=True)
     thread.start()
@@ -172,10 +187,9 @@ def _generate(spec: JobSpec, settings: Settings) -> Iterator[tuple]:
             try:
                 event = events.get(timeout=BEAT_S)
             except queue.Empty:
-                yield ("beat",)
-                continue
+                event = GpuEvent("beat")
             yield event
-            if event[0] != "progress":
+            if event.last:
                 return
     finally:
         stop.set()
@@ -188,12 +202,12 @@ def _duration(spec: JobSpec, settings: Settings) -> int:
 
 # One decorated function per GPU size (spaces caches by function, so these are two functions).
 @spaces.GPU(duration=_duration, size="large")
-def _on_large(spec: JobSpec, settings: Settings) -> Iterator[tuple]:
+def _on_large(spec: JobSpec, settings: Settings) -> Iterator[GpuEvent]:
     yield from _generate(spec, settings)
 
 
 @spaces.GPU(duration=_duration, size="xlarge")
-def _on_xlarge(spec: JobSpec, settings: Settings) -> Iterator[tuple]:
+def _on_xlarge(spec: JobSpec, settings: Settings) -> Iterator[GpuEvent]:
     yield from _generate(spec, settings)
 
 
@@ -219,25 +233,25 @@ def run(redis: Any, settings: Settings, spec: JobSpec) -> Iterator[tuple[float, 
         reporter.end("canceled")
         return
     started = time.time()
-    state = (0.0, "waiting for a GPU")
-    redis.hset(key, mapping={"status": "running", "started": started, "heartbeat": started, "message": state[1]})
+    state = GpuEvent("progress", 0.0, "waiting for a GPU")
+    redis.hset(key, mapping={"status": "running", "started": started, "heartbeat": started, "message": state.message})
     events = (_on_xlarge if gpu_size(spec) == "xlarge" else _on_large)(spec, settings)
     ended = False
     try:
         for event in events:
             redis.hset(key, "heartbeat", time.time())
             if reporter.cancelled():
-                event = ("canceled",)
-            if event[0] not in ("progress", "beat"):
+                event = GpuEvent("canceled")
+            if event.last:
                 # spaces stops the GPU process at its next yield and gives the GPU back before this returns.
                 events.close()
                 _end(redis, reporter, spec, event, started)
                 ended = True
                 return
-            if event[0] == "progress":
-                state = (event[1], event[2])
-                reporter.progress(*state)
-            yield state
+            if event.kind == "progress":
+                state = event
+                reporter.progress(state.fraction, state.message)
+            yield state.fraction, state.message
     except gr.Error as exc:
         # spaces' own refusals (quota, no GPU, aborted task) arrive as gr.Error with a message for people.
         ended = True
@@ -254,13 +268,12 @@ def run(redis: Any, settings: Settings, spec: JobSpec) -> Iterator[tuple[float, 
             reporter.end("canceled", error="the page that ran this job was closed")
 
 
-def _end(redis: Any, reporter: JobReporter, spec: JobSpec, event: tuple, started: float) -> None:
+def _end(redis: Any, reporter: JobReporter, spec: JobSpec, event: GpuEvent, started: float) -> None:
     """The job's end state from the GPU task's last event; a video goes to the collector as a worker's does."""
-    if event[0] == "video":
-        video: Video = event[1]
-        hand_back(redis, reporter, spec.id, video, started)
-    elif event[0] == "failed":
-        reporter.end("failed", error=event[1])
+    if event.video is not None:
+        hand_back(redis, reporter, spec.id, event.video, started)
+    elif event.kind == "failed":
+        reporter.end("failed", error=event.message)
     else:
         reporter.end("canceled")
 
