@@ -179,8 +179,8 @@ class DiffusersBackend(Backend):
 
     family = "open"
     negative_prompt = True
-    pipeline: ClassVar[str]  # diffusers class for text-to-video
-    i2v_pipeline: ClassVar[str | None] = None  # diffusers class for image-to-video
+    pipeline: ClassVar[str]  # diffusers class for text-to-video, or a dotted path to a class of our own
+    i2v_pipeline: ClassVar[str | None] = None  # diffusers class (or dotted path) for image-to-video
     variants: ClassVar[tuple[Variant, ...]]  # the first is the default
     vae_fp32: ClassVar[bool] = False  # keep the VAE in float32 (Wan's model card asks for it)
 
@@ -197,6 +197,14 @@ class DiffusersBackend(Backend):
     def call_args(self, request: JobSpec, variant: Variant) -> dict[str, Any]:
         """Extra keyword arguments for this family's pipeline call."""
         return {}
+
+    def load_args(self, variant: Variant) -> dict[str, Any]:
+        """Extra keyword arguments for this family's `from_pretrained`."""
+        return {}
+
+    def total_steps(self, request: JobSpec, variant: Variant, steps: int) -> int:
+        """How many step callbacks one video makes (a staged pipeline makes more than `steps`)."""
+        return steps
 
     # -- the shared path -------------------------------------------------------------------
 
@@ -228,7 +236,6 @@ class DiffusersBackend(Backend):
         return "cuda"
 
     def _load(self, variant: Variant, mode: str, device: str) -> _Loaded:
-        import diffusers
         import torch
 
         source = self.weights(variant, mode)
@@ -238,15 +245,20 @@ class DiffusersBackend(Backend):
         if shared:
             # Same weights: reuse the resident text-to-video components, no second copy.
             base, _ = self._resident(variant, TEXT_TO_VIDEO, device)
-            pipe = getattr(diffusers, self.i2v_pipeline).from_pipe(base.pipe)
+            # One class for both modes takes the resident pipeline as it is.
+            pipe = (
+                base.pipe
+                if self.i2v_pipeline == self.pipeline
+                else _pipeline_class(self.i2v_pipeline).from_pipe(base.pipe)
+            )
             return _Loaded(pipe, 0, base.memory_mode, time.monotonic() - started)
-        cls = getattr(diffusers, self.i2v_pipeline if mode == IMAGE_TO_VIDEO else self.pipeline)
+        cls = _pipeline_class(self.i2v_pipeline if mode == IMAGE_TO_VIDEO else self.pipeline)
         log.info("loading %s %s from %s (%s, %s)", self.name, mode, source, device, dtype)
         try:
             # The published repo's file variant (e.g. Mochi's bf16 files); an override folder has plain files.
             files = variant.weights_variant if source in (variant.repo, variant.i2v) else None
             dtypes = {"default": dtype, "vae": torch.float32} if self.vae_fp32 else dtype
-            pipe = cls.from_pretrained(source, dtype=dtypes, variant=files)
+            pipe = cls.from_pretrained(source, dtype=dtypes, variant=files, **self.load_args(variant))
         except (OSError, ValueError):
             log.exception("could not load %s from %s", self.name, source)
             raise GenerationError(
@@ -289,7 +301,7 @@ class DiffusersBackend(Backend):
         return mode
 
     def _resident(self, variant: Variant, mode: str, device: str) -> tuple[_Loaded, bool]:
-        key = (self.name, self.weights(variant, mode), mode, device)
+        key = (self.name, variant.name, self.weights(variant, mode), mode, device)
         return RESIDENT.get(key, lambda: self._load(variant, mode, device), device)
 
     def generate(self, request: JobSpec, progress: Progress, cancelled: CancelCheck) -> Video:
@@ -306,12 +318,13 @@ class DiffusersBackend(Backend):
         steps = request.params.get("steps") or variant.steps
         guidance = request.params.get("guidance")
         guidance = variant.guidance if guidance is None else guidance
+        total = self.total_steps(request, variant, steps)
 
         def on_step(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
             # Raising here stops at once; pipe._interrupt would still run the (long) VAE decode.
             if cancelled():
                 raise Cancelled()
-            progress(0.05 + 0.85 * (step + 1) / steps, f"step {step + 1}/{steps}")
+            progress(0.05 + 0.85 * (step + 1) / total, f"step {step + 1}/{total}")
             return tensors
 
         args: dict[str, Any] = {
@@ -367,6 +380,18 @@ class DiffusersBackend(Backend):
             fps=request.fps,
             extra=extra,
         )
+
+
+def _pipeline_class(name: str) -> type:
+    """A diffusers pipeline class by name, or any class by dotted path."""
+    if "." not in name:
+        import diffusers
+
+        return getattr(diffusers, name)
+    from importlib import import_module
+
+    module, _, attribute = name.rpartition(".")
+    return getattr(import_module(module), attribute)
 
 
 def model_label(source: str) -> str:
