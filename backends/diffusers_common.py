@@ -198,10 +198,6 @@ class DiffusersBackend(Backend):
         """Extra keyword arguments for this family's pipeline call."""
         return {}
 
-    def load_args(self, variant: Variant) -> dict[str, Any]:
-        """Extra keyword arguments for this family's `from_pretrained`."""
-        return {}
-
     def total_steps(self, request: JobSpec, variant: Variant, steps: int) -> int:
         """How many step callbacks one video makes (a staged pipeline makes more than `steps`)."""
         return steps
@@ -245,12 +241,7 @@ class DiffusersBackend(Backend):
         if shared:
             # Same weights: reuse the resident text-to-video components, no second copy.
             base, _ = self._resident(variant, TEXT_TO_VIDEO, device)
-            # One class for both modes takes the resident pipeline as it is.
-            pipe = (
-                base.pipe
-                if self.i2v_pipeline == self.pipeline
-                else _pipeline_class(self.i2v_pipeline).from_pipe(base.pipe)
-            )
+            pipe = _pipeline_class(self.i2v_pipeline).from_pipe(base.pipe)
             return _Loaded(pipe, 0, base.memory_mode, time.monotonic() - started)
         cls = _pipeline_class(self.i2v_pipeline if mode == IMAGE_TO_VIDEO else self.pipeline)
         log.info("loading %s %s from %s (%s, %s)", self.name, mode, source, device, dtype)
@@ -258,7 +249,7 @@ class DiffusersBackend(Backend):
             # The published repo's file variant (e.g. Mochi's bf16 files); an override folder has plain files.
             files = variant.weights_variant if source in (variant.repo, variant.i2v) else None
             dtypes = {"default": dtype, "vae": torch.float32} if self.vae_fp32 else dtype
-            pipe = cls.from_pretrained(source, dtype=dtypes, variant=files, **self.load_args(variant))
+            pipe = cls.from_pretrained(source, dtype=dtypes, variant=files)
         except (OSError, ValueError):
             log.exception("could not load %s from %s", self.name, source)
             raise GenerationError(
@@ -301,7 +292,7 @@ class DiffusersBackend(Backend):
         return mode
 
     def _resident(self, variant: Variant, mode: str, device: str) -> tuple[_Loaded, bool]:
-        key = (self.name, variant.name, self.weights(variant, mode), mode, device)
+        key = (self.name, self.weights(variant, mode), mode, device)
         return RESIDENT.get(key, lambda: self._load(variant, mode, device), device)
 
     def generate(self, request: JobSpec, progress: Progress, cancelled: CancelCheck) -> Video:

@@ -37,7 +37,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def pipe(tiny: Path) -> PyramidFlowPipeline:
-    pipe = PyramidFlowPipeline.from_pretrained(str(tiny), transformer=FOLDERS["384p"])
+    pipe = PyramidFlowPipeline.from_pretrained(str(tiny / FOLDERS["384p"]))
     pipe.vae.enable_tiling()
     return pipe
 
@@ -187,8 +187,8 @@ def test_bad_arguments_are_refused_before_any_work(pipe: PyramidFlowPipeline, ch
 
 
 def test_the_768p_checkpoint_is_its_own_transformer_folder(tiny: Path) -> None:
-    high = PyramidFlowPipeline.from_pretrained(str(tiny), transformer=FOLDERS["768p"])
-    low = PyramidFlowPipeline.from_pretrained(str(tiny), transformer=FOLDERS["384p"])
+    high = PyramidFlowPipeline.from_pretrained(str(tiny / FOLDERS["768p"]))
+    low = PyramidFlowPipeline.from_pretrained(str(tiny / FOLDERS["384p"]))
     assert not torch.equal(high.transformer.proj_out.weight, low.transformer.proj_out.weight)
     with pytest.raises(ValueError, match="2 transformer folders"):
         PyramidFlowPipeline.from_pretrained(str(tiny))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -35,10 +37,12 @@ def job(**body) -> dict:
 
 
 @pytest.fixture(scope="module")
-def studio(
-    redis_server: str, module_processes: Processes, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[App, Processes]:
-    tiny = save_tiny_pyramid(tmp_path_factory.mktemp("pyramid"))
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_pyramid(tmp_path_factory.mktemp("pyramid"))
+
+
+@pytest.fixture(scope="module")
+def studio(redis_server: str, module_processes: Processes, tiny: Path) -> tuple[App, Processes]:
     Redis.from_url(redis_server).flushdb()
     module_processes.worker(
         redis_server, backends="pyramid-flow", DAILIES_DEVICE="cpu", DAILIES_MODEL_PYRAMID_FLOW=str(tiny)
@@ -66,7 +70,7 @@ def test_text_to_video_same_seed_same_frames(studio) -> None:
     results = [run_job(app, **job(seed=seed)) for seed in (5, 5, 6)]
     first = results[0]
     assert (first["width"], first["height"], first["num_frames"], first["fps"]) == (64, 64, 9, 24)
-    assert first["model"] == "local:pyramid-flow"
+    assert first["model"] == "local:diffusion_transformer_384p"  # a local folder: its name only
     info = probe_mp4(app.client.get(first["video_url"]).content)
     assert (info.codec, info.pix_fmt, info.width, info.height, info.num_frames, info.fps) == (
         "h264",
@@ -137,3 +141,21 @@ def test_rules_and_description(studio) -> None:
         answer = app.submit(**job(**change))
         error = answer.json()["error"]
         assert answer.status_code == 422 and error["field"] == field and message in error["message"], (change, error)
+
+
+def test_published_repo_from_the_hub_cache_offline(
+    processes: Processes, tmp_path: Path, redis_server: str, tiny: Path
+) -> None:
+    # The tiny checkpoint sits in a Hub cache under the published repo id, as a download would.
+    repo = tmp_path / "hub" / "models--rain1011--pyramid-flow-miniflux"
+    shutil.copytree(tiny, repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    redis_url = redis_server.rsplit("/", 1)[0] + "/3"  # its own database: the studio's worker cannot take these
+    Redis.from_url(redis_url).flushdb()
+    processes.worker(
+        redis_url, backends="pyramid-flow", DAILIES_DEVICE="cpu", HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(repo.parent)
+    )
+    app = start_app(processes, tmp_path, redis_url)
+    result = run_job(app, **job(seed=2, model="768p"))
+    assert result["model"] == "rain1011/pyramid-flow-miniflux/diffusion_transformer_768p"

@@ -97,7 +97,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ours(checkpoint: Path) -> PyramidFlowPipeline:
-    return PyramidFlowPipeline.from_pretrained(str(checkpoint), transformer=FOLDERS["384p"])
+    return PyramidFlowPipeline.from_pretrained(str(checkpoint / FOLDERS["384p"]))
 
 
 def reference_pipeline(reference: types.SimpleNamespace, ours: PyramidFlowPipeline, checkpoint: Path):

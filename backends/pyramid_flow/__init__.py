@@ -66,8 +66,9 @@ class PyramidFlowBackend(DiffusersBackend):
         ),
     )
 
-    def load_args(self, variant: Variant) -> dict[str, Any]:
-        return {"transformer": TRANSFORMER_FOLDERS[variant.name]}
+    def weights(self, variant: Variant, mode: str) -> str:
+        """The repo or folder of the checkpoint, ending in this model's transformer folder."""
+        return f"{super().weights(variant, mode).rstrip('/')}/{TRANSFORMER_FOLDERS[variant.name]}"
 
     def _video_args(self, request: JobSpec) -> tuple[int, float]:
         mode = IMAGE_TO_VIDEO if request.image is not None else TEXT_TO_VIDEO

@@ -68,14 +68,24 @@ def _double(latents: Tensor) -> Tensor:
     return _per_frame(latents, lambda x: F.interpolate(x, size=(x.shape[-2] * 2, x.shape[-1] * 2), mode="nearest"))
 
 
-def resolve(source: str, transformer: str | None) -> Path:
-    """A local folder as is; a Hub repo id through the Hub cache (only the parts this pipeline reads)."""
-    if Path(source).expanduser().is_dir():
-        return Path(source).expanduser()
+def resolve(source: str) -> tuple[Path, str | None]:
+    """The checkpoint folder and the transformer folder that `source` names, if it names one.
+
+    `source` is a local folder or a Hub repo id, either of them optionally followed by one
+    transformer folder: `rain1011/pyramid-flow-miniflux/diffusion_transformer_768p`. From the Hub
+    only the parts this pipeline reads are fetched (one transformer, not all of them)."""
+    local = Path(source).expanduser()
+    if local.is_dir():
+        if local.name.startswith(TRANSFORMER_PREFIX):
+            return local.parent, local.name
+        return local, None
     from huggingface_hub import snapshot_download
 
+    owner, _, rest = source.partition("/")
+    name, _, transformer = rest.partition("/")
     folders = (*TEXT_ENCODER_FOLDERS, VAE_FOLDER, transformer or f"{TRANSFORMER_PREFIX}*")
-    return Path(snapshot_download(source, allow_patterns=[f"{folder}/*" for folder in folders]))
+    root = Path(snapshot_download(f"{owner}/{name}", allow_patterns=[f"{folder}/*" for folder in folders]))
+    return root, transformer or None
 
 
 class PyramidFlowPipeline:
@@ -106,23 +116,22 @@ class PyramidFlowPipeline:
 
     @classmethod
     def from_pretrained(
-        cls,
-        source: str,
-        dtype: torch.dtype = torch.float32,
-        variant: str | None = None,
-        transformer: str | None = None,
+        cls, source: str, dtype: torch.dtype = torch.float32, variant: str | None = None
     ) -> PyramidFlowPipeline:
         """Load the official layout: text_encoder(_2), tokenizer(_2), causal_video_vae, diffusion_transformer_*.
 
-        `transformer` names the transformer folder (e.g. diffusion_transformer_768p); None takes the
-        only one there. `variant` picks weight files `diffusion_pytorch_model.<variant>.safetensors`."""
+        `source` (a folder or repo id) may end in the transformer folder to use, e.g.
+        `.../diffusion_transformer_768p`; otherwise it must hold only one. `variant` picks weight
+        files `diffusion_pytorch_model.<variant>.safetensors`."""
         from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
-        root = resolve(source, transformer)
+        root, transformer = resolve(source)
         if transformer is None:
             found = sorted(p.name for p in root.glob(f"{TRANSFORMER_PREFIX}*") if p.is_dir())
             if len(found) != 1:
-                raise ValueError(f"{source} holds {len(found)} transformer folders ({', '.join(found)}); name one")
+                raise ValueError(
+                    f"{source} holds {len(found)} transformer folders ({', '.join(found)}); end the source in one"
+                )
             transformer = found[0]
         return cls(
             transformer=PyramidFluxTransformer.from_pretrained(root / transformer, dtype=dtype, variant=variant),
@@ -132,6 +141,11 @@ class PyramidFlowPipeline:
             text_encoder_2=T5EncoderModel.from_pretrained(root / "text_encoder_2", dtype=dtype).eval(),
             tokenizer_2=T5TokenizerFast.from_pretrained(root / "tokenizer_2"),
         )
+
+    @classmethod
+    def from_pipe(cls, pipe: PyramidFlowPipeline) -> PyramidFlowPipeline:
+        """The same pipeline: one class and one set of weights do text- and image-to-video."""
+        return pipe
 
     @property
     def components(self) -> dict[str, Any]:
