@@ -100,6 +100,8 @@ class CausalVideoVAEConfig:
 
 
 class CausalVideoVAE(nn.Module):
+    """The encoder, the decoder and the 1x1 convolutions around the latents, named as published."""
+
     def __init__(self, **config: Any) -> None:
         super().__init__()
         self.config = CausalVideoVAEConfig(**config)
@@ -126,8 +128,8 @@ class CausalVideoVAE(nn.Module):
         )
         self.quant_conv = CausalConv3d(2 * c.encoder_out_channels, 2 * c.encoder_out_channels, 1)
         self.post_quant_conv = CausalConv3d(c.decoder_in_channels, c.decoder_in_channels, 1)
-        # Chunk sizes after a first chunk of one more frame (the reference's `window_size`):
-        # pixel frames, a multiple of the time scale, and latent frames.
+        # Frames coded at once after a first chunk of one frame more (the reference's `window_size`):
+        # pixel frames for encode (a multiple of the time scale), latent frames for decode.
         self.encode_window = 2 * c.time_scale
         self.decode_window = 2
         self.tile_size: int | None = None  # pixels; None: whole frames

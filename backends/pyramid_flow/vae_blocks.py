@@ -20,7 +20,7 @@ from torch import Tensor, nn
 NORM_EPS = 1e-6
 
 FrameCarry = dict[nn.Module, Tensor]
-"""Per causal convolution, the input frames (already padded) that its next chunk still needs."""
+"""Per causal convolution, its last input frames that the next chunk's first window still needs."""
 
 
 class CausalConv3d(nn.Module):
