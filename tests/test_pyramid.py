@@ -192,3 +192,19 @@ def test_the_768p_checkpoint_is_its_own_transformer_folder(tiny: Path) -> None:
     assert not torch.equal(high.transformer.proj_out.weight, low.transformer.proj_out.weight)
     with pytest.raises(ValueError, match="2 transformer folders"):
         PyramidFlowPipeline.from_pretrained(str(tiny))
+
+
+@pytest.mark.parametrize("offload", ["model", "sequential"])
+def test_offload_gives_the_same_frames(tiny: Path, pipe: PyramidFlowPipeline, offload: str) -> None:
+    # The CPU stands in for the GPU: the modules move (model offload) or stream through accelerate's
+    # hooks (sequential offload, the VAE's encode and decode included) and the frames stay the same
+    # (to float rounding: moved tensors may take other CPU kernels).
+    from PIL import Image
+
+    image = Image.new("RGB", (64, 64), (30, 160, 90))
+    expected = generate(pipe, seed=6), generate(pipe, seed=6, image=image)
+    offloaded = PyramidFlowPipeline.from_pretrained(str(tiny / FOLDERS["384p"]))
+    offloaded.vae.enable_tiling()
+    getattr(offloaded, f"enable_{offload}_cpu_offload")(device="cpu")
+    np.testing.assert_allclose(generate(offloaded, seed=6), expected[0], atol=1e-5)
+    np.testing.assert_allclose(generate(offloaded, seed=6, image=image), expected[1], atol=1e-5)

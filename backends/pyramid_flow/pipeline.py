@@ -88,6 +88,11 @@ def resolve(source: str) -> tuple[Path, str | None]:
     return root, transformer or None
 
 
+def _execution_device(device: str, gpu_id: int | None) -> torch.device:
+    """cuda:N (N = gpu_id, else 0); "cpu" keeps no index (accelerate's hooks refuse cpu:0; tests offload to it)."""
+    return torch.device(device) if device == "cpu" else torch.device(device, gpu_id or 0)
+
+
 class PyramidFlowPipeline:
     """Components: transformer, vae, text_encoder (CLIP-L), tokenizer, text_encoder_2 (T5), tokenizer_2."""
 
@@ -171,13 +176,13 @@ class PyramidFlowPipeline:
     def enable_model_cpu_offload(self, gpu_id: int | None = None, device: str = "cuda") -> None:
         """Keep every module in RAM and move each to the GPU only while it runs."""
         self.to("cpu")
-        self._offload_device = torch.device(device, gpu_id or 0)
+        self._offload_device = _execution_device(device, gpu_id)
 
     def enable_sequential_cpu_offload(self, gpu_id: int | None = None, device: str = "cuda") -> None:
         """Stream the weights to the GPU layer by layer (slowest, smallest)."""
         from accelerate import cpu_offload
 
-        self._sequential_device = torch.device(device, gpu_id or 0)
+        self._sequential_device = _execution_device(device, gpu_id)
         for module in self._modules:
             cpu_offload(module, execution_device=self._sequential_device)
 
