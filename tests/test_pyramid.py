@@ -141,7 +141,7 @@ def test_step_callbacks_count_every_stage_of_every_frame_and_cancel_stops(pipe: 
         fps=24,
         params={"steps": 2, "video_steps": 1},
     )
-    assert backend.total_steps(request, backend.variant("384p"), 2) == len(seen)
+    assert backend.total_steps(request, backend.rules("384p"), 2) == len(seen)
 
     def cancel_at_5(_pipe, step: int, timestep, tensors: dict) -> dict:
         if step == 5:

@@ -132,7 +132,11 @@ def test_rules_and_description(studio) -> None:
     assert (pyramid["frames"]["rule"], pyramid["size"]["multiple"], pyramid["fps"]) == ("8k+1", 64, 24)
     assert pyramid["modes"] == ["image-to-video", "text-to-video"] and pyramid["available"]
     assert {"model", "steps", "guidance", "video_steps", "video_guidance"} <= {p["name"] for p in pyramid["params"]}
+    models = {m["name"]: m for m in pyramid["models"]}
+    assert (models["384p"]["frames"]["maximum"], models["768p"]["frames"]["maximum"]) == (121, 241)  # 5 s, 10 s
+    assert (models["384p"]["size"]["default"], models["768p"]["size"]["default"]) == ([640, 384], [1280, 768])
     for change, field, message in [
+        ({"num_frames": 129}, "num_frames", "121"),  # 10 s only at 768p
         ({"num_frames": 10}, "num_frames", "nearest valid value: 9"),
         ({"width": 96}, "width", "nearest valid value"),
         ({"model": "1080p"}, "model", "must be one of"),
