@@ -208,3 +208,15 @@ def test_offload_gives_the_same_frames(tiny: Path, pipe: PyramidFlowPipeline, of
     getattr(offloaded, f"enable_{offload}_cpu_offload")(device="cpu")
     np.testing.assert_allclose(generate(offloaded, seed=6), expected[0], atol=1e-5)
     np.testing.assert_allclose(generate(offloaded, seed=6, image=image), expected[1], atol=1e-5)
+
+
+def test_missing_weights_raise_the_errors_the_runtime_reports(tmp_path: Path, tiny: Path) -> None:
+    # The model runtime turns OSError and ValueError into "could not load the Pyramid Flow weights".
+    with pytest.raises((OSError, ValueError)):
+        PyramidFlowPipeline.from_pretrained(str(tmp_path / "nowhere" / FOLDERS["384p"]))
+    import shutil
+
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny, partial, ignore=shutil.ignore_patterns("causal_video_vae"))
+    with pytest.raises(OSError):
+        PyramidFlowPipeline.from_pretrained(str(partial / FOLDERS["384p"]))
