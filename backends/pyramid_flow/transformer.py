@@ -257,7 +257,7 @@ class PyramidFluxTransformer(nn.Module):
         pooled_projection_dim: int = 768,
         axes_dims_rope: tuple[int, ...] = (16, 24, 24),
         use_temporal_causal: bool = True,
-        interp_condition_pos: bool = True,
+        interp_condition_pos: bool = True,  # config.json only: the reference always interpolates
     ) -> None:
         super().__init__()
         if sum(axes_dims_rope) != attention_head_dim:
