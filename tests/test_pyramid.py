@@ -220,3 +220,11 @@ def test_missing_weights_raise_the_errors_the_runtime_reports(tmp_path: Path, ti
     shutil.copytree(tiny, partial, ignore=shutil.ignore_patterns("causal_video_vae"))
     with pytest.raises(OSError):
         PyramidFlowPipeline.from_pretrained(str(partial / FOLDERS["384p"]))
+    # Text encoders load strictly too: CLIP-L's place holds a CLIPTextModel (pooled output, no projection).
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(tiny / "causal_video_vae", partial / "causal_video_vae")
+    weights = next((partial / "text_encoder").glob("*.safetensors"))
+    save_file({**load_file(weights), "text_projection.weight": torch.zeros(32, 32)}, weights)
+    with pytest.raises(ValueError, match="text_encoder does not match CLIPTextModel"):
+        PyramidFlowPipeline.from_pretrained(str(partial / FOLDERS["384p"]))

@@ -88,6 +88,15 @@ def resolve(source: str) -> tuple[Path, str | None]:
     return root, transformer or None
 
 
+def _strict(cls: Any, folder: Path, dtype: torch.dtype) -> Any:
+    """A transformers text encoder whose weights match its class exactly (transformers itself only warns)."""
+    model, info = cls.from_pretrained(folder, dtype=dtype, output_loading_info=True)
+    mismatched = {kind: sorted(keys) for kind, keys in info.items() if keys}
+    if mismatched:
+        raise ValueError(f"{folder.name} does not match {cls.__name__}: {mismatched}")
+    return model.eval()
+
+
 def _execution_device(device: str, gpu_id: int | None) -> torch.device:
     """cuda:N (N = gpu_id, else 0); "cpu" keeps no index (accelerate's hooks refuse cpu:0; tests offload to it)."""
     return torch.device(device) if device == "cpu" else torch.device(device, gpu_id or 0)
@@ -141,9 +150,9 @@ class PyramidFlowPipeline:
         return cls(
             transformer=PyramidFluxTransformer.from_pretrained(root / transformer, dtype=dtype, variant=variant),
             vae=CausalVideoVAE.from_pretrained(root / VAE_FOLDER, dtype=dtype),
-            text_encoder=CLIPTextModel.from_pretrained(root / "text_encoder", dtype=dtype).eval(),
+            text_encoder=_strict(CLIPTextModel, root / "text_encoder", dtype),
             tokenizer=CLIPTokenizer.from_pretrained(root / "tokenizer"),
-            text_encoder_2=T5EncoderModel.from_pretrained(root / "text_encoder_2", dtype=dtype).eval(),
+            text_encoder_2=_strict(T5EncoderModel, root / "text_encoder_2", dtype),
             tokenizer_2=T5TokenizerFast.from_pretrained(root / "tokenizer_2"),
         )
 
