@@ -87,6 +87,10 @@ COSTS: dict[tuple[str, str], Cost] = {
     ("wan", "2.1-14b"): Cost(9.0, 832 * 480 * 81, 60, "xlarge"),
     ("wan", "2.2-5b"): Cost(4.0, 1280 * 704 * 121, 30),
     ("wan", "2.2-a14b"): Cost(9.0, 1280 * 720 * 81, 90, "xlarge"),
+    # Its `steps` are the first frame's; the later frames' video steps at their default are folded
+    # into the step time (5 s at 768p: ~5.5 min on an A100).
+    ("pyramid-flow", "384p"): Cost(1.5, 640 * 384 * 121, 30),
+    ("pyramid-flow", "768p"): Cost(8.0, 1280 * 768 * 121, 40),
 }
 MIN_SECONDS = 20
 MARGIN = 1.2  # over the estimate: past the duration asked for, the platform may abort the task
