@@ -139,6 +139,7 @@ def public_generation(row: dict[str, Any], urls: dict[str, str]) -> dict[str, An
     return {
         **{k: v for k, v in row.items() if k not in ("params", "timings", "video_path", "file_name")},
         "seed": None if row["seed"] < 0 else row["seed"],
+        "has_audio": row.get("has_audio", False),  # rows stored before sound have none
         "params": json.loads(row["params"]),
         "timings": json.loads(row["timings"]),
         **urls,
