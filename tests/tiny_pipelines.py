@@ -359,6 +359,21 @@ def _ltx2():
     )
 
 
+def _with_latent_upsampler(pipe):
+    """LTX-2 with the x2 latent upsampler in its `latent_upsampler` folder, as the distilled weights ship."""
+    import torch
+    from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
+
+    torch.manual_seed(0)
+    upsampler = LTX2LatentUpsamplerModel(in_channels=4, mid_channels=32, num_blocks_per_stage=1)
+
+    def save_pretrained(target: Path) -> None:
+        pipe.save_pretrained(target)
+        upsampler.save_pretrained(target / "latent_upsampler")
+
+    return SimpleNamespace(save_pretrained=save_pretrained)
+
+
 def _qwen_text_encoder_and_tokenizer():
     """A tiny Qwen2.5-VL text tower (HunyuanVideo 1.5's) and a byte-per-token Qwen2 tokenizer with a chat template."""
     import torch
@@ -472,7 +487,7 @@ BUILDERS = {
     "mochi": _mochi,
     "wan": _wan,
     "wan-i2v": lambda: _wan(image_to_video=True),
-    "ltx-2": _ltx2,
+    "ltx-2": lambda: _with_latent_upsampler(_ltx2()),
     "hunyuanvideo": _hunyuanvideo,
     "hunyuanvideo-i2v": lambda: _hunyuanvideo(image_to_video=True),
 }
