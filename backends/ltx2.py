@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from backends.base import SAME_WEIGHTS, Checkpoint, FrameRule, GenerationError, Param, SizeRule
+from backends.base import SAME_WEIGHTS, TEXT_TO_VIDEO, Checkpoint, FrameRule, GenerationError, Param, SizeRule
 from backends.local_model import LocalModelBackend, model_params
 from dailies.contract.media import Audio
 from dailies.contract.spec import JobSpec
@@ -26,6 +26,7 @@ FAMILY = Checkpoint(
 )
 log = logging.getLogger("dailies.models")
 DISTILLED = "2.0-distilled"
+REFINE_STEPS = 3  # the distilled recipe's second stage (diffusers' STAGE_2_DISTILLED_SIGMA_VALUES)
 UPSAMPLER = "latent_upsampler"  # the x2 latent upsampler's folder next to the pipeline's
 
 
@@ -65,27 +66,29 @@ class LTX2Backend(LocalModelBackend):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._upsamplers: dict[str, Any] = {}  # weights -> the latent upsampler's pipeline
+        self._upsamplers: dict[str, Any] = {}  # weights -> their x2 latent upsampler, loaded once
 
     def call_args(self, request: JobSpec, checkpoint: Checkpoint) -> dict[str, Any]:
         # The model is conditioned on the frame rate, and makes the sound for that many seconds.
         return {"frame_rate": float(request.fps), "enable_prompt_enhancement": request.params.get("enhance_prompt")}
 
     def total_steps(self, request: JobSpec, checkpoint: Checkpoint, steps: int) -> int:
-        return steps + 3 if checkpoint.name == DISTILLED else steps
+        return steps + REFINE_STEPS if checkpoint.name == DISTILLED else steps
 
     def run(self, pipe: Any, args: dict[str, Any], request: JobSpec, checkpoint: Checkpoint) -> Any:
         if args["enable_prompt_enhancement"] and getattr(pipe, "prompt_enhancer", None) is None:
             raise GenerationError("these LTX-2 weights ship no prompt enhancer; turn enhance_prompt off")
         if checkpoint.name != DISTILLED:
             return pipe(**args)
+        from diffusers import LTX2LatentUpsamplePipeline
         from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
 
         first = {**args, "width": args["width"] // 2, "height": args["height"] // 2, "output_type": "latent"}
         # The distilled schedule at its 8 steps; another step count spaces the scheduler's own.
         sigmas = DISTILLED_SIGMA_VALUES if args["num_inference_steps"] == len(DISTILLED_SIGMA_VALUES) else None
         video, audio = pipe(**first, sigmas=sigmas, return_dict=False)
-        video = self._upsampler(pipe, request)(latents=video, output_type="latent", return_dict=False)[0]
+        upsample = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=self._upsampler(pipe, checkpoint))
+        video = upsample(latents=video, output_type="latent", return_dict=False)[0]
         on_step, done = args["callback_on_step_end"], args["num_inference_steps"]
         refine = STAGE_2_DISTILLED_SIGMA_VALUES
         return pipe(
@@ -101,23 +104,20 @@ class LTX2Backend(LocalModelBackend):
             }
         )
 
-    def _upsampler(self, pipe: Any, request: JobSpec) -> Any:
-        """The x2 latent upsampler from the weights' `latent_upsampler` folder, kept beside the pipeline."""
-        from diffusers import LTX2LatentUpsamplePipeline
+    def _upsampler(self, pipe: Any, checkpoint: Checkpoint) -> Any:
+        """The x2 latent upsampler from the weights' `latent_upsampler` folder, loaded once per weights."""
         from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
 
         from dailies.worker.models import model_label
 
-        source = self.weights(self.rules(request.params.get("model")), "text-to-video")
+        source = self.weights(checkpoint, TEXT_TO_VIDEO)
         if source not in self._upsamplers:
             log.info("loading the ltx-2 latent upsampler from %s", model_label(source))
             try:
                 model = LTX2LatentUpsamplerModel.from_pretrained(source, subfolder=UPSAMPLER, dtype=pipe.vae.dtype)
             except (OSError, ValueError):
-                raise GenerationError(
-                    f"the LTX-2 weights have no {UPSAMPLER} folder for the distilled recipe"
-                ) from None
-            self._upsamplers[source] = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model.to(pipe.device))
+                raise GenerationError(f"no {UPSAMPLER} folder in the LTX-2 weights (the distilled recipe)") from None
+            self._upsamplers[source] = model.to(pipe.device)
         return self._upsamplers[source]
 
     def sound(self, pipe: Any, output: Any, request: JobSpec) -> Audio | None:
