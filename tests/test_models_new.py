@@ -98,7 +98,7 @@ def test_ltx2_distilled_runs_the_two_stage_recipe_with_the_latent_upsampler(
 ) -> None:
     body = tiny_job("ltx-2", prompt="the sea at night", model="2.0-distilled", seed=2)
     del body["steps"]  # the checkpoint's own 8 distilled steps, then 3 refining steps
-    results = [run_job(studio, **body) for _ in range(2)]
+    results = [run_job(studio, **body), run_job(studio, **body, image=png((220, 40, 40)))]  # t2v, then i2v
     assert all((r["width"], r["height"], r["num_frames"]) == (64, 64, 9) for r in results)
     assert_video_with_sound(studio.client.get(results[0]["video_url"]).content)
     generation = studio.client.get(f"/api/v1/generations/{results[0]['generation_id']}").json()
