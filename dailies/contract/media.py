@@ -122,7 +122,7 @@ class VideoInfo:
     audio: AudioInfo | None = None  # the first sound track, if there is one
 
 
-def probe_mp4(data: bytes, decode: bool = True) -> VideoInfo:
+def probe_mp4(data: bytes) -> VideoInfo:
     """Open an MP4 and count its decodable frames; raises ValueError if it is not a playable video."""
     try:
         with av.open(io.BytesIO(data), "r") as container:
@@ -138,13 +138,12 @@ def probe_mp4(data: bytes, decode: bool = True) -> VideoInfo:
                     channels=sound.codec_context.channels,
                     duration_s=_seconds(sound, container),
                 )
-            frames = sum(1 for _ in container.decode(stream)) if decode else stream.frames
             return VideoInfo(
                 codec=stream.codec_context.name,
                 pix_fmt=stream.codec_context.pix_fmt or "",
                 width=stream.codec_context.width,
                 height=stream.codec_context.height,
-                num_frames=frames,
+                num_frames=sum(1 for _ in container.decode(stream)),
                 fps=float(stream.average_rate or stream.guessed_rate or 0),
                 duration_s=_seconds(stream, container),
                 audio=audio,
