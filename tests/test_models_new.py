@@ -68,7 +68,8 @@ def png(color: tuple[int, int, int]) -> str:
 
 
 @pytest.mark.hub
-def test_ltx2_makes_video_with_sound_of_the_same_length(studio: App, hub: HubServer) -> None:
+@pytest.mark.browser
+def test_ltx2_makes_video_with_sound_of_the_same_length(studio: App, hub: HubServer, browser) -> None:
     result = run_job(studio, **tiny_job("ltx-2", prompt="a dog on a boat", seed=5))
     assert (result["width"], result["height"], result["num_frames"], result["fps"]) == (64, 64, 9, 24)
     assert result["has_audio"] is True and result["model"] == "local:ltx-2"
@@ -85,6 +86,15 @@ def test_ltx2_makes_video_with_sound_of_the_same_length(studio: App, hub: HubSer
     row = wait_for(published, 60, what="the row on the Hub")
     assert row["has_audio"] is True
     assert_video_with_sound(next(v for p, v in hub.files(REPO).items() if p.endswith(row["file_name"])))
+
+    # In the gallery: the card is marked.
+    page = browser.new_page()
+    page.goto(studio.url)
+    page.get_by_role("tab", name="Gallery").click()
+    card = page.locator(f'#gallery-grid .dailies-card[data-id="{result["generation_id"]}"]')
+    card.wait_for()
+    assert card.locator(".dailies-card-sound").is_visible()
+    page.close()
 
 
 def test_ltx2_sound_switched_off_gives_a_silent_video(studio: App) -> None:

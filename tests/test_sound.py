@@ -20,8 +20,8 @@ from tests.sound_checks import assert_video_with_sound, decoded_audio
 REPO = "user/dailies-sound"
 
 
-def run(app: App, **body) -> dict:
-    answer = app.submit(backend="preview", prompt="a drum in the rain", width=64, height=64, **body)
+def run(app: App, prompt: str = "a drum in the rain", **body) -> dict:
+    answer = app.submit(backend="preview", prompt=prompt, width=64, height=64, **body)
     assert answer.status_code == 202, answer.text
     status = app.wait_done(answer.json()["id"])
     assert status["status"] == "succeeded", status
@@ -118,3 +118,39 @@ def test_a_hosted_providers_sound_track_is_kept(
     assert video == provider.mp4_with_sound  # kept byte for byte, sound and all
     assert_video_with_sound(video)
     assert done["result"]["has_audio"] is True
+
+
+@pytest.mark.browser
+def test_gallery_marks_sound_and_the_player_starts_muted_with_an_unmute_button(
+    browser, processes: Processes, tmp_path: Path, redis_server: str
+) -> None:
+    redis_url = own_database(redis_server, 4)
+    processes.worker(redis_url)
+    app = start_app(processes, tmp_path, redis_url)
+    quiet = run(app, prompt="a silent lake", num_frames=12, seed=6)
+    loud = run(app, prompt="a drum in the rain", num_frames=12, seed=6, sound=True)
+
+    page = browser.new_page()
+    page.goto(app.url)
+    page.get_by_role("tab", name="Gallery").click()
+    cards = page.locator("#gallery-grid .dailies-card")
+    cards.first.wait_for()
+    marked = page.locator("#gallery-grid .dailies-card:has(.dailies-card-sound)")
+    assert [marked.nth(i).get_attribute("data-id") for i in range(marked.count())] == [loud["generation_id"]]
+    assert cards.count() == 2 and "sound" in marked.first.inner_text()
+
+    marked.first.click()
+    video = page.locator("#detail-video video")
+    video.wait_for()
+    assert video.evaluate("v => v.muted") is True
+    unmute = page.locator("#detail-video .dailies-unmute")
+    assert unmute.is_visible() and unmute.inner_text() == "🔇 Unmute"
+    unmute.click()
+    assert video.evaluate("v => v.muted") is False and unmute.inner_text() == "🔊 Mute"
+
+    page.locator(f'#gallery-grid .dailies-card[data-id="{quiet["generation_id"]}"]').click()
+    wait_for(lambda: page.locator("#detail-prompt textarea").input_value() == "a silent lake", 15, what="the detail")
+    player = page.locator("#detail-video video")
+    wait_for(lambda: player.get_attribute("src").endswith(f"{quiet['generation_id']}.mp4"), 15, what="the next video")
+    wait_for(lambda: player.evaluate("v => v.muted"), 15, what="the next video to start muted")
+    assert page.locator("#detail-video .dailies-unmute").count() == 0  # no sound, nothing to unmute
