@@ -14,6 +14,7 @@ from backends.ltx_video import LTXVideoBackend
 from backends.mochi import MochiBackend
 from backends.openai_videos import OpenAIVideosBackend
 from backends.preview import PreviewBackend
+from backends.pyramid_flow import PyramidFlowBackend
 from backends.replicate import ReplicateBackend
 from backends.wan import WanBackend
 from dailies.contract.settings import Settings
@@ -26,6 +27,7 @@ BACKEND_CLASSES: dict[str, type[Backend]] = {
         LTXVideoBackend,
         MochiBackend,
         WanBackend,
+        PyramidFlowBackend,
         LTX2Backend,
         HunyuanVideoBackend,
         HfInferenceBackend,
