@@ -8,6 +8,8 @@ from backends.base import Backend
 from backends.cogvideox import CogVideoXBackend
 from backends.fal import FalBackend
 from backends.hf_inference import HfInferenceBackend
+from backends.hunyuanvideo import HunyuanVideoBackend
+from backends.ltx2 import LTX2Backend
 from backends.ltx_video import LTXVideoBackend
 from backends.mochi import MochiBackend
 from backends.openai_videos import OpenAIVideosBackend
@@ -26,6 +28,8 @@ BACKEND_CLASSES: dict[str, type[Backend]] = {
         MochiBackend,
         WanBackend,
         PyramidFlowBackend,
+        LTX2Backend,
+        HunyuanVideoBackend,
         HfInferenceBackend,
         OpenAIVideosBackend,
         FalBackend,

@@ -110,6 +110,7 @@ def hand_back(redis: Redis, reporter: JobReporter, job_id: str, video: Video, st
         "height": video.height,
         "num_frames": video.num_frames,
         "fps": video.fps,
+        "has_audio": video.has_audio,
         "extra": video.extra,
         "started": started,
         "finished": time.time(),
