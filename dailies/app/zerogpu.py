@@ -86,11 +86,18 @@ COSTS: dict[tuple[str, str], Cost] = {
     ("wan", "2.1-1.3b"): Cost(1.5, 832 * 480 * 81, 20),
     ("wan", "2.1-14b"): Cost(9.0, 832 * 480 * 81, 60, "xlarge"),
     ("wan", "2.2-5b"): Cost(4.0, 1280 * 704 * 121, 30),
-    ("wan", "2.2-a14b"): Cost(9.0, 1280 * 720 * 81, 90, "xlarge"),
+    ("wan", "2.2-a14b"): Cost(9.0, 832 * 480 * 81, 90, "xlarge"),
     # Its `steps` are the first frame's; the later frames' video steps at their default are folded
     # into the step time (5 s at 768p: ~5.5 min on an A100).
     ("pyramid-flow", "384p"): Cost(1.5, 640 * 384 * 121, 30),
     ("pyramid-flow", "768p"): Cost(8.0, 1280 * 768 * 121, 40),
+    # No published step times for these two: sized from their parameter counts until measured.
+    # LTX-2: 19B with a 12B Gemma-3 text encoder (xlarge); the distilled recipe's second stage is in fixed_s.
+    ("ltx-2", "2.0"): Cost(2.5, 768 * 512 * 121, 90, "xlarge"),
+    ("ltx-2", "2.0-distilled"): Cost(2.5, 768 * 512 * 121, 90, "xlarge"),
+    # HunyuanVideo 1.5: 8.3B with Qwen2.5-VL 7B and ByT5; 720p's activations want the whole card.
+    ("hunyuanvideo", "480p"): Cost(3.0, 848 * 480 * 121, 60),
+    ("hunyuanvideo", "720p"): Cost(7.0, 1280 * 720 * 121, 60, "xlarge"),
 }
 MIN_SECONDS = 20
 MARGIN = 1.2  # over the estimate: past the duration asked for, the platform may abort the task
