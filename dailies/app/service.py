@@ -19,6 +19,7 @@ from dailies.app.errors import ApiError
 from dailies.app.index import Index
 from dailies.app.jobs import Jobs
 from dailies.app.storage import Storage
+from dailies.app.updates import Updates
 from dailies.contract import keys
 from dailies.contract.settings import Settings
 
@@ -36,6 +37,7 @@ class Service:
     jobs: Jobs = field(init=False)
     collector: Collector = field(init=False)
     storage: Storage = field(init=False)
+    updates: Updates = field(init=False)
     _workers: tuple[float, list[dict]] = (0.0, [])
 
     def __post_init__(self) -> None:
@@ -44,14 +46,17 @@ class Service:
         if self.index.count() == 0:
             self.index.add(self.dataset.rows())
         self.jobs = Jobs(self.redis, self.settings, self.availability)
+        self.updates = Updates(self.jobs)
         self.storage = Storage(self.settings, self.dataset, self.index)
         self.collector = Collector(self.redis, self.dataset, self.index, on_row=self.storage.on_row)
 
     def start(self) -> None:
         self.storage.start()
         self.collector.start()
+        self.updates.start()
 
     def stop(self) -> None:
+        self.updates.stop()
         self.collector.stop()
         self.storage.stop()
 
@@ -129,6 +134,7 @@ class Service:
             "redis": {"ok": redis_ok, "embedded": self.embedded},
             "workers": workers,
             "collector": {"running": self.collector.running},
+            "updates": {"watched_jobs": self.updates.watched},
             **self.storage.health(),
             "generations": self.index.count(),
         }

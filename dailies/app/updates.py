@@ -1,0 +1,156 @@
+"""Pushed job updates: one loop in the app follows the watched jobs and fans changes out.
+
+Pages and programs subscribe to a job (`follow`). One thread reads the state of every watched
+job once per interval (`Jobs.statuses`: two Redis round trips for all of them, however many
+pages watch) and hands the changed ones to the event loop in a single call, which wakes each
+subscriber. So the cost grows with changes, not with pages times ticks. A subscriber that falls
+behind only ever sees the latest state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+
+from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
+
+from dailies.app.jobs import Jobs
+from dailies.contract.spec import TERMINAL
+
+INTERVAL_S = 0.2  # how often the watched jobs are read; a change reaches a page within about this
+KEEPALIVE_S = 15.0  # a quiet stream sends a comment this often so proxies keep it open
+log = logging.getLogger("dailies.app.updates")
+
+
+def _signature(status: dict) -> tuple:
+    """What makes a status a change worth sending (elapsed time alone is not: pages count it)."""
+    return status["status"], status["progress"], status["message"], status["position"], status["error"]
+
+
+class _Subscriber:
+    __slots__ = ("latest", "ready")
+
+    def __init__(self) -> None:
+        self.latest: dict | None = None
+        self.ready = asyncio.Event()
+
+    def push(self, status: dict | None) -> None:
+        self.latest = status
+        self.ready.set()
+
+
+class Updates:
+    def __init__(self, jobs: Jobs, interval: float = INTERVAL_S) -> None:
+        self.jobs = jobs
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._subscribers: dict[str, set[_Subscriber]] = {}
+        self._seen: dict[str, tuple] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="dailies-updates", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    @property
+    def watched(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
+
+    async def follow(self, job_id: str) -> AsyncIterator[dict | None]:
+        """The job's status now, then each change until it ends; None now and then while nothing changes.
+
+        Raises ApiError (404) here, before anything is streamed, when there is no such job.
+        """
+        subscriber = _Subscriber()
+        self._loop = asyncio.get_running_loop()
+        with self._lock:
+            self._subscribers.setdefault(job_id, set()).add(subscriber)
+        self._wake.set()
+        # Subscribed before the first read, so no change between the two is missed.
+        try:
+            current = await run_in_threadpool(self.jobs.status, job_id)
+        except BaseException:
+            self._remove(job_id, subscriber)
+            raise
+        return self._stream(job_id, subscriber, current)
+
+    async def _stream(self, job_id: str, subscriber: _Subscriber, current: dict) -> AsyncIterator[dict | None]:
+        try:
+            yield current
+            last = _signature(current)
+            while current["status"] not in TERMINAL:
+                try:
+                    await asyncio.wait_for(subscriber.ready.wait(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield None
+                    continue
+                subscriber.ready.clear()
+                if subscriber.latest is None:
+                    return  # the job expired from Redis
+                current = subscriber.latest
+                if _signature(current) != last:
+                    last = _signature(current)
+                    yield current
+        finally:
+            self._remove(job_id, subscriber)
+
+    def _remove(self, job_id: str, subscriber: _Subscriber) -> None:
+        with self._lock:
+            watchers = self._subscribers.get(job_id)
+            if watchers is not None:
+                watchers.discard(subscriber)
+                if not watchers:
+                    del self._subscribers[job_id]
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                ids = list(self._subscribers)
+                for gone in self._seen.keys() - self._subscribers.keys():
+                    del self._seen[gone]
+            if not ids:
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            started = time.monotonic()
+            try:
+                self._tick(ids)
+            except RedisError as exc:
+                log.warning("could not read job states: %s", exc)
+            self._stopping.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def _tick(self, ids: list[str]) -> None:
+        statuses = self.jobs.statuses(ids)
+        changed: dict[str, dict | None] = {}
+        for job_id in ids:
+            status = statuses.get(job_id)
+            signature = _signature(status) if status else None
+            if self._seen.get(job_id, ()) != signature:
+                self._seen[job_id] = signature
+                changed[job_id] = status
+        if changed and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._fan_out, changed)
+
+    def _fan_out(self, changed: dict[str, dict | None]) -> None:
+        """On the event loop: wake every subscriber of each changed job; an ended job drops its subscribers."""
+        with self._lock:
+            for job_id, status in changed.items():
+                for subscriber in self._subscribers.get(job_id, ()):
+                    subscriber.push(status)
+                if status is None or status["status"] in TERMINAL:
+                    self._subscribers.pop(job_id, None)
