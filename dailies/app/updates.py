@@ -1,9 +1,10 @@
 """Pushed job updates: one loop in the app follows the watched jobs and fans changes out.
 
-Pages and programs subscribe to a job (`follow`). One thread reads the state of every watched
-job once per interval (`Jobs.statuses`: two Redis round trips for all of them, however many
-pages watch) and hands the changed ones to the event loop in a single call, which wakes each
-subscriber. So the cost grows with changes, not with pages times ticks. A subscriber that falls
+Pages and programs subscribe to a job (`follow`). One thread asks Redis once per interval, in one
+script call, for a short fingerprint of every watched job (its hash's changing fields, RQ's
+status, its place in the queue); only jobs whose fingerprint moved are read in full
+(`Jobs.statuses`), and the changed statuses go to the event loop in a single call, which wakes
+each subscriber. So the cost grows with changes, not with pages times ticks. A subscriber that falls
 behind only ever sees the latest state.
 """
 
@@ -16,14 +17,37 @@ import time
 from collections.abc import AsyncIterator
 
 from redis.exceptions import RedisError
+from rq import Queue
+from rq.job import Job
 from starlette.concurrency import run_in_threadpool
 
 from dailies.app.jobs import Jobs
+from dailies.contract import keys
 from dailies.contract.spec import TERMINAL
 
 INTERVAL_S = 0.2  # how often the watched jobs are read; a change reaches a page within about this
+RECHECK_TICKS = 25  # every job is also read in full this often: a silent worker changes nothing in Redis
 KEEPALIVE_S = 15.0  # a quiet stream sends a comment this often so proxies keep it open
 log = logging.getLogger("dailies.app.updates")
+# KEYS: n job hashes, then their n RQ job hashes; ARGV[1]: the queue key prefix. One string per job.
+# (The queue key is built here from the job's backend: fine on one Redis, not on a cluster.)
+FINGERPRINTS = """
+local n = #KEYS / 2
+local out = {}
+for i = 1, n do
+  local f = redis.call('HMGET', KEYS[i], 'status', 'progress', 'message', 'error', 'remote_position',
+                       'heartbeat', 'finished', 'backend')
+  local parts = {}
+  for j = 1, 7 do parts[j] = tostring(f[j]) end
+  parts[8] = tostring(redis.call('HGET', KEYS[n + i], 'status'))
+  if f[1] == 'queued' then
+    local id = string.sub(KEYS[i], string.len(KEYS[i]) - 23)
+    parts[9] = tostring(redis.call('LPOS', ARGV[1] .. tostring(f[8]), id))
+  end
+  out[i] = table.concat(parts, '|')
+end
+return out
+"""
 
 
 def _signature(status: dict) -> tuple:
@@ -49,7 +73,10 @@ class Updates:
         self.interval = interval
         self._lock = threading.Lock()
         self._subscribers: dict[str, set[_Subscriber]] = {}
-        self._seen: dict[str, tuple] = {}
+        self._fingerprints: dict[str, bytes] = {}
+        self._seen: dict[str, tuple | None] = {}
+        self._script = jobs.redis.register_script(FINGERPRINTS)
+        self._ticks = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -123,6 +150,7 @@ class Updates:
                 ids = list(self._subscribers)
                 for gone in self._seen.keys() - self._subscribers.keys():
                     del self._seen[gone]
+                    self._fingerprints.pop(gone, None)
             if not ids:
                 self._wake.wait()
                 self._wake.clear()
@@ -135,9 +163,21 @@ class Updates:
             self._stopping.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def _tick(self, ids: list[str]) -> None:
-        statuses = self.jobs.statuses(ids)
+        prints = self._script(
+            keys=[keys.job(j) for j in ids] + [Job.key_for(j) for j in ids],
+            args=[Queue.redis_queue_namespace_prefix + keys.queue_name("")],
+        )
+        self._ticks += 1
+        due = set(ids[self._ticks % RECHECK_TICKS :: RECHECK_TICKS])
+        for job_id, fingerprint in zip(ids, prints, strict=True):
+            if self._fingerprints.get(job_id) != fingerprint:
+                self._fingerprints[job_id] = fingerprint
+                due.add(job_id)
+        if not due:
+            return
+        statuses = self.jobs.statuses(list(due))
         changed: dict[str, dict | None] = {}
-        for job_id in ids:
+        for job_id in due:
             status = statuses.get(job_id)
             signature = _signature(status) if status else None
             if self._seen.get(job_id, ()) != signature:
