@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -79,3 +80,33 @@ def test_unknown_job_is_a_404_not_a_stream(paced_app: App) -> None:
     for job_id in ("0123456789abcdef01234567", "not-an-id"):
         answer = paced_app.client.get(f"/api/v1/jobs/{job_id}/events")
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.browser
+def test_the_page_is_pushed_its_job_updates_without_a_timer(paced_app: App, browser) -> None:
+    from playwright.sync_api import expect
+
+    config = paced_app.client.get("/config").json()
+    assert "timer" not in {c["type"] for c in config["components"]}
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    events, streams = [], []
+    page.on("request", lambda r: events.append(r.url) if "/gradio_api/" in r.url and r.method == "POST" else None)
+    page.on("request", lambda r: streams.append(r.url) if r.url.endswith("/events") else None)
+    try:
+        page.goto(paced_app.url)
+        page.locator("#prompt textarea").fill("a <i>pushed</i> paper lantern")
+        page.locator("#submit").click()
+        job = page.locator("#jobs li.dailies-job").first
+        expect(job).to_have_attribute("data-status", "running")
+        expect(job.locator(".dailies-job-status")).to_contain_text("running")
+        while_running = len(events)
+        expect(job).to_have_attribute("data-status", "succeeded")
+        expect(page.locator("#latest-video video")).to_have_attribute("src", re.compile(r".+\.mp4"))
+        expect(job.locator(".dailies-job-prompt")).to_have_text("a <i>pushed</i> paper lantern")
+        job_id = job.get_attribute("data-id")
+        assert streams == [f"{paced_app.url}/api/v1/jobs/{job_id}/events"]
+        # While the job ran (1.5 s) the page asked the server nothing; then once, for the video.
+        assert len(events) - while_running == 1, events[while_running:]
+    finally:
+        page.close()

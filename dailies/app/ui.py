@@ -20,10 +20,10 @@ from dailies.app.service import Service
 from dailies.contract.spec import valid_id
 
 MAX_TRACKED = 12
-TICK_S = 0.5
 PAGE_SIZE = 24
 STATIC = Path(__file__).resolve().parents[2] / "static"
 GALLERY_JS = (STATIC / "gallery.js").read_text(encoding="utf-8")
+JOBS_JS = (STATIC / "jobs.js").read_text(encoding="utf-8")
 RECIPE_KEYS = (
     "id",
     "backend",
@@ -62,26 +62,10 @@ def _backend_note(service: Service, name: str, width: float | None = None, heigh
     return "\n\n".join(lines)
 
 
-def _job_html(status: dict) -> str:
-    request = status["request"]
-    state = status["status"]
-    if state == "queued":
-        detail = f"queued, {status['position']} ahead" if status["position"] else "queued, next to run"
-    elif state == "running":
-        eta = f", about {status['eta_s']:.0f} s left" if status["eta_s"] is not None else ""
-        detail = f"running {status['progress'] * 100:.0f}%, {status['elapsed_s']:.1f} s{eta}"
-    elif state == "succeeded":
-        detail = f"done in {status['elapsed_s']:.1f} s, seed {status['result']['seed']}"
-    elif state == "failed":
-        detail = f"failed: {status['error']}"
-    else:
-        detail = state
-    return (
-        f'<li class="dailies-job" data-status="{state}" data-id="{status["id"]}">'
-        f'<progress max="1" value="{status["progress"]:.3f}"></progress> '
-        f'<span class="dailies-job-status">{html.escape(detail)}</span> '
-        f'<span class="dailies-job-prompt">{html.escape(request["prompt"][:120])}</span></li>'
-    )
+def _jobs_html(jobs: list[str] | None) -> str:
+    """The ids the page's script follows (static/jobs.js draws each job from its pushed status)."""
+    ids = " ".join(j for j in jobs or [] if valid_id(j))
+    return f'<ul class="dailies-jobs" data-ids="{ids}"></ul>'
 
 
 def _cards_html(items: list[dict[str, Any]]) -> str:
@@ -126,7 +110,7 @@ def build(service: Service) -> gr.Blocks:
             "# Dailies\nOpen text-to-video, side by side, through one queue. Every result is kept in the open gallery."
         )
         my_jobs = gr.BrowserState([], storage_key="dailies-jobs")
-        shown = gr.State("")  # generation id in the player, so ticks only send a new video once
+        shown = gr.State("")  # generation id in the player: only a newer one replaces it
         params = gr.State({p.name: p.default for p in first.params})
 
         with gr.Tabs() as tabs:
@@ -217,8 +201,7 @@ def build(service: Service) -> gr.Blocks:
                     with gr.Column(scale=2):
                         video = gr.Video(label="Latest video", elem_id="latest-video", autoplay=True, interactive=False)
                         used_seed = gr.Textbox(label="Seed used", interactive=False, elem_id="used-seed")
-                        jobs_html = gr.HTML("", elem_id="jobs")
-                timer = gr.Timer(TICK_S, active=True)
+                        jobs_html = gr.HTML(_jobs_html([]), elem_id="jobs", js_on_load=JOBS_JS)
 
             with gr.Tab("Gallery", id="gallery"):
                 with gr.Row(equal_height=True):
@@ -306,49 +289,33 @@ def build(service: Service) -> gr.Blocks:
             except ApiError as exc:
                 field = f" ({exc.field})" if exc.field else ""
                 return f"**Not queued{field}:** {html.escape(exc.message)}", jobs, gr.skip()
-            return "", ([answer["id"]] + list(jobs or []))[:MAX_TRACKED], gr.Timer(active=True)
+            tracked = ([answer["id"]] + list(jobs or []))[:MAX_TRACKED]
+            return "", tracked, _jobs_html(tracked)
 
         submit.click(
             do_submit,
             [prompt, negative, backend, duration, width, height, random_seed, seed, params, my_jobs],
-            [error, my_jobs, timer],
+            [error, my_jobs, jobs_html],
             api_name="submit",
             queue=False,
         )
 
-        def tick(jobs: list, current: str):
-            statuses = []
-            for job_id in jobs or []:
-                try:
-                    statuses.append(service.jobs.status(job_id))
-                except ApiError:
-                    continue  # expired
-            active = any(s["status"] in ("queued", "running") for s in statuses)
-            listing = "<ul class='dailies-jobs'>" + "".join(map(_job_html, statuses)) + "</ul>" if statuses else ""
-            done = next((s for s in statuses if s["status"] == "succeeded"), None)
-            if done is None or done["result"]["generation_id"] == current:
-                return listing, gr.skip(), gr.skip(), current, gr.Timer(active=active)
-            row = service.index.get(done["result"]["generation_id"])
-            path = str(service.dataset.root / row["video_path"]) if row else None
-            return (
-                listing,
-                path,
-                str(done["result"]["seed"]),
-                done["result"]["generation_id"],
-                gr.Timer(active=active),
-            )
+        def show_video(current: str, evt: gr.EventData):
+            """A job the page saw succeed: its video, unless a newer one is already shown (ids sort by time)."""
+            job_id = str((evt._data or {}).get("id", ""))
+            if not valid_id(job_id) or job_id <= current:
+                return gr.skip(), gr.skip(), gr.skip()
+            try:
+                result = service.jobs.status(job_id)["result"]
+            except ApiError:
+                return gr.skip(), gr.skip(), gr.skip()
+            row = service.index.get(result["generation_id"]) if result else None
+            if row is None:
+                return gr.skip(), gr.skip(), gr.skip()
+            return str(service.dataset.root / row["video_path"]), str(result["seed"]), job_id
 
-        timer.tick(
-            tick,
-            [my_jobs, shown],
-            [jobs_html, video, used_seed, shown, timer],
-            api_visibility="private",
-            queue=False,
-            show_progress="hidden",
-        )
-        demo.load(
-            tick, [my_jobs, shown], [jobs_html, video, used_seed, shown, timer], api_visibility="private", queue=False
-        )
+        jobs_html.click(show_video, shown, [video, used_seed, shown], api_visibility="private", queue=False)
+        demo.load(_jobs_html, my_jobs, jobs_html, api_visibility="private", queue=False)
 
         def do_cancel(jobs: list) -> str:
             for job_id in jobs or []:
