@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 from pathlib import Path
 
 import httpx
@@ -74,6 +75,28 @@ def test_many_watchers_of_one_job_all_see_it_end(paced_app: App) -> None:
     assert [e["status"] for e in again] == ["succeeded"]
     health = paced_app.client.get("/api/v1/healthz").json()
     assert health["updates"]["watched_jobs"] == 0
+
+
+def test_a_stream_ends_failed_when_its_worker_dies(processes: Processes, tmp_path: Path, redis_url: str) -> None:
+    beat = {"DAILIES_HEARTBEAT_S": "0.2"}
+    worker = processes.worker(redis_url, DAILIES_PREVIEW_PACE="30", **beat)
+    app = start_app(processes, tmp_path, redis_url, **beat)
+    job_id = app.submit(prompt="doomed", backend="preview", num_frames=6, width=64, height=64).json()["id"]
+
+    async def watch_and_kill() -> list[dict]:
+        received = []
+        async with httpx.AsyncClient(timeout=60) as client:
+            async with client.stream("GET", f"{app.url}/api/v1/jobs/{job_id}/events") as answer:
+                async for line in answer.aiter_lines():
+                    if line.startswith("data: "):
+                        received.append(json.loads(line.removeprefix("data: ")))
+                        if received[-1]["status"] == "running" and worker.proc.poll() is None:
+                            worker.stop(signal.SIGKILL)  # no end state will ever be written
+        return received
+
+    received = asyncio.run(watch_and_kill())
+    # Nothing in Redis changes when a worker dies silently: the loop's periodic full read finds it.
+    assert received[-1]["status"] == "failed" and "worker stopped" in received[-1]["error"]
 
 
 def test_unknown_job_is_a_404_not_a_stream(paced_app: App) -> None:
