@@ -164,20 +164,32 @@ async def polling_page(
 
 
 async def probe(client: httpx.AsyncClient, job_id: str, timings: dict[str, list[float]]) -> None:
-    """The rest of the app while the pages watch: a submit, a status and a gallery page, twice a second."""
+    """The rest of the app while the pages watch: a status and a gallery page 4 times a second, a submit each second."""
     n = 0
     while True:
         n += 1
-        for name, method, path, body in (
-            ("submit", "POST", "/api/v1/jobs", tiny_job(n)),
+        calls = [
             ("status", "GET", f"/api/v1/jobs/{job_id}", None),
             ("gallery", "GET", "/api/v1/generations?limit=24", None),
-        ):
+        ]
+        if n % 4 == 0:
+            calls.append(("submit", "POST", "/api/v1/jobs", tiny_job(n)))
+        for name, method, path, body in calls:
             t = time.perf_counter()
             answer = await client.request(method, path, json=body)
             timings[name].append(time.perf_counter() - t)
             assert answer.status_code in (200, 202), answer.text
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.25)
+
+
+async def probe_alone(url: str, redis: Redis, seconds: float, timings: dict[str, list[float]]) -> None:
+    """The same probe with no page watching: what this machine gives the app's calls at rest."""
+    (job_id,) = running_jobs(redis, 1)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        task = asyncio.create_task(probe(client, job_id, timings))
+        await asyncio.sleep(seconds)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def tiny_job(n: int) -> dict:
@@ -201,12 +213,12 @@ async def watch(
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(60, pool=None)) as client:
         writer.start()
         tasks = [asyncio.create_task(page(client, i, job_id, changes)) for i, job_id in enumerate(ids)]
-        if timings is not None:
-            tasks.append(asyncio.create_task(probe(client, ids[0], timings)))
         opened = time.monotonic()
         while len(changes.connected) < pages and time.monotonic() - opened < CONNECT_S:
             await asyncio.sleep(0.05)
         connect_s = time.monotonic() - opened
+        if timings is not None:
+            tasks.append(asyncio.create_task(probe(client, ids[0], timings)))
         changes.counted_from = time.monotonic() + SETTLE_S
         await asyncio.sleep(SETTLE_S + seconds)
         until = time.monotonic()
@@ -328,6 +340,8 @@ def main() -> None:
             baseline_url = start_baseline(procs, tmp, redis_url)
             tick = tick_ids(baseline_url)
             timings: dict[str, list[float]] = {"submit": [], "status": [], "gallery": []}
+            at_rest: dict[str, list[float]] = {"submit": [], "status": [], "gallery": []}
+            asyncio.run(probe_alone(app.url, redis, seconds, at_rest))
 
             def ours(pages: int) -> dict:
                 probe_timings = timings if pages == args.pages else None
@@ -360,6 +374,7 @@ def main() -> None:
             "ours": ours_points,
             "baseline_polling_0_5s": baseline_points,
             "rest_of_app_at_target": {name: summary_ms(values) for name, values in timings.items() if values},
+            "rest_of_app_no_pages": {name: summary_ms(values) for name, values in at_rest.items() if values},
             "cpu_count": os.cpu_count(),
             "wall_s": round(time.monotonic() - started, 1),
             **summary,

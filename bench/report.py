@@ -57,8 +57,10 @@ def rows() -> list[tuple[str, str, str]]:
         )
     if pages := pages_result():
         held = [p["pages"] for p in pages["ours"] if (p["update_delay_p99_s"] or 0) <= 1.0]
-        rest = pages.get("rest_of_app_at_target", {})
-        meanwhile = ", ".join(f"{k} {_ms(v)}" for k, v in rest.items())
+        rest, alone = pages.get("rest_of_app_at_target", {}), pages.get("rest_of_app_no_pages", {})
+        meanwhile = ", ".join(
+            f"{k} {_ms(v)}" + (f" (no pages: {_ms(alone[k])})" if k in alone else "") for k, v in rest.items()
+        )
         out.append(
             (
                 "watching pages, each following a running job (update delay p99 <= 1 s)",
