@@ -98,10 +98,10 @@ def published(name: str, entry: dict, device: str) -> Model:
 
 def tiny(family: str) -> Model:
     """The tests' tiny pipeline of a family at 64x64: the script's code on the CPU in seconds."""
-    from tests.tiny_pipelines import BUILDERS, FRAMES
+    from tests.tiny_pipelines import BUILDERS, smallest_frames
 
     lengths = {"cogvideox": 226, "ltx-video": 128, "mochi": 256, "wan": 512}
-    call = {"height": 64, "width": 64, "num_frames": FRAMES[family], "guidance_scale": 5.0}
+    call = {"height": 64, "width": 64, "num_frames": smallest_frames(family), "guidance_scale": 5.0}
     return Model(f"tiny-{family}", family, BUILDERS[family], call, (lengths[family], 32), 50)
 
 
