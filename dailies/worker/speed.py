@@ -6,6 +6,8 @@
   moved (faster, and the picture changes: off unless asked for);
 - `fp8`: weights stored in fp8, computed in bf16 (less memory; the picture changes slightly).
 
+Which are on for a checkpoint is the worker's DAILIES_SPEED settings (`Settings.speed_for`).
+
 torch and diffusers are imported inside the functions: importing this module stays light.
 """
 
@@ -13,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-FEATURES = ("compile", "attention", "step_cache", "fp8")
-SAME_PICTURE = ("compile", "attention")  # the default on a GPU
+from dailies.contract.settings import SPEED_FEATURES as FEATURES
+
 # Fastest first; the first one this card and install accept is used.
 ATTENTION_BACKENDS = ("_flash_3", "flash", "sage", "_native_cudnn", "_native_flash", "_native_efficient")
 STEP_CACHE_THRESHOLD = 0.2
