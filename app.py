@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 from redis import Redis  # noqa: E402
 
 import backends  # noqa: E402
-from dailies.app import api, embedded, ui  # noqa: E402
+from dailies.app import api, embedded, page  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
 
@@ -35,7 +35,7 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(api.router(service))
     app.include_router(api.media(service))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    demo = ui.build(service)
+    demo = page.build(service)
     return gr.mount_gradio_app(
         app,
         demo,

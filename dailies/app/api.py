@@ -14,7 +14,8 @@ from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from dailies.app.errors import ApiError
-from dailies.app.index import PAGE_MAX
+from dailies.app.index import PAGE_MAX, GalleryQuery
+from dailies.app.jobs import JobStatus
 from dailies.app.service import Service
 
 BODY_MAX = 16 * 1024 * 1024
@@ -53,10 +54,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(ApiError(503, "unavailable", "the job queue is unavailable; try again shortly"))
 
 
-async def server_sent(statuses: AsyncIterator[dict | None]) -> AsyncIterator[str]:
+async def server_sent(statuses: AsyncIterator[JobStatus | None]) -> AsyncIterator[str]:
     """Each status as a `status` event (the last one is the job's end); None as a keep-alive comment."""
     async for status in statuses:
-        yield ": keep-alive\n\n" if status is None else f"event: status\ndata: {json.dumps(status)}\n\n"
+        yield ": keep-alive\n\n" if status is None else f"event: status\ndata: {json.dumps(status.to_json())}\n\n"
 
 
 def router(service: Service) -> APIRouter:
@@ -84,7 +85,7 @@ def router(service: Service) -> APIRouter:
 
     @api.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict:
-        return service.jobs.status(job_id)
+        return service.jobs.status(job_id).to_json()
 
     @api.get("/jobs/{job_id}/events")
     async def job_events(job_id: str) -> StreamingResponse:
@@ -109,7 +110,7 @@ def router(service: Service) -> APIRouter:
     ) -> dict:
         if not 1 <= limit <= PAGE_MAX:
             raise ApiError(422, "invalid_field", f"limit must be between 1 and {PAGE_MAX}", "limit")
-        return service.generations(limit, cursor, q, backend, model)
+        return service.generations(GalleryQuery(limit, cursor, q, backend, model))
 
     @api.get("/generations/{generation_id}")
     def generation(generation_id: str) -> dict:

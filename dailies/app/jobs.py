@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from redis import Redis
@@ -31,6 +32,31 @@ RUNNER = "dailies.worker.runner.run"
 
 def _int(value: str | None) -> int | None:
     return int(value) if value else None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job as GET /api/v1/jobs/{id} answers it (`to_json`)."""
+
+    id: str
+    status: str
+    backend: str
+    progress: float
+    message: str
+    position: int | None  # jobs ahead in our queue, or in the provider's while it runs there
+    elapsed_s: float
+    eta_s: float | None
+    seed: int | None
+    request: dict[str, Any]
+    error: str | None  # failed only
+    result: dict[str, Any] | None  # succeeded only
+
+    @property
+    def active(self) -> bool:
+        return self.status not in TERMINAL
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Jobs:
@@ -109,13 +135,13 @@ class Jobs:
                 pipe.lpos(Queue.redis_queue_namespace_prefix + keys.queue_name(backend), job_id)
             return [p or 0 for p in pipe.execute()]
 
-    def status(self, job_id: str) -> dict:
+    def status(self, job_id: str) -> JobStatus:
         found = self.statuses([job_id]).get(job_id)
         if found is None:
             raise ApiError(404, "not_found", f"no job {job_id!r}")
         return found
 
-    def statuses(self, job_ids: list[str]) -> dict[str, dict]:
+    def statuses(self, job_ids: list[str]) -> dict[str, JobStatus]:
         """The status of each job that exists, in two Redis round trips however many are asked for."""
         ids = [j for j in job_ids if valid_id(j)]
         with self.redis.pipeline(transaction=False) as pipe:
@@ -135,7 +161,7 @@ class Jobs:
 
     def _describe(
         self, job_id: str, raw: dict[str, str], rq_status: str | None, position: int | None, now: float
-    ) -> dict:
+    ) -> JobStatus:
         status = raw["status"]
         # A hosted job between polls runs no RQ job; its heartbeat is the due time of its next poll.
         last_beat = float(raw.get("heartbeat", now))
@@ -156,23 +182,23 @@ class Jobs:
         # Queued: our queue; running on a hosted backend: the provider's queue, when it says.
         if status != "queued":
             position = _int(raw.get("remote_position"))
-        return {
-            "id": job_id,
-            "status": status,
-            "backend": raw["backend"],
-            "progress": progress if status != "succeeded" else 1.0,
-            "message": raw.get("message", ""),
-            "position": position,
-            "elapsed_s": round(elapsed, 3),
-            "eta_s": round(eta, 1) if eta is not None else None,
-            "seed": request.get("seed"),
-            "request": request,
-            "error": raw.get("error") if status == "failed" else None,
-            "result": json.loads(raw["result"]) if status == "succeeded" else None,
-        }
+        return JobStatus(
+            id=job_id,
+            status=status,
+            backend=raw["backend"],
+            progress=progress if status != "succeeded" else 1.0,
+            message=raw.get("message", ""),
+            position=position,
+            elapsed_s=round(elapsed, 3),
+            eta_s=round(eta, 1) if eta is not None else None,
+            seed=request.get("seed"),
+            request=request,
+            error=raw.get("error") if status == "failed" else None,
+            result=json.loads(raw["result"]) if status == "succeeded" else None,
+        )
 
     def cancel(self, job_id: str) -> dict:
-        status = self.status(job_id)["status"]
+        status = self.status(job_id).status
         if status in TERMINAL:
             raise ApiError(409, "already_finished", f"job {job_id} has already {status}")
         self.redis.set(keys.cancel(job_id), 1, ex=JOB_TTL)

@@ -21,9 +21,8 @@ from rq import Queue
 from rq.job import Job
 from starlette.concurrency import run_in_threadpool
 
-from dailies.app.jobs import Jobs
+from dailies.app.jobs import Jobs, JobStatus
 from dailies.contract import keys
-from dailies.contract.spec import TERMINAL
 
 INTERVAL_S = 0.2  # how often the watched jobs are read; a change reaches a page within about this
 RECHECK_TICKS = 25  # every job is also read in full this often: a silent worker changes nothing in Redis
@@ -50,19 +49,19 @@ return out
 """
 
 
-def _signature(status: dict) -> tuple:
+def _signature(status: JobStatus) -> tuple:
     """What makes a status a change worth sending (elapsed time alone is not: pages count it)."""
-    return status["status"], status["progress"], status["message"], status["position"], status["error"]
+    return status.status, status.progress, status.message, status.position, status.error
 
 
 class _Subscriber:
     __slots__ = ("latest", "ready")
 
     def __init__(self) -> None:
-        self.latest: dict | None = None
+        self.latest: JobStatus | None = None
         self.ready = asyncio.Event()
 
-    def push(self, status: dict | None) -> None:
+    def push(self, status: JobStatus | None) -> None:
         self.latest = status
         self.ready.set()
 
@@ -98,7 +97,7 @@ class Updates:
         with self._lock:
             return len(self._subscribers)
 
-    async def follow(self, job_id: str) -> AsyncIterator[dict | None]:
+    async def follow(self, job_id: str) -> AsyncIterator[JobStatus | None]:
         """The job's status now, then each change until it ends; None now and then while nothing changes.
 
         Raises ApiError (404) here, before anything is streamed, when there is no such job.
@@ -116,11 +115,13 @@ class Updates:
             raise
         return self._stream(job_id, subscriber, current)
 
-    async def _stream(self, job_id: str, subscriber: _Subscriber, current: dict) -> AsyncIterator[dict | None]:
+    async def _stream(
+        self, job_id: str, subscriber: _Subscriber, current: JobStatus
+    ) -> AsyncIterator[JobStatus | None]:
         try:
             yield current
             last = _signature(current)
-            while current["status"] not in TERMINAL:
+            while current.active:
                 try:
                     await asyncio.wait_for(subscriber.ready.wait(), KEEPALIVE_S)
                 except TimeoutError:
@@ -176,7 +177,7 @@ class Updates:
         if not due:
             return
         statuses = self.jobs.statuses(list(due))
-        changed: dict[str, dict | None] = {}
+        changed: dict[str, JobStatus | None] = {}
         for job_id in due:
             status = statuses.get(job_id)
             signature = _signature(status) if status else None
@@ -186,11 +187,11 @@ class Updates:
         if changed and self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._fan_out, changed)
 
-    def _fan_out(self, changed: dict[str, dict | None]) -> None:
+    def _fan_out(self, changed: dict[str, JobStatus | None]) -> None:
         """On the event loop: wake every subscriber of each changed job; an ended job drops its subscribers."""
         with self._lock:
             for job_id, status in changed.items():
                 for subscriber in self._subscribers.get(job_id, ()):
                     subscriber.push(status)
-                if status is None or status["status"] in TERMINAL:
+                if status is None or not status.active:
                     self._subscribers.pop(job_id, None)
