@@ -290,8 +290,8 @@ def serve_baseline() -> None:
             except ApiError:
                 continue
             items.append(
-                f'<li data-status="{s["status"]}"><progress max="1" value="{s["progress"]:.3f}"></progress> '
-                f"{s['status']} {s['progress'] * 100:.0f}%</li>"
+                f'<li data-status="{s.status}"><progress max="1" value="{s.progress:.3f}"></progress> '
+                f"{s.status} {s.progress * 100:.0f}%</li>"
             )
         return "<ul>" + "".join(items) + "</ul>", current, gr.Timer(active=True)
 
