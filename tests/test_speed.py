@@ -29,6 +29,8 @@ def test_a_checkpoint_setting_beats_its_backend_which_beats_the_default() -> Non
     assert Settings.from_env({}).speed_for("wan", "2.1-14b", "cpu") == ()
     with pytest.raises(SystemExit, match="DAILIES_SPEED_MOCHI: unknown speed feature 'turbo'"):
         Settings.from_env({"DAILIES_SPEED_MOCHI": "compile,turbo"})
+    with pytest.raises(SystemExit, match="compile and fp8 do not work together"):
+        Settings.from_env({"DAILIES_SPEED": "compile,fp8"})
 
 
 @pytest.mark.models
