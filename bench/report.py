@@ -55,7 +55,7 @@ def rows() -> list[tuple[str, str, str]]:
                 duty["command"],
             )
         )
-    if pages := pages_result():
+    for pages in filter(None, (load("pages"), load("pages_quick"))):
         held = [p["pages"] for p in pages["ours"] if (p["update_delay_p99_s"] or 0) <= 1.0]
         rest, alone = pages.get("rest_of_app_at_target", {}), pages.get("rest_of_app_no_pages", {})
         meanwhile = ", ".join(
