@@ -138,6 +138,7 @@ def public_generation(row: GenerationRow, urls: dict[str, str]) -> dict[str, Any
     return {
         **{k: v for k, v in row.items() if k not in ("params", "timings", "video_path", "file_name")},
         "seed": row_seed(row),
+        "has_audio": row.get("has_audio", False),  # rows stored before sound have none
         "params": json.loads(row["params"]),
         "timings": json.loads(row["timings"]),
         **urls,

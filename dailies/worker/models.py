@@ -296,7 +296,7 @@ def generate(backend: LocalModelBackend, request: JobSpec, progress: Progress, c
         torch.cuda.reset_peak_memory_stats()
     try:
         with torch.inference_mode():
-            output = loaded.pipe(**args).frames
+            output = backend.run(loaded.pipe, args, request, checkpoint)
     except torch.OutOfMemoryError:
         _free_memory(device)
         raise GenerationError(
@@ -308,7 +308,8 @@ def generate(backend: LocalModelBackend, request: JobSpec, progress: Progress, c
         raise Cancelled()
     generate_s = time.monotonic() - started
     progress(0.95, "encoding")
-    frames = to_uint8(np.asarray(output)[0])
+    frames = to_uint8(np.asarray(output.frames)[0])
+    sound = backend.sound(loaded.pipe, output, request)
     extra = {
         "timings": {"load_s": round(loaded.load_s if fresh else 0.0, 3), "generate_s": round(generate_s, 3)},
         "device": device,
@@ -321,7 +322,7 @@ def generate(backend: LocalModelBackend, request: JobSpec, progress: Progress, c
     if device == "cuda":
         extra["peak_vram_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return Video(
-        mp4=encode_mp4(frames, request.fps),
+        mp4=encode_mp4(frames, request.fps, sound),
         poster=poster_jpeg(frames[len(frames) // 2]),
         model=model_label(backend.weights(checkpoint, mode)),
         width=frames.shape[2],
@@ -329,6 +330,7 @@ def generate(backend: LocalModelBackend, request: JobSpec, progress: Progress, c
         num_frames=len(frames),
         fps=request.fps,
         extra=extra,
+        has_audio=sound is not None,
     )
 
 
