@@ -110,6 +110,14 @@ def test_every_open_checkpoint_has_its_gpu_cost() -> None:
                 assert (backend.name, checkpoint.name) in zerogpu.COSTS, (backend.name, checkpoint.name)
 
 
+def test_the_gpu_process_never_compiles() -> None:
+    # torch.compile is on by default on a GPU elsewhere; ZeroGPU does not support it.
+    for env in ({}, {"DAILIES_SPEED": "compile,attention,step_cache"}, {"DAILIES_SPEED_WAN": "compile"}):
+        speed = zerogpu.gpu_settings(Settings.from_env(env)).speed_for("wan", "2.1-14b", "cuda")
+        assert "compile" not in speed
+    assert zerogpu.gpu_settings(SETTINGS).speed_for("wan", "2.1-14b", "cuda") == ("attention",)
+
+
 def test_the_duration_asked_for_follows_frames_size_steps_and_checkpoint() -> None:
     ltx = backends.get("ltx-video", SETTINGS)
     wan = backends.get("wan", SETTINGS)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from dailies.app import zerogpu
 from dailies.app.errors import ApiError
 from dailies.app.index import PAGE_MAX, GalleryQuery
+from dailies.app.jobs import JobStatus
 from dailies.app.service import Service
 
 BODY_MAX = 16 * 1024 * 1024
@@ -55,6 +57,12 @@ async def _redis_error(_: Request, exc: RedisError) -> JSONResponse:
 ERROR_HANDLERS = {ApiError: _api_error, RequestValidationError: _validation_error, RedisError: _redis_error}
 
 
+async def server_sent(statuses: AsyncIterator[JobStatus | None]) -> AsyncIterator[str]:
+    """Each status as a `status` event (the last one is the job's end); None as a keep-alive comment."""
+    async for status in statuses:
+        yield ": keep-alive\n\n" if status is None else f"event: status\ndata: {json.dumps(status.to_json())}\n\n"
+
+
 def router(service: Service) -> APIRouter:
     api = APIRouter(prefix="/api/v1")
 
@@ -86,6 +94,15 @@ def router(service: Service) -> APIRouter:
     @api.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict:
         return service.jobs.status(job_id).to_json()
+
+    @api.get("/jobs/{job_id}/events")
+    async def job_events(job_id: str) -> StreamingResponse:
+        """Server-sent events: the status now, then each change, until the job ends."""
+        return StreamingResponse(
+            server_sent(await service.updates.follow(job_id)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @api.post("/jobs/{job_id}/cancel", status_code=202)
     def cancel(job_id: str) -> dict:

@@ -122,7 +122,7 @@ class Jobs:
         queue.enqueue_call(
             RUNNER, args=(spec,), job_id=job_id, timeout=self.settings.job_timeout, result_ttl=600, failure_ttl=JOB_TTL
         )
-        return {"id": job_id, "status": "queued", "position": self._position(name, job_id), "seed": spec.seed}
+        return {"id": job_id, "status": "queued", "position": self._positions([(name, job_id)])[0], "seed": spec.seed}
 
     def take_in_request(self, job_id: str) -> JobSpec | None:
         """The spec of a job just accepted to run in this request (ZeroGPU), once; None for a queued job."""
@@ -149,16 +149,43 @@ class Jobs:
         if Queue(keys.queue_name(backend), connection=self.redis).count >= self.settings.queue_max:
             raise ApiError(429, "queue_full", "the queue for this backend is full; try again in a few minutes")
 
-    def _position(self, backend: str, job_id: str) -> int:
-        """Jobs ahead of this one in its queue (0: next to run, or being picked up by a worker)."""
-        return self.redis.lpos(Queue(keys.queue_name(backend), connection=self.redis).key, job_id) or 0
+    def _positions(self, queued: list[tuple[str, str]]) -> list[int]:
+        """Jobs ahead of each (backend, job id) in its queue (0: next to run, or being picked up by a worker)."""
+        if not queued:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for backend, job_id in queued:
+                pipe.lpos(Queue.redis_queue_namespace_prefix + keys.queue_name(backend), job_id)
+            return [p or 0 for p in pipe.execute()]
 
     def status(self, job_id: str) -> JobStatus:
-        raw = keys.decode(self.redis.hgetall(keys.job(job_id))) if valid_id(job_id) else {}
-        if not raw:
+        found = self.statuses([job_id]).get(job_id)
+        if found is None:
             raise ApiError(404, "not_found", f"no job {job_id!r}")
-        status = raw["status"]
+        return found
+
+    def statuses(self, job_ids: list[str]) -> dict[str, JobStatus]:
+        """The status of each job that exists, in two Redis round trips however many are asked for."""
+        ids = [j for j in job_ids if valid_id(j)]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(keys.job(job_id))
+                pipe.hget(Job.key_for(job_id), "status")
+            replies = pipe.execute()
+        found = {
+            job_id: (keys.decode(raw), rq.decode() if rq else None)
+            for job_id, raw, rq in zip(ids, replies[::2], replies[1::2], strict=True)
+            if raw
+        }
+        queued = [j for j, (raw, _) in found.items() if raw["status"] == "queued"]
+        positions = dict(zip(queued, self._positions([(found[j][0]["backend"], j) for j in queued]), strict=True))
         now = time.time()
+        return {j: self._describe(j, raw, rq, positions.get(j), now) for j, (raw, rq) in found.items()}
+
+    def _describe(
+        self, job_id: str, raw: dict[str, str], rq_status: str | None, position: int | None, now: float
+    ) -> JobStatus:
+        status = raw["status"]
         # A hosted job between polls runs no RQ job; its heartbeat is the due time of its next poll.
         last_beat = float(raw.get("heartbeat", now))
         hosted = "remote" in raw
@@ -168,7 +195,7 @@ class Jobs:
         allowed = STALE_BEATS * self.settings.heartbeat_s + (POLL_LEASE_S if hosted or in_request else 0)
         silent = (status == "running" or in_request) and status not in TERMINAL and now - last_beat > allowed
         on_queue = not (hosted or in_request)
-        if silent or (status not in TERMINAL and on_queue and self._rq_status(job_id) in ("failed", "stopped", None)):
+        if silent or (status not in TERMINAL and on_queue and rq_status in ("failed", "stopped", None)):
             # The worker died (or the job expired) without writing an end state.
             status = "failed"
             raw.setdefault("error", "the worker stopped while running this job; please submit it again")
@@ -179,7 +206,8 @@ class Jobs:
         eta = elapsed * (1 - progress) / progress if status == "running" and progress >= 0.02 else None
         request = json.loads(raw["request"])
         # Queued: our queue; running on a hosted backend: the provider's queue, when it says.
-        position = self._position(raw["backend"], job_id) if status == "queued" else _int(raw.get("remote_position"))
+        if status != "queued":
+            position = _int(raw.get("remote_position"))
         return JobStatus(
             id=job_id,
             status=status,
@@ -194,10 +222,6 @@ class Jobs:
             error=raw.get("error") if status == "failed" else None,
             result=json.loads(raw["result"]) if status == "succeeded" else None,
         )
-
-    def _rq_status(self, job_id: str) -> str | None:
-        raw = self.redis.hget(Job.key_for(job_id), "status")
-        return raw.decode() if raw else None
 
     def cancel(self, job_id: str) -> dict:
         status = self.status(job_id).status

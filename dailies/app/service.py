@@ -20,6 +20,7 @@ from dailies.app.errors import ApiError
 from dailies.app.index import GalleryQuery, Index
 from dailies.app.jobs import Jobs
 from dailies.app.storage import Storage
+from dailies.app.updates import Updates
 from dailies.contract import keys
 from dailies.contract.settings import Settings
 
@@ -37,6 +38,7 @@ class Service:
     jobs: Jobs = field(init=False)
     collector: Collector = field(init=False)
     storage: Storage = field(init=False)
+    updates: Updates = field(init=False)
     _workers: tuple[float, list[dict]] = (0.0, [])
 
     def __post_init__(self) -> None:
@@ -45,14 +47,17 @@ class Service:
         if self.index.count() == 0:
             self.index.add(self.dataset.rows())
         self.jobs = Jobs(self.redis, self.settings, self.availability, zerogpu.runs_in_request)
+        self.updates = Updates(self.jobs)
         self.storage = Storage(self.settings, self.dataset, self.index)
         self.collector = Collector(self.redis, self.dataset, self.index, on_row=self.storage.on_row)
 
     def start(self) -> None:
         self.storage.start()
         self.collector.start()
+        self.updates.start()
 
     def stop(self) -> None:
+        self.updates.stop()
         self.collector.stop()
         self.storage.stop()
 
@@ -125,6 +130,7 @@ class Service:
             "redis": {"ok": redis_ok, "embedded": self.embedded},
             "workers": workers,
             "collector": {"running": self.collector.running},
+            "updates": {"watched_jobs": self.updates.watched},
             **self.storage.health(),
             "generations": self.index.count(),
         }

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextvars import copy_context
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -34,7 +34,7 @@ import backends
 from backends.base import Availability, Backend, Cancelled, GenerationError, Video
 from backends.local_model import NO_GPU
 from dailies.contract import keys
-from dailies.contract.settings import Settings
+from dailies.contract.settings import SAME_PICTURE, Settings, speed_env_name
 from dailies.contract.spec import JobSpec
 from dailies.worker.runner import JobReporter, hand_back
 
@@ -150,6 +150,15 @@ def estimate_note(spec: JobSpec, backend: Backend) -> str:
     )
 
 
+def gpu_settings(settings: Settings) -> Settings:
+    """The settings the GPU process runs with: never `compile` (ZeroGPU does not support
+    torch.compile, on by default on a GPU elsewhere), the other speed features as set."""
+    speed = dict(settings.speed)
+    speed.setdefault(speed_env_name(), SAME_PICTURE)
+    kept = tuple(sorted((name, tuple(f for f in features if f != "compile")) for name, features in speed.items()))
+    return replace(settings, speed=kept)
+
+
 # -- the GPU side (a child process forked by `spaces`) --------------------------------------
 
 
@@ -246,7 +255,7 @@ def run(redis: Any, settings: Settings, spec: JobSpec) -> Iterator[tuple[float, 
     started = time.time()
     state = GpuEvent("progress", 0.0, "waiting for a GPU")
     redis.hset(key, mapping={"status": "running", "started": started, "heartbeat": started, "message": state.message})
-    events = (_on_xlarge if gpu_size(spec) == "xlarge" else _on_large)(spec, settings)
+    events = (_on_xlarge if gpu_size(spec) == "xlarge" else _on_large)(spec, gpu_settings(settings))
     ended = False
     try:
         for event in events:

@@ -58,7 +58,7 @@ class Form:
 
     def submitted(self, jobs: job_list.JobList) -> list[gr.components.Component]:
         """What `submit` sets, in its order."""
-        return [self.error, jobs.my_jobs, jobs.timer]
+        return [self.error, jobs.my_jobs, jobs.listing]
 
     @property
     def filled_by_recipe(self) -> list[gr.components.Component]:
@@ -173,13 +173,14 @@ def request_body(
 
 
 def submit(service: Service, client: str, body: dict[str, Any], jobs: list[str] | None) -> tuple:
-    """Queue the job: (error line, tracked job ids, timer)."""
+    """Queue the job: (error line, tracked job ids, the list the page follows)."""
     try:
         answer = service.jobs.submit(body, client)
     except ApiError as exc:
         field = f" ({exc.field})" if exc.field else ""
         return f"**Not queued{field}:** {html.escape(exc.message)}", jobs, gr.skip()
-    return "", job_list.track(jobs, answer["id"]), gr.Timer(active=True)
+    tracked = job_list.track(jobs, answer["id"])
+    return "", tracked, job_list.listing_html(tracked)
 
 
 def param_input(p: Param, value: Any, key: str) -> gr.components.Component:
