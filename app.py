@@ -2,13 +2,16 @@
 
 With `REDIS_URL` unset it also runs its own redis-server and one worker serving every backend
 usable on this machine; both stop when the app stops. With `REDIS_URL` set it starts neither:
-run `python worker.py --backends ...` wherever the models (or keys) are.
+run `python worker.py --backends ...` wherever the models (or keys) are. On a ZeroGPU Space
+(`SPACES_ZERO_GPU=true`) the open models run in the visitors' own requests instead of on a worker
+(dailies/app/zerogpu.py), and the app is served through Gradio's launch.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -17,9 +20,10 @@ import gradio as gr  # noqa: E402
 import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
+from starlette.routing import Mount  # noqa: E402
 
 import backends  # noqa: E402
-from dailies.app import api, embedded, page  # noqa: E402
+from dailies.app import api, embedded, page, zerogpu  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
 from dailies.app.supervisor import Reaper, Supervisor, reconnecting  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
@@ -28,21 +32,52 @@ STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("dailies.app")
 
 
+def app_kwargs(service: Service) -> dict:
+    """The FastAPI app's own part: /api/v1, /media (the dataset folder), /static and the JSON errors."""
+    return {
+        "title": "Dailies",
+        "docs_url": "/api/docs",
+        "openapi_url": "/api/openapi.json",
+        "redoc_url": None,
+        "exception_handlers": api.ERROR_HANDLERS,
+        "routes": [
+            *api.router(service).routes,
+            *api.media(service).routes,
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ],
+    }
+
+
+def page_kwargs(service: Service) -> dict:
+    return {
+        "allowed_paths": [str(service.dataset.root)],
+        "css_paths": [STATIC / "dailies.css", STATIC / "gallery.css"],
+        "footer_links": ["api"],
+    }
+
+
 def create_app(service: Service) -> FastAPI:
-    """The FastAPI app: /api/v1, /media (the dataset folder) and the Gradio page at /."""
-    app = FastAPI(title="Dailies", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
-    api.install_error_handlers(app)
-    app.include_router(api.router(service))
-    app.include_router(api.media(service))
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    """The FastAPI app with the Gradio page mounted at /."""
+    return gr.mount_gradio_app(FastAPI(**app_kwargs(service)), page.build(service), path="", **page_kwargs(service))
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def launch_on_zerogpu(service: Service) -> None:
+    """ZeroGPU hooks `Blocks.launch` (its start-up report to the scheduler), which mounting never calls:
+    there the same app is served by Gradio's own launch, our routes first."""
     demo = page.build(service)
-    return gr.mount_gradio_app(
-        app,
-        demo,
-        path="",
-        allowed_paths=[str(service.dataset.root)],
-        css_paths=[STATIC / "dailies.css", STATIC / "gallery.css"],
-        footer_links=["api"],
+    # On ZeroGPU Gradio's queue defaults to one waiting event; the per-visitor limits are ours.
+    demo.queue(max_size=service.settings.queue_max)
+    # Gradio blocks until KeyboardInterrupt: make SIGTERM one, so the app still stops its children.
+    signal.signal(signal.SIGTERM, _interrupt)
+    demo.launch(
+        server_name=service.settings.server_name,
+        server_port=service.settings.server_port,
+        app_kwargs=app_kwargs(service),
+        **page_kwargs(service),
     )
 
 
@@ -52,7 +87,8 @@ def start(settings: Settings) -> tuple[Service, Supervisor | None]:
     supervisor = None
     redis_url = settings.redis_url
     if redis_url is None:
-        usable = backends.usable_names(settings)
+        # On ZeroGPU the open models run in the visitors' requests, not on a worker.
+        usable = [n for n in backends.usable_names(settings) if not zerogpu.runs_in_request(backends.get(n, settings))]
         supervisor = Supervisor(settings.data_dir, usable)
         redis_url = supervisor.url
         log.info("embedded Redis and a worker for: %s", ", ".join(usable))
@@ -70,6 +106,9 @@ def main() -> None:
     settings = Settings.from_env()
     service, supervisor = start(settings)
     try:
+        if zerogpu.enabled():
+            launch_on_zerogpu(service)
+            return
         uvicorn.run(
             create_app(service),
             host=settings.server_name,

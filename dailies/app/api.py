@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dailies.app import zerogpu
 from dailies.app.errors import ApiError
 from dailies.app.index import PAGE_MAX, GalleryQuery
+from dailies.app.jobs import JobStatus
 from dailies.app.service import Service
 from dailies.app.visitors import Whoami
 
@@ -33,32 +36,40 @@ class AsciiJSONResponse(JSONResponse):
         return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> Response:
-        return exc.response()
+async def _api_error(_: Request, exc: ApiError) -> Response:
+    return exc.response()
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {}
-        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-        return ApiError(422, "invalid_field", str(first.get("msg", "invalid request")), field).response()
 
-    @app.exception_handler(RedisError)
-    async def redis_error(_: Request, exc: RedisError) -> Response:
-        log.error("redis unavailable: %s", exc)
-        return ApiError(503, "unavailable", "the job queue is unavailable; try again shortly", retry_after=5).response()
+async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+    first = exc.errors()[0] if exc.errors() else {}
+    field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+    return ApiError(422, "invalid_field", str(first.get("msg", "invalid request")), field).response()
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        # Starlette's own answers (405, 404 outside /api/v1) in our error shape.
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-        return ApiError(exc.status_code, code, str(exc.detail)).response()
 
-    @app.exception_handler(Exception)
-    async def internal_error(_: Request, exc: Exception) -> Response:
-        log.error("unexpected error answering a request", exc_info=exc)
-        return ApiError(500, "internal_error", "something went wrong on our side; it has been logged").response()
+async def _redis_error(_: Request, exc: RedisError) -> Response:
+    log.error("redis unavailable: %s", exc)
+    return ApiError(503, "unavailable", "the job queue is unavailable; try again shortly", retry_after=5).response()
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+    # Starlette's own answers (405, 404 outside /api/v1) in our error shape.
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    return ApiError(exc.status_code, code, str(exc.detail)).response()
+
+
+async def _internal_error(_: Request, exc: Exception) -> Response:
+    log.error("unexpected error answering a request", exc_info=exc)
+    return ApiError(500, "internal_error", "something went wrong on our side; it has been logged").response()
+
+
+# FastAPI's `exception_handlers`: every error answers `{"error": ...}`, never a traceback.
+ERROR_HANDLERS = {
+    ApiError: _api_error,
+    RequestValidationError: _validation_error,
+    RedisError: _redis_error,
+    StarletteHTTPException: _http_error,
+    Exception: _internal_error,
+}
 
 
 async def json_only(request: Request) -> None:
@@ -90,6 +101,12 @@ async def read_json(request: Request) -> Any:
         raise ApiError(400, "bad_json", "the body is not valid JSON") from None
 
 
+async def server_sent(statuses: AsyncIterator[JobStatus | None]) -> AsyncIterator[str]:
+    """Each status as a `status` event (the last one is the job's end); None as a keep-alive comment."""
+    async for status in statuses:
+        yield ": keep-alive\n\n" if status is None else f"event: status\ndata: {json.dumps(status.to_json())}\n\n"
+
+
 def router(service: Service) -> APIRouter:
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(json_only)], default_response_class=AsciiJSONResponse)
     whoami = Whoami()
@@ -102,11 +119,25 @@ def router(service: Service) -> APIRouter:
     async def submit(request: Request) -> JSONResponse:
         body = await read_json(request)
         visitor = await run_in_threadpool(whoami.visitor, request, service.settings)
-        return AsciiJSONResponse(await run_in_threadpool(service.jobs.submit, body, visitor), status_code=202)
+        answer = await run_in_threadpool(service.jobs.submit, body, visitor)
+        spec = service.jobs.take_in_request(answer["id"])
+        if spec is not None:
+            # ZeroGPU: the GPU is lent to this request's visitor, so the job runs now, as them.
+            zerogpu.run_for_api(service.redis, service.settings, spec, request)
+        return AsciiJSONResponse(answer, status_code=202)
 
     @api.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict:
         return service.jobs.status(job_id).to_json()
+
+    @api.get("/jobs/{job_id}/events")
+    async def job_events(job_id: str) -> StreamingResponse:
+        """Server-sent events: the status now, then each change, until the job ends."""
+        return StreamingResponse(
+            server_sent(await service.updates.follow(job_id)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @api.post("/jobs/{job_id}/cancel", status_code=202)
     def cancel(job_id: str) -> dict:

@@ -5,6 +5,10 @@ queued -> running -> succeeded | failed | canceled; the app writes queued, cance
 job still in the queue) and succeeded (once the collector has stored the result); the worker
 writes running, progress, failed and canceled. Cancellation of a running job is a separate
 flag the backend checks between steps.
+
+On a ZeroGPU Space an open-model job is recorded the same way (with `runner: request`) but not
+queued: the caller takes its spec and runs it in the visitor's request (dailies/app/zerogpu.py),
+which then writes what a worker would.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dailies.contract.settings import Settings
 from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, RUNNER, STALE_BEATS, TERMINAL, JobSpec, valid_id
 
 UNAVAILABLE_RETRY_S = 30
+IN_REQUEST = "request"  # the `runner` of a job that runs in the visitor's request (ZeroGPU)
 
 
 def _int(value: str | None) -> int | None:
@@ -62,11 +67,19 @@ class JobStatus:
 
 
 class Jobs:
-    def __init__(self, redis: Redis, settings: Settings, availability: Callable[[Backend], Availability]) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        availability: Callable[[Backend], Availability],
+        in_request: Callable[[Backend], bool] = lambda backend: False,
+    ) -> None:
         self.redis = redis
         self.settings = settings
         self.availability = availability
         self.limits = Limits(redis, settings.queue_max, settings.heartbeat_s)
+        self.in_request = in_request  # ZeroGPU: open models run in the visitor's request, not on the queue
+        self._in_request: dict[str, JobSpec] = {}
 
     def submit(self, body: Any, visitor: Visitor) -> dict:
         name = body.get("backend") if isinstance(body, dict) else None
@@ -93,53 +106,96 @@ class Jobs:
                 "backend",
                 UNAVAILABLE_RETRY_S,
             )
+        here = self.in_request(backend)
         job_id = spec.id
         self.limits.reserve(visitor.key, name, job_id, quota_for(visitor, self.settings))
         try:
-            self._enqueue(spec)
+            self._enqueue(spec, here)
         except BaseException:
             self.limits.release(visitor.key, name, job_id)
             raise
-        return {"id": job_id, "status": "queued", "position": self._position(name, job_id), "seed": spec.seed}
+        if here:
+            # No queue: the caller takes the spec and runs it inside the visitor's request.
+            self._in_request[job_id] = spec
+            return {"id": job_id, "status": "queued", "position": 0, "seed": spec.seed}
+        return {"id": job_id, "status": "queued", "position": self._positions([(name, job_id)])[0], "seed": spec.seed}
 
-    def _enqueue(self, spec: JobSpec) -> None:
-        queue = Queue(keys.queue_name(spec.backend), connection=self.redis)
+    def _enqueue(self, spec: JobSpec, here: bool) -> None:
+        now = time.time()
         with self.redis.pipeline() as pipe:
             pipe.hset(
                 keys.job(spec.id),
                 mapping={
                     "status": "queued",
                     "backend": spec.backend,
-                    "created": time.time(),
+                    "created": now,
                     "progress": 0,
                     "request": json.dumps(spec.recipe()),
+                    **({"runner": IN_REQUEST, "heartbeat": now} if here else {}),
                 },
             )
             pipe.expire(keys.job(spec.id), JOB_TTL)
             pipe.execute()
+        if here:
+            return
         # Our hash exists before the job can reach a worker.
-        queue.enqueue_call(
+        Queue(keys.queue_name(spec.backend), connection=self.redis).enqueue_call(
             RUNNER, args=(spec,), job_id=spec.id, timeout=self.settings.job_timeout, result_ttl=600, failure_ttl=JOB_TTL
         )
 
-    def _position(self, backend: str, job_id: str) -> int:
-        """Jobs ahead of this one in its queue (0: next to run, or being picked up by a worker)."""
-        return self.redis.lpos(Queue(keys.queue_name(backend), connection=self.redis).key, job_id) or 0
+    def take_in_request(self, job_id: str) -> JobSpec | None:
+        """The spec of a job just accepted to run in this request (ZeroGPU), once; None for a queued job."""
+        return self._in_request.pop(job_id, None)
+
+    def _positions(self, queued: list[tuple[str, str]]) -> list[int]:
+        """Jobs ahead of each (backend, job id) in its queue (0: next to run, or being picked up by a worker)."""
+        if not queued:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for backend, job_id in queued:
+                pipe.lpos(Queue.redis_queue_namespace_prefix + keys.queue_name(backend), job_id)
+            return [p or 0 for p in pipe.execute()]
 
     def status(self, job_id: str) -> JobStatus:
-        raw = keys.decode(self.redis.hgetall(keys.job(job_id))) if valid_id(job_id) else {}
-        if not raw:
+        found = self.statuses([job_id]).get(job_id)
+        if found is None:
             raise ApiError(404, "not_found", f"no job {job_id!r}")
-        status = raw["status"]
+        return found
+
+    def statuses(self, job_ids: list[str]) -> dict[str, JobStatus]:
+        """The status of each job that exists, in two Redis round trips however many are asked for."""
+        ids = [j for j in job_ids if valid_id(j)]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(keys.job(job_id))
+                pipe.hget(Job.key_for(job_id), "status")
+            replies = pipe.execute()
+        found = {
+            job_id: (keys.decode(raw), rq.decode() if rq else None)
+            for job_id, raw, rq in zip(ids, replies[::2], replies[1::2], strict=True)
+            if raw
+        }
+        queued = [j for j, (raw, _) in found.items() if raw["status"] == "queued"]
+        positions = dict(zip(queued, self._positions([(found[j][0]["backend"], j) for j in queued]), strict=True))
         now = time.time()
+        return {j: self._describe(j, raw, rq, positions.get(j), now) for j, (raw, rq) in found.items()}
+
+    def _describe(
+        self, job_id: str, raw: dict[str, str], rq_status: str | None, position: int | None, now: float
+    ) -> JobStatus:
+        status = raw["status"]
         # A hosted job between polls runs no RQ job; its heartbeat is the due time of its next poll.
         last_beat = float(raw.get("heartbeat", now))
         hosted = "remote" in raw
+        in_request = raw.get("runner") == IN_REQUEST
         # A hosted poll step whose worker died is claimed again by another worker when its lease ends;
-        # a local job is run again by the app's reaper first (two rounds of grace for it).
-        allowed = (STALE_BEATS + (0 if hosted else 2)) * self.settings.heartbeat_s + (POLL_LEASE_S if hosted else 0)
-        silent = status == "running" and now - last_beat > allowed
-        if silent or (status not in TERMINAL and not hosted and self._rq_status(job_id) in ("failed", "stopped", None)):
+        # a job waiting for a ZeroGPU slot beats only once it has one; a local job on the queue is run
+        # again by the app's reaper first (two rounds of grace for it).
+        grace = POLL_LEASE_S if hosted or in_request else 2 * self.settings.heartbeat_s
+        allowed = STALE_BEATS * self.settings.heartbeat_s + grace
+        silent = (status == "running" or in_request) and status not in TERMINAL and now - last_beat > allowed
+        on_queue = not (hosted or in_request)
+        if silent or (status not in TERMINAL and on_queue and rq_status in ("failed", "stopped", None)):
             # The worker died (or the job expired) without writing an end state.
             status = "failed"
             raw.setdefault("error", "the worker stopped while running this job; please submit it again")
@@ -150,7 +206,8 @@ class Jobs:
         eta = elapsed * (1 - progress) / progress if status == "running" and progress >= 0.02 else None
         request = json.loads(raw["request"])
         # Queued: our queue; running on a hosted backend: the provider's queue, when it says.
-        position = self._position(raw["backend"], job_id) if status == "queued" else _int(raw.get("remote_position"))
+        if status != "queued":
+            position = _int(raw.get("remote_position"))
         return JobStatus(
             id=job_id,
             status=status,
@@ -165,10 +222,6 @@ class Jobs:
             error=raw.get("error") if status == "failed" else None,
             result=json.loads(raw["result"]) if status == "succeeded" else None,
         )
-
-    def _rq_status(self, job_id: str) -> str | None:
-        raw = self.redis.hget(Job.key_for(job_id), "status")
-        return raw.decode() if raw else None
 
     def cancel(self, job_id: str) -> dict:
         status = self.status(job_id).status

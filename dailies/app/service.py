@@ -13,6 +13,7 @@ from rq import Worker
 
 import backends
 from backends.base import Availability, Backend
+from dailies.app import zerogpu
 from dailies.app.collector import Collector
 from dailies.app.dataset import GenerationRow, LocalDataset, row_seed
 from dailies.app.errors import ApiError
@@ -20,6 +21,7 @@ from dailies.app.index import GalleryQuery, Index
 from dailies.app.jobs import Jobs
 from dailies.app.storage import Storage
 from dailies.app.supervisor import Supervisor
+from dailies.app.updates import Updates
 from dailies.contract import keys
 from dailies.contract.settings import Settings
 
@@ -37,6 +39,7 @@ class Service:
     jobs: Jobs = field(init=False)
     collector: Collector = field(init=False)
     storage: Storage = field(init=False)
+    updates: Updates = field(init=False)
     supervisor: Supervisor | None = None  # embedded mode: restarts a dead worker or Redis
     _workers: tuple[float, list[dict]] = (0.0, [])
 
@@ -45,15 +48,18 @@ class Service:
         self.index = Index(self.settings.index_path)
         if self.index.count() == 0:
             self.index.add(self.dataset.rows())
-        self.jobs = Jobs(self.redis, self.settings, self.availability)
+        self.jobs = Jobs(self.redis, self.settings, self.availability, zerogpu.runs_in_request)
+        self.updates = Updates(self.jobs)
         self.storage = Storage(self.settings, self.dataset, self.index)
         self.collector = Collector(self.redis, self.dataset, self.index, on_row=self.storage.on_row)
 
     def start(self) -> None:
         self.storage.start()
         self.collector.start()
+        self.updates.start()
 
     def stop(self) -> None:
+        self.updates.stop()
         self.collector.stop()
         self.storage.stop()
 
@@ -75,10 +81,12 @@ class Service:
 
     def availability(self, backend: Backend) -> Availability:
         """Usable when a worker serves its queue, or (embedded) the worker process is alive (it may
-        still be starting) and this machine can run it."""
+        still be starting) and this machine can run it, or ZeroGPU lends a GPU."""
         refused = self.redis.get(keys.misconfigured(backend.name))
         if refused:
             return Availability(False, f"misconfigured: {refused.decode()}")
+        if zerogpu.runs_in_request(backend):
+            return zerogpu.availability(backend)
         queue = keys.queue_name(backend.name)
         # Look again (at most a few times a second) before saying no: a worker may just have started.
         served = any(queue in w["queues"] for w in self.workers()) or any(
@@ -128,6 +136,7 @@ class Service:
             "workers": workers,
             **({"supervisor": self.supervisor.health()} if self.supervisor else {}),
             "collector": {"running": self.collector.running},
+            "updates": {"watched_jobs": self.updates.watched},
             **self.storage.health(),
             "generations": self.index.count(),
         }
@@ -138,6 +147,7 @@ def public_generation(row: GenerationRow, urls: dict[str, str]) -> dict[str, Any
     return {
         **{k: v for k, v in row.items() if k not in ("params", "timings", "video_path", "file_name")},
         "seed": row_seed(row),
+        "has_audio": row.get("has_audio", False),  # rows stored before sound have none
         "params": json.loads(row["params"]),
         "timings": json.loads(row["timings"]),
         **urls,

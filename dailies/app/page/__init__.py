@@ -13,8 +13,9 @@ from typing import Any
 
 import gradio as gr
 
+from dailies.app import zerogpu
 from dailies.app.errors import ApiError
-from dailies.app.page import detail, gallery, generate, job_list
+from dailies.app.page import detail, gallery, generate, job_list, on_zerogpu
 from dailies.app.service import Service
 from dailies.contract.spec import valid_id
 
@@ -33,6 +34,8 @@ def build(service: Service) -> gr.Blocks:
             with gr.Tab("Gallery", id="gallery"):
                 grid, view = gallery.layout(detail.layout)
         generate.wire(service, form, jobs)
+        if zerogpu.enabled():
+            on_zerogpu.wire(service, demo, form, jobs)
         job_list.wire(service, demo, jobs)
         gallery.wire(service, tabs, grid)
         detail.wire(service, grid.grid, view)

@@ -45,12 +45,13 @@ def cards_html(items: list[dict[str, Any]]) -> str:
     cards = []
     for g in items:
         prompt = html.escape(g["prompt"])
+        sound = '<span class="dailies-card-sound" title="with sound">♪ sound</span>' if g["has_audio"] else ""
         cards.append(
             f'<button type="button" class="dailies-card" data-id="{g["id"]}" '
             f'data-video="{html.escape(g["video_url"])}" title="{prompt}">'
             f'<img src="{html.escape(g["poster_url"])}" loading="lazy" decoding="async" alt="" '
             f'width="{g["width"]}" height="{g["height"]}">'
-            f'<span class="dailies-card-meta">{html.escape(g["backend"])} · {g["duration_s"]:g} s</span>'
+            f'<span class="dailies-card-meta">{html.escape(g["backend"])} · {g["duration_s"]:g} s</span>{sound}'
             f'<span class="dailies-card-prompt">{html.escape(g["prompt"][:140])}</span></button>'
         )
     return f'<div class="dailies-grid">{"".join(cards)}</div>'

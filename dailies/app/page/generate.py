@@ -16,6 +16,7 @@ import gradio as gr
 
 import backends
 from backends.base import Backend, Param
+from dailies.app import zerogpu
 from dailies.app.errors import ApiError
 from dailies.app.page import job_list
 from dailies.app.service import Service
@@ -38,6 +39,26 @@ class Form:
     submit: gr.Button
     cancel: gr.Button
     error: gr.Markdown
+    gpu_estimate: gr.Markdown  # on ZeroGPU only: the GPU time a job will ask for
+
+    @property
+    def as_body(self) -> list[gr.components.Component]:
+        """What `request_body` takes, in its order."""
+        return [
+            self.prompt,
+            self.negative,
+            self.backend,
+            self.duration,
+            self.width,
+            self.height,
+            self.random_seed,
+            self.seed,
+            self.params,
+        ]
+
+    def submitted(self, jobs: job_list.JobList) -> list[gr.components.Component]:
+        """What `submit` sets, in its order."""
+        return [self.error, jobs.my_jobs, jobs.listing]
 
     @property
     def filled_by_recipe(self) -> list[gr.components.Component]:
@@ -152,13 +173,14 @@ def request_body(
 
 
 def submit(service: Service, visitor: Visitor, body: dict[str, Any], jobs: list[str] | None) -> tuple:
-    """Queue the job: (error line, tracked job ids, timer)."""
+    """Queue the job: (error line, tracked job ids, the list the page follows)."""
     try:
         answer = service.jobs.submit(body, visitor)
     except ApiError as exc:
         field = f" ({exc.field})" if exc.field else ""
         return f"**Not queued{field}:** {html.escape(exc.message)}", jobs, gr.skip()
-    return "", job_list.track(jobs, answer["id"]), gr.Timer(active=True)
+    tracked = job_list.track(jobs, answer["id"])
+    return "", tracked, job_list.listing_html(tracked)
 
 
 def param_input(p: Param, value: Any, key: str) -> gr.components.Component:
@@ -222,11 +244,12 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList]:
                 submit_button = gr.Button("Generate", variant="primary", elem_id="submit")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
             error = gr.Markdown("", elem_id="submit-error")
+            gpu_estimate = gr.Markdown("", elem_id="gpu-estimate", visible=zerogpu.enabled())
         with gr.Column(scale=2):
             jobs = job_list.layout()
     form = Form(
         prompt, negative, backend, note, duration, width, height, random_seed, seed, params, version,
-        submit_button, cancel, error,
+        submit_button, cancel, error, gpu_estimate,
     )  # fmt: skip
     return form, jobs
 
@@ -268,16 +291,10 @@ def wire(service: Service, form: Form, jobs: job_list.JobList) -> None:
         visitor = of_page(request.request, profile and profile.username, settings)
         return submit(service, visitor, body, tracked)
 
-    form.submit.click(
-        do_submit,
-        [
-            form.prompt, form.negative, form.backend, form.duration, form.width, form.height,
-            form.random_seed, form.seed, form.params, jobs.my_jobs,
-        ],
-        [form.error, jobs.my_jobs, jobs.timer],
-        api_name="submit",
-        queue=False,
-    )  # fmt: skip
+    if not zerogpu.enabled():  # on ZeroGPU the Generate event also runs open models: on_zerogpu.py
+        form.submit.click(
+            do_submit, [*form.as_body, jobs.my_jobs], form.submitted(jobs), api_name="submit", queue=False
+        )
     form.cancel.click(
         lambda tracked: job_list.cancel_newest(service, tracked),
         jobs.my_jobs,

@@ -1,21 +1,26 @@
-"""The visitor's job list on the Generate tab: a timer polls their jobs and shows the latest video.
+"""The visitor's job list on the Generate tab, pushed: no timer, no polling.
 
-The job ids live in the visitor's browser (BrowserState), so the list survives a reload.
+Python renders only the ids to follow; the page's script (static/jobs.js) opens one
+EventSource per unfinished job on GET /api/v1/jobs/{id}/events (fed by the app's one update
+loop, dailies/app/updates.py) and draws each job from the status it is sent, the prompt as text.
+When it sees a job succeed it asks once for its video (`show_video`). The job ids live in the
+visitor's browser (BrowserState), so the list survives a reload.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
 from dailies.app.errors import ApiError
 from dailies.app.jobs import JobStatus
 from dailies.app.service import Service
+from dailies.contract.spec import valid_id
 
 MAX_TRACKED = 12
-TICK_S = 0.5
+JOBS_JS = (Path(__file__).resolve().parents[3] / "static" / "jobs.js").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -25,56 +30,35 @@ class JobList:
     video: gr.Video
     used_seed: gr.Textbox
     listing: gr.HTML
-    timer: gr.Timer
 
     @property
-    def tick_outputs(self) -> list[gr.components.Component]:
-        return [self.listing, self.video, self.used_seed, self.shown, self.timer]
+    def video_outputs(self) -> list[gr.components.Component]:
+        return [self.video, self.used_seed, self.shown]
 
 
-def job_html(job: JobStatus) -> str:
-    state = job.status
-    if state == "queued":
-        detail = f"queued, {job.position} ahead" if job.position else "queued, next to run"
-    elif state == "running":
-        eta = f", about {job.eta_s:.0f} s left" if job.eta_s is not None else ""
-        detail = f"running {job.progress * 100:.0f}%, {job.elapsed_s:.1f} s{eta}"
-    elif state == "succeeded" and job.result:
-        detail = f"done in {job.elapsed_s:.1f} s, seed {job.result['seed']}"
-    elif state == "failed":
-        detail = f"failed: {job.error}"
-    else:
-        detail = state
-    return (
-        f'<li class="dailies-job" data-status="{state}" data-id="{job.id}">'
-        f'<progress max="1" value="{job.progress:.3f}"></progress> '
-        f'<span class="dailies-job-status">{html.escape(detail)}</span> '
-        f'<span class="dailies-job-prompt">{html.escape(job.request["prompt"][:120])}</span></li>'
-    )
+def listing_html(jobs: list[str] | None) -> str:
+    """The ids static/jobs.js follows (it draws the rows)."""
+    ids = " ".join(j for j in jobs or [] if valid_id(j))
+    return f'<ul class="dailies-jobs" data-ids="{ids}"></ul>'
+
+
+def show_video(service: Service, job_id: str, current: str) -> tuple:
+    """A job the page saw succeed: (video, seed, shown), unless a newer one is shown (ids sort by time)."""
+    skip = (gr.skip(),) * 3
+    if not valid_id(job_id) or job_id <= current:
+        return skip
+    try:
+        result = service.jobs.status(job_id).result
+    except ApiError:
+        return skip
+    row = service.index.get(result["generation_id"]) if result else None
+    if row is None:
+        return skip
+    return str(service.dataset.root / row["video_path"]), str(result["seed"]), job_id
 
 
 def statuses(service: Service, jobs: list[str] | None) -> list[JobStatus]:
-    found = []
-    for job_id in jobs or []:
-        try:
-            found.append(service.jobs.status(job_id))
-        except ApiError:
-            continue  # expired
-    return found
-
-
-def tick(service: Service, jobs: list[str] | None, current: str) -> tuple:
-    """The list, and the newest finished video unless it is already shown; the timer stops when idle."""
-    found = statuses(service, jobs)
-    timer = gr.Timer(active=any(s.active for s in found))
-    listing = "<ul class='dailies-jobs'>" + "".join(map(job_html, found)) + "</ul>" if found else ""
-    done = next((s.result for s in found if s.result), None)
-    if done is None or done["generation_id"] == current:
-        return listing, gr.skip(), gr.skip(), current, timer
-    generation_id = done["generation_id"]
-    row = service.index.get(generation_id)
-    path = str(service.dataset.root / row["video_path"]) if row else None
-    return listing, path, str(done["seed"]), generation_id, timer
+    return list(service.jobs.statuses([j for j in jobs or [] if valid_id(j)]).values())
 
 
 def cancel_newest(service: Service, jobs: list[str] | None) -> str:
@@ -97,21 +81,17 @@ def layout() -> JobList:
     """The right-hand column's components; `wire` attaches their events once the page exists."""
     return JobList(
         my_jobs=gr.BrowserState([], storage_key="dailies-jobs"),
-        shown=gr.State(""),  # generation id in the player, so ticks only send a new video once
+        shown=gr.State(""),  # the job whose video is in the player: only a newer one replaces it
         video=gr.Video(label="Latest video", elem_id="latest-video", autoplay=True, interactive=False),
         used_seed=gr.Textbox(label="Seed used", interactive=False, elem_id="used-seed"),
-        listing=gr.HTML("", elem_id="jobs"),
-        timer=gr.Timer(TICK_S, active=True),
+        listing=gr.HTML(listing_html([]), elem_id="jobs", js_on_load=JOBS_JS),
     )
 
 
 def wire(service: Service, demo: gr.Blocks, jobs: JobList) -> None:
-    for event in (jobs.timer.tick, demo.load):
-        event(
-            lambda ids, current: tick(service, ids, current),
-            [jobs.my_jobs, jobs.shown],
-            jobs.tick_outputs,
-            api_visibility="private",
-            queue=False,
-            show_progress="hidden",
-        )
+    demo.load(listing_html, jobs.my_jobs, jobs.listing, api_visibility="private", queue=False)
+
+    def picked(current: str, evt: gr.EventData) -> tuple:
+        return show_video(service, str((evt._data or {}).get("id", "")), current)
+
+    jobs.listing.click(picked, jobs.shown, jobs.video_outputs, api_visibility="private", queue=False)
