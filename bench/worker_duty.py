@@ -20,6 +20,7 @@ from rq import Queue
 
 from bench.common import record
 from dailies.app.jobs import Jobs
+from dailies.app.visitors import Visitor
 from dailies.contract import keys
 from dailies.contract.settings import Settings
 from tests.harness import Processes, base_env, start_redis_server, wait_for
@@ -50,7 +51,8 @@ def ours(procs: Processes, url: str, jobs: int, pace: float) -> dict[str, float]
     submit = Jobs(redis, Settings.from_env({}), availability=lambda b: b.availability())
     ids = [
         submit.submit(
-            {"prompt": f"duty {i}", "backend": "preview", "num_frames": 12, "width": 128, "height": 128}, f"bench-{i}"
+            {"prompt": f"duty {i}", "backend": "preview", "num_frames": 12, "width": 128, "height": 128},
+            Visitor(f"bench-{i}"),
         )["id"]
         for i in range(jobs)
     ]
