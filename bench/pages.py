@@ -336,7 +336,8 @@ def main() -> None:
         procs = Processes(tmp)
         try:
             procs.worker(redis_url)
-            app = start_app(procs, tmp, redis_url, DAILIES_USER_MAX_ACTIVE="1000000", DAILIES_QUEUE_MAX="1000000")
+            limits = {"DAILIES_USER_MAX_ACTIVE": "1000000", "DAILIES_USER_MAX_PER_HOUR": "1000000"}
+            app = start_app(procs, tmp, redis_url, DAILIES_QUEUE_MAX="1000000", **limits)
             baseline_url = start_baseline(procs, tmp, redis_url)
             tick = tick_ids(baseline_url)
             timings: dict[str, list[float]] = {"submit": [], "status": [], "gallery": []}
