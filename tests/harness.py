@@ -18,6 +18,12 @@ from redis import Redis
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def shared_data(name: str) -> Path | None:
+    """A file of the team's shared data folder (`shared/data/` beside the checkout, or beside a
+    folder above it), or None where this machine has none."""
+    return next((p for p in (parent / "shared" / "data" / name for parent in ROOT.parents) if p.is_file()), None)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -21,12 +21,12 @@ from backends.pyramid_flow.scheduler import PyramidFlowScheduler  # noqa: E402
 from backends.pyramid_flow.transformer import PyramidFluxTransformer  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
 from dailies.contract.spec import JobSpec  # noqa: E402
-from tests.conftest import ROOT  # noqa: E402
+from tests.harness import shared_data  # noqa: E402
 from tests.tiny_pyramid import FOLDERS, save_tiny_pyramid, tiny_transformer  # noqa: E402
 
 pytestmark = pytest.mark.pyramid
 
-MANIFEST = ROOT.parent.parent / "shared" / "data" / "pyramid-flow-miniflux-manifest.json"
+MANIFEST = shared_data("pyramid-flow-miniflux-manifest.json")
 SIZE = dict(height=64, width=64)
 
 
@@ -48,7 +48,7 @@ def generate(pipe: PyramidFlowPipeline, seed: int, **args):
     return pipe(generator=torch.Generator().manual_seed(seed), **args).frames
 
 
-@pytest.mark.skipif(not MANIFEST.exists(), reason="the shared manifest is not on this machine")
+@pytest.mark.skipif(MANIFEST is None, reason="the shared manifest is not on this machine")
 def test_published_configuration_builds_exactly_the_checkpoint_tensors() -> None:
     manifest = json.loads(MANIFEST.read_text())
     with torch.device("meta"):

@@ -21,13 +21,11 @@ from safetensors.torch import load_file, save_file
 
 from backends.pyramid_flow.vae import CausalVideoVAE
 from backends.pyramid_flow.weights import WEIGHTS_NAME
-from tests.conftest import ROOT
+from tests.harness import shared_data
 
 pytestmark = pytest.mark.pyramid
 
-# The project's shared data folder sits beside the main checkout, or two levels above a worktree.
-MANIFEST_PATH = Path("shared", "data", "pyramid-flow-miniflux-manifest.json")
-MANIFEST = next((p for p in (ROOT.parent / MANIFEST_PATH, ROOT.parent.parent / MANIFEST_PATH) if p.is_file()), None)
+MANIFEST = shared_data("pyramid-flow-miniflux-manifest.json")
 TINY = {
     "encoder_out_channels": 8,
     "decoder_in_channels": 8,
