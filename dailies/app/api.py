@@ -73,7 +73,9 @@ def router(service: Service) -> APIRouter:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiError(400, "bad_json", "the body is not valid JSON") from None
         user = client_id(request, service.settings.trust_forwarded)
-        return JSONResponse(await run_in_threadpool(service.jobs.submit, body, user), status_code=202)
+        # `backends: [...]` instead of `backend`: a comparison, one job per backend.
+        submit = service.groups.submit if isinstance(body, dict) and "backends" in body else service.jobs.submit
+        return JSONResponse(await run_in_threadpool(submit, body, user), status_code=202)
 
     @api.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict:
@@ -82,6 +84,10 @@ def router(service: Service) -> APIRouter:
     @api.post("/jobs/{job_id}/cancel", status_code=202)
     def cancel(job_id: str) -> dict:
         return service.jobs.cancel(job_id)
+
+    @api.get("/groups/{group_id}")
+    def group(group_id: str) -> dict:
+        return service.groups.status(group_id)
 
     @api.get("/generations")
     def generations(

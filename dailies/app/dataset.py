@@ -42,6 +42,7 @@ COLUMNS: dict[str, type] = {
     "params": str,
     "timings": str,
     "poster": str,
+    "group": str,
 }
 BATCH_MAX_ROWS = 500
 
@@ -90,6 +91,7 @@ def make_row(generation: dict[str, Any], video_name: str, poster_path: str) -> d
         "params": json.dumps(generation.get("params") or {}, sort_keys=True),
         "timings": json.dumps(generation.get("timings") or {}, sort_keys=True),
         "poster": poster_path,
+        "group": generation.get("group") or "",  # the comparison it was made in, "" for none
     }
     assert list(row) == list(COLUMNS)
     return row

@@ -24,7 +24,7 @@ from dailies.app.errors import ApiError
 from dailies.app.validation import validate
 from dailies.contract import keys
 from dailies.contract.settings import Settings
-from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, STALE_BEATS, TERMINAL, valid_id
+from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, STALE_BEATS, TERMINAL, JobSpec, valid_id
 
 RUNNER = "dailies.worker.runner.run"
 
@@ -40,6 +40,12 @@ class Jobs:
         self.availability = availability
 
     def submit(self, body: Any, user: str) -> dict:
+        spec = self.prepare(body)
+        self.check_limits(user, [spec.backend])
+        return self.enqueue(spec, user)
+
+    def prepare(self, body: Any) -> JobSpec:
+        """The validated job for a usable backend, or ApiError; nothing is written."""
         name = body.get("backend") if isinstance(body, dict) else None
         if not isinstance(name, str) or name not in backends.BACKEND_CLASSES:
             if not isinstance(body, dict):
@@ -53,8 +59,11 @@ class Jobs:
             raise ApiError(
                 503, "backend_unavailable", f"{backend.display_name} is unavailable: {availability.reason}", "backend"
             )
-        self._check_limits(user, name)
+        return spec
 
+    def enqueue(self, spec: JobSpec, user: str) -> dict:
+        """Queue a prepared job (after `check_limits`)."""
+        name = spec.backend
         job_id = spec.id
         queue = Queue(keys.queue_name(name), connection=self.redis)
         now = time.time()
@@ -79,9 +88,11 @@ class Jobs:
         )
         return {"id": job_id, "status": "queued", "position": self._position(name, job_id), "seed": spec.seed}
 
-    def _check_limits(self, user: str, backend: str) -> None:
+    def check_limits(self, user: str, names: list[str]) -> None:
+        """Room for one job on each of `names` (a comparison asks for several at once)."""
         key = keys.user(user)
         active = list(self.redis.smembers(key))
+        waiting = 0
         if active:
             with self.redis.pipeline() as pipe:
                 for job_id in active:
@@ -90,15 +101,18 @@ class Jobs:
             done = [j for j, s in zip(active, statuses, strict=True) if s is None or s.decode() in TERMINAL]
             if done:
                 self.redis.srem(key, *done)
-            if len(active) - len(done) >= self.settings.user_max_active:
-                raise ApiError(
-                    429,
-                    "too_many_jobs",
-                    f"you already have {self.settings.user_max_active} "
-                    "jobs waiting or running; wait for one to finish or cancel one",
-                )
-        if Queue(keys.queue_name(backend), connection=self.redis).count >= self.settings.queue_max:
-            raise ApiError(429, "queue_full", "the queue for this backend is full; try again in a few minutes")
+            waiting = len(active) - len(done)
+        if waiting + len(names) > self.settings.user_max_active:
+            asked = f"; this asks for {len(names)} more" if len(names) > 1 else ""
+            raise ApiError(
+                429,
+                "too_many_jobs",
+                f"you have {waiting} of at most {self.settings.user_max_active} jobs waiting or running{asked}; "
+                "wait for one to finish or cancel one",
+            )
+        for backend in names:
+            if Queue(keys.queue_name(backend), connection=self.redis).count >= self.settings.queue_max:
+                raise ApiError(429, "queue_full", "the queue for this backend is full; try again in a few minutes")
 
     def _position(self, backend: str, job_id: str) -> int:
         """Jobs ahead of this one in its queue (0: next to run, or being picked up by a worker)."""

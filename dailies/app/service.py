@@ -16,6 +16,7 @@ from backends.base import Availability, Backend
 from dailies.app.collector import Collector
 from dailies.app.dataset import LocalDataset
 from dailies.app.errors import ApiError
+from dailies.app.groups import Groups
 from dailies.app.index import Index
 from dailies.app.jobs import Jobs
 from dailies.app.storage import Storage
@@ -34,6 +35,7 @@ class Service:
     dataset: LocalDataset = field(init=False)
     index: Index = field(init=False)
     jobs: Jobs = field(init=False)
+    groups: Groups = field(init=False)
     collector: Collector = field(init=False)
     storage: Storage = field(init=False)
     _workers: tuple[float, list[dict]] = (0.0, [])
@@ -45,6 +47,7 @@ class Service:
             self.index.add(self.dataset.rows())
         self.jobs = Jobs(self.redis, self.settings, self.availability)
         self.storage = Storage(self.settings, self.dataset, self.index)
+        self.groups = Groups(self.redis, self.settings, self.jobs, self.index, self.stored_generation)
         self.collector = Collector(self.redis, self.dataset, self.index, on_row=self.storage.on_row)
 
     def start(self) -> None:
@@ -100,10 +103,14 @@ class Service:
         return described
 
     def generation(self, generation_id: str) -> dict[str, Any]:
-        row = self.index.get(generation_id)
-        if row is None:
+        found = self.stored_generation(generation_id)
+        if found is None:
             raise ApiError(404, "not_found", f"no generation {generation_id!r}")
-        return public_generation(row, self.storage.media_urls([row])[row["id"]])
+        return found
+
+    def stored_generation(self, generation_id: str) -> dict[str, Any] | None:
+        row = self.index.get(generation_id)
+        return None if row is None else public_generation(row, self.storage.media_urls([row])[row["id"]])
 
     def generations(
         self,
@@ -139,6 +146,7 @@ def public_generation(row: dict[str, Any], urls: dict[str, str]) -> dict[str, An
     return {
         **{k: v for k, v in row.items() if k not in ("params", "timings", "video_path", "file_name")},
         "seed": None if row["seed"] < 0 else row["seed"],
+        "group": row.get("group", ""),
         "params": json.loads(row["params"]),
         "timings": json.loads(row["timings"]),
         **urls,

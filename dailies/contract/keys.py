@@ -8,6 +8,7 @@
 | `dailies:result:<id>` | hash, TTL | worker | MP4, poster and metadata waiting for the collector |
 | `dailies:collect` | list | worker | ids of results to collect |
 | `dailies:collecting` | list | app | ids the collector is storing (finished again on start) |
+| `dailies:group:<id>` | hash | app | a comparison: its prompt, creation time and job ids |
 | `dailies:user:<hash>` | set | app | a visitor's active job ids (only a hash of who they are) |
 | `dailies:due:<backend>` | sorted set | worker | hosted jobs by the due time of their next poll |
 | `dailies:polling:<id>` | string, TTL | worker | the lease of the worker polling a hosted job |
@@ -37,6 +38,10 @@ def cancel(job_id: str) -> str:
 
 def result(job_id: str) -> str:
     return f"dailies:result:{job_id}"
+
+
+def group(group_id: str) -> str:
+    return f"dailies:group:{group_id}"
 
 
 def user(who: str) -> str:
