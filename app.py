@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 from redis import Redis  # noqa: E402
 
 import backends  # noqa: E402
-from dailies.app import api, embedded, ui  # noqa: E402
+from dailies.app import api, embedded, share, ui  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
 
@@ -34,7 +34,9 @@ def create_app(service: Service) -> FastAPI:
     api.install_error_handlers(app)
     app.include_router(api.router(service))
     app.include_router(api.media(service))
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(share.router(service))
+    # Not /static or /assets: those are Gradio's own (its fonts and scripts).
+    app.mount(share.STATIC_URL, StaticFiles(directory=STATIC), name="dailies-static")
     demo = ui.build(service)
     return gr.mount_gradio_app(
         app,
@@ -43,6 +45,7 @@ def create_app(service: Service) -> FastAPI:
         allowed_paths=[str(service.dataset.root)],
         css_paths=[STATIC / "dailies.css", STATIC / "gallery.css"],
         footer_links=["api"],
+        head=f'<script src="{share.STATIC_URL}/compare.js" defer></script>',
     )
 
 
