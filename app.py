@@ -43,7 +43,7 @@ def create_app(service: Service) -> FastAPI:
         demo,
         path="",
         allowed_paths=[str(service.dataset.root)],
-        css_paths=[STATIC / "dailies.css", STATIC / "gallery.css"],
+        css_paths=[STATIC / "dailies.css", STATIC / "gallery.css", STATIC / "compare.css"],
         footer_links=["api"],
         head=f'<script src="{share.STATIC_URL}/compare.js" defer></script>',
     )

@@ -110,6 +110,7 @@ def page(
 <meta name="description" content="{escape(description)}">
 {_meta(base, page_url, heading, description, g)}
 <link rel="stylesheet" href="{STATIC_URL}/share.css">
+<link rel="stylesheet" href="{STATIC_URL}/compare.css">
 <script src="{STATIC_URL}/compare.js" defer></script>
 {head}
 </head>
@@ -168,12 +169,10 @@ def _column(job: dict[str, Any]) -> str:
 <div class="share-pending">{escape(detail)}</div><figcaption><strong>{name}</strong></figcaption></figure>"""
 
 
-def compare_page(base: str, group: dict[str, Any]) -> str:
-    done = [j["generation"] for j in group["jobs"] if j.get("generation")]
-    names = ", ".join(display_name(j.get("backend") or "") for j in group["jobs"])
-    heading = title(group["prompt"])
-    description = f"One prompt on {len(group['jobs'])} backends side by side ({names}), made with Dailies"
-    columns = "".join(_column(j) for j in group["jobs"])
+def compare_block(group: dict[str, Any]) -> str:
+    """The videos side by side with one play, pause and scrub (static/compare.js), or each job's
+    progress while it runs: the /c/ page and the page's compare view show the same block."""
+    done = [j for j in group["jobs"] if j.get("generation")]
     controls = (
         """<div class="dailies-compare-controls"><button type="button" class="dailies-compare-play">Play</button>
 <input type="range" class="dailies-compare-scrub" min="0" max="1" step="0.01" value="0" aria-label="Position">
@@ -181,9 +180,20 @@ def compare_page(base: str, group: dict[str, Any]) -> str:
         if len(done) > 1
         else ""
     )
+    columns = "".join(_column(j) for j in group["jobs"])
+    return (
+        f'<section class="dailies-compare" data-group="{group["id"]}" data-status="{group["status"]}">'
+        f'{controls}<div class="dailies-compare-grid">{columns}</div></section>'
+    )
+
+
+def compare_page(base: str, group: dict[str, Any]) -> str:
+    done = [j["generation"] for j in group["jobs"] if j.get("generation")]
+    names = ", ".join(display_name(j.get("backend") or "") for j in group["jobs"])
+    heading = title(group["prompt"])
+    description = f"One prompt on {len(group['jobs'])} backends side by side ({names}), made with Dailies"
     body = f"""<h1 class="share-prompt">{escape(group["prompt"])}</h1>
-<section class="dailies-compare" style="--columns: {len(group["jobs"])}">{controls}
-<div class="dailies-compare-grid">{columns}</div></section>
+{compare_block(group)}
 <p class="share-actions"><a class="share-button primary" href="/?c={group["id"]}">Open in Dailies</a></p>"""
     head = f'<meta http-equiv="refresh" content="{RUNNING_REFRESH_S}">' if group["status"] == "running" else ""
     return page(base, urljoin(base, f"c/{group['id']}"), heading, description, done[0] if done else None, body, head)
