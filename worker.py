@@ -21,8 +21,9 @@ from rq.worker import WorkerStatus
 
 import backends
 from backends.hosted_common import PolledBackend
+from backends.local_model import LocalModelBackend
 from dailies.contract import keys
-from dailies.contract.settings import Settings
+from dailies.contract.settings import Settings, model_env_name
 from dailies.worker.polling import Dispatcher
 
 
@@ -62,6 +63,19 @@ def parse_backends(value: str, settings: Settings) -> list[str]:
     return names
 
 
+def check_model_settings(settings: Settings) -> None:
+    """A DAILIES_MODEL_* that names no local model's weights is a typo: stop before serving jobs."""
+    known = {
+        model_env_name(b.name, mode)
+        for b in backends.all_backends(settings)
+        if isinstance(b, LocalModelBackend)
+        for mode in b.modes
+    }
+    for name, _ in settings.model_overrides:
+        if name not in known:
+            raise SystemExit(f"{name} names no local model's weights; known: {', '.join(sorted(known))}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="usable", help="comma-separated backend names, or 'usable'")
@@ -71,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     if not settings.redis_url:
         raise SystemExit("REDIS_URL is not set: point the worker at the app's Redis")
+    check_model_settings(settings)
     names = parse_backends(args.backends, settings)
     for name in names:
         availability = backends.get(name, settings).availability()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from dailies.contract.settings import Settings
@@ -102,9 +102,24 @@ class FrameRule:
         hi = (self.maximum - self.offset) // self.step
         return min(max(k, lo), hi) * self.step + self.offset
 
+    def few_values(self) -> list[int] | None:
+        """Every valid count where there are at most three (a rule like "81 or 161"), else None."""
+        first = self.nearest(self.minimum)
+        if (self.maximum - first) // self.step >= 3:
+            return None
+        return list(range(first, self.maximum + 1, self.step))
+
+    def requirement(self) -> str:
+        """The rule in words, naming the values where there are only a few."""
+        values = self.few_values()
+        if values is None:
+            return f"{self.step}k+{self.offset} between {self.minimum} and {self.maximum}"
+        return " or ".join(filter(None, (", ".join(map(str, values[:-1])), str(values[-1]))))
+
     def describe(self) -> dict:
         return {
             "rule": f"{self.step}k+{self.offset}",
+            "values": self.few_values(),
             "minimum": self.minimum,
             "maximum": self.maximum,
             "default": self.default,
@@ -136,6 +151,57 @@ class SizeRule:
         }
 
 
+SAME_WEIGHTS = "same"  # Checkpoint.i2v: the text-to-video model also takes a start image
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One model a backend runs (the `model` parameter picks it) and the rules a request must meet.
+
+    A family declares its defaults once as a Checkpoint and each published checkpoint is
+    `defaults.but(name, ...)` with only what differs, so the rules sit next to the weights.
+    """
+
+    name: str
+    frames: FrameRule
+    size: SizeRule
+    fps: int
+    fps_range: tuple[int, int] | None = None  # None: the native fps only
+    i2v: str | None = None  # image-to-video: weights (a repo id), SAME_WEIGHTS, or None (text only)
+    steps: int | None = None  # default denoising steps (None: the backend takes no steps)
+    guidance: float | None = None  # default classifier-free guidance
+    repo: str = ""  # published weights (local models only)
+    dtype: str = "bfloat16"  # on CUDA; the CPU runs float32
+    weights_variant: str | None = None  # e.g. "bf16" files next to the fp32 ones in the repo
+    label: str = ""  # how messages name it, e.g. "CogVideoX 1.5 5B"
+
+    def but(self, name: str, **changes: Any) -> Checkpoint:
+        """This checkpoint renamed, with `changes` (a published checkpoint from its family's defaults)."""
+        return replace(self, name=name, **changes)
+
+    @property
+    def modes(self) -> frozenset[str]:
+        return frozenset({TEXT_TO_VIDEO, IMAGE_TO_VIDEO}) if self.i2v is not None else frozenset({TEXT_TO_VIDEO})
+
+    @property
+    def fps_bounds(self) -> tuple[int, int]:
+        return self.fps_range or (self.fps, self.fps)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "label": self.label or self.name,
+            "modes": sorted(self.modes),
+            "frames": self.frames.describe(),
+            "size": self.size.describe(),
+            "fps": self.fps,
+            "fps_range": list(self.fps_range) if self.fps_range else None,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "repo": self.repo or None,
+        }
+
+
 @dataclass(frozen=True)
 class Availability:
     usable: bool
@@ -160,18 +226,41 @@ class Backend(ABC):
     name: ClassVar[str]
     display_name: ClassVar[str]
     description: ClassVar[str] = ""
-    family: ClassVar[str]  # "preview", "open" or "hosted"
-    modes: ClassVar[frozenset[str]] = frozenset({TEXT_TO_VIDEO})
+    kind: ClassVar[str]  # "preview", "open" (open weights run by our workers) or "hosted" (a provider's API)
     params: ClassVar[tuple[Param, ...]] = ()
-    frames: ClassVar[FrameRule]
-    size: ClassVar[SizeRule]
-    fps: ClassVar[int]
-    fps_range: ClassVar[tuple[int, int] | None] = None  # None: the native fps only
+    checkpoints: ClassVar[tuple[Checkpoint, ...]]  # the first is the default
     seeded: ClassVar[bool] = True
     negative_prompt: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    @classmethod
+    def rules(cls, model: str | None) -> Checkpoint:
+        """The rules for a request's `model` (None: the default). One set for every model here;
+        a backend whose checkpoints differ looks the name up (ValueError naming the choices)."""
+        return cls.checkpoints[0]
+
+    # The default checkpoint's rules, for the page's first form.
+    @property
+    def default(self) -> Checkpoint:
+        return self.checkpoints[0]
+
+    @property
+    def frames(self) -> FrameRule:
+        return self.default.frames
+
+    @property
+    def size(self) -> SizeRule:
+        return self.default.size
+
+    @property
+    def fps(self) -> int:
+        return self.default.fps
+
+    @property
+    def modes(self) -> frozenset[str]:
+        return frozenset().union(*(c.modes for c in self.checkpoints))
 
     @abstractmethod
     def availability(self) -> Availability:
@@ -182,21 +271,21 @@ class Backend(ABC):
         """Make the video; check `cancelled()` between steps and raise `Cancelled`."""
 
     def describe(self) -> dict:
+        """The declaration for `GET /api/v1/backends`; the top-level rules are the default model's."""
         availability = self.availability()
+        default = self.default.describe()
         return {
             "name": self.name,
             "display_name": self.display_name,
             "description": self.description,
-            "family": self.family,
-            "hosted": self.family == "hosted",
-            "modes": sorted(self.modes),
+            "kind": self.kind,
+            "hosted": self.kind == "hosted",
             "available": availability.usable,
             "unavailable_reason": availability.reason or None,
-            "frames": self.frames.describe(),
-            "size": self.size.describe(),
-            "fps": self.fps,
-            "fps_range": list(self.fps_range) if self.fps_range else None,
+            **{key: default[key] for key in ("frames", "size", "fps", "fps_range")},
+            "modes": sorted(self.modes),
             "seed": self.seeded,
             "negative_prompt": self.negative_prompt,
             "params": [p.describe() for p in self.params],
+            "models": [c.describe() for c in self.checkpoints],
         }

@@ -1,31 +1,43 @@
-"""`cogvideox`: CogVideoX 2B / 5B (720x480, 49 frames, 8 fps) and 1.5 5B (1360x768, 16 fps) via diffusers."""
+"""`cogvideox`: CogVideoX 2B / 5B (720x480, 49 frames, 8 fps) and 1.5 5B (1360x768, 81 or 161 frames, 16 fps)."""
 
 from __future__ import annotations
 
-from backends.base import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, FrameRule, SizeRule
-from backends.diffusers_common import DiffusersBackend, Variant, model_params
+from backends.base import Checkpoint, FrameRule, SizeRule
+from backends.local_model import LocalModelBackend, model_params
+
+# 2B and 5B: 4k+1 frames up to the 49 they were trained on (5 decodes to 8: 9 is the least);
+# latent patches of 2 on an 8x VAE: sides /16.
+FAMILY = Checkpoint(
+    "",
+    frames=FrameRule(step=4, offset=1, minimum=9, maximum=49, default=49),
+    size=SizeRule(multiple=16, minimum=64, maximum=720, default=(720, 480), recommended_min=480),
+    fps=8,
+    steps=50,
+    guidance=6.0,
+)
 
 
-class CogVideoXBackend(DiffusersBackend):
+class CogVideoXBackend(LocalModelBackend):
     name = "cogvideox"
     display_name = "CogVideoX"
     description = (
-        "THUDM's open CogVideoX: 2B and 5B at 720x480, 49 frames, 8 fps; 1.5 5B at 1360x768 and 16 fps. "
-        "Text-to-video, and image-to-video with the 5B models."
+        "THUDM's open CogVideoX: 2B and 5B at 720x480, 49 frames, 8 fps; 1.5 5B at 1360x768, 81 or 161 frames "
+        "and 16 fps. Text-to-video, and image-to-video with the 5B models."
     )
-    modes = frozenset({TEXT_TO_VIDEO, IMAGE_TO_VIDEO})
     pipeline = "CogVideoXPipeline"
     i2v_pipeline = "CogVideoXImageToVideoPipeline"
-    variants = (
-        Variant("5b", "THUDM/CogVideoX-5b", i2v="THUDM/CogVideoX-5b-I2V", dtype="bfloat16", steps=50, guidance=6.0),
-        Variant("2b", "THUDM/CogVideoX-2b", dtype="float16", steps=50, guidance=6.0),
-        Variant(
-            "1.5-5b", "THUDM/CogVideoX1.5-5B", i2v="THUDM/CogVideoX1.5-5B-I2V", dtype="bfloat16", steps=50, guidance=6.0
+    checkpoints = (
+        FAMILY.but("5b", label="CogVideoX 5B", repo="THUDM/CogVideoX-5b", i2v="THUDM/CogVideoX-5b-I2V"),
+        FAMILY.but("2b", label="CogVideoX 2B", repo="THUDM/CogVideoX-2b", dtype="float16"),
+        # 16k+1 frames with a temporal latent patch of 2: the model card's 5 s (81) and 10 s (161).
+        FAMILY.but(
+            "1.5-5b",
+            label="CogVideoX 1.5 5B",
+            repo="THUDM/CogVideoX1.5-5B",
+            i2v="THUDM/CogVideoX1.5-5B-I2V",
+            frames=FrameRule(step=80, offset=1, minimum=81, maximum=161, default=81),
+            size=SizeRule(multiple=16, minimum=64, maximum=1360, default=(1360, 768), recommended_min=480),
+            fps=16,
         ),
     )
-    # 4k+1 frames (49 for 2B/5B; 81 or 161 for 1.5); latent patches of 2 on an 8x VAE: sides /16.
-    frames = FrameRule(step=4, offset=1, minimum=5, maximum=161, default=49)
-    size = SizeRule(multiple=16, minimum=64, maximum=1360, default=(720, 480), recommended_min=480)
-    fps = 8
-    fps_range = (8, 16)  # 8 for 2B/5B, 16 for 1.5
-    params = model_params(variants)
+    params = model_params(checkpoints)

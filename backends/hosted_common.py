@@ -29,6 +29,7 @@ from backends.base import (
     Backend,
     CancelCheck,
     Cancelled,
+    Checkpoint,
     FrameRule,
     GenerationError,
     Param,
@@ -159,14 +160,21 @@ def reason_in(body: Any) -> str:
 class HostedBackend(Backend):
     """A provider's API reached with a key from the worker's environment."""
 
-    family = "hosted"
+    kind = "hosted"
     provider: ClassVar[str]  # the provider's name in messages
     key_env: ClassVar[str]
     url_env: ClassVar[str | None] = None
     default_url: ClassVar[str | None] = None
-    frames = FrameRule(step=1, offset=0, minimum=1, maximum=1000, default=121)
-    size = SizeRule(multiple=16, minimum=256, maximum=1920, default=(1280, 720))
-    fps = 24
+    # Providers publish no per-model rules we could check, so one set covers whatever `model` names.
+    checkpoints = (
+        Checkpoint(
+            "any",
+            frames=FrameRule(step=1, offset=0, minimum=1, maximum=1000, default=121),
+            size=SizeRule(multiple=16, minimum=256, maximum=1920, default=(1280, 720)),
+            fps=24,
+            label="any model",
+        ),
+    )
     _client: httpx.Client | None = None
 
     @property

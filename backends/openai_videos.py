@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from backends.base import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, FrameRule, GenerationError, Param, SizeRule, Video
+from backends.base import SAME_WEIGHTS, FrameRule, GenerationError, Param, SizeRule, Video
 from backends.hosted_common import PatternParam, Pending, PolledBackend, reason_in
 from dailies.contract.spec import JobSpec
 
@@ -28,11 +28,15 @@ class OpenAIVideosBackend(PolledBackend):
     provider = "the OpenAI Videos endpoint"
     key_env = "OPENAI_VIDEOS_API_KEY"
     url_env = "OPENAI_VIDEOS_BASE_URL"
-    modes = frozenset({TEXT_TO_VIDEO, IMAGE_TO_VIDEO})
     seeded = False
-    frames = FrameRule(step=1, offset=0, minimum=96, maximum=288, default=96)
-    size = SizeRule(multiple=16, minimum=720, maximum=1792, default=(1280, 720))
-    fps = 24
+    checkpoints = (
+        PolledBackend.checkpoints[0].but(
+            "any",
+            frames=FrameRule(step=1, offset=0, minimum=96, maximum=288, default=96),
+            size=SizeRule(multiple=16, minimum=720, maximum=1792, default=(1280, 720)),
+            i2v=SAME_WEIGHTS,
+        ),
+    )
     poll_every = 5.0
     params = (
         PatternParam("model", str, "sora-2", label="Model", help="a model name, e.g. sora-2", pattern=r"[\w.:-]{1,64}"),

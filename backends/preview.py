@@ -17,6 +17,7 @@ from backends.base import (
     Backend,
     CancelCheck,
     Cancelled,
+    Checkpoint,
     FrameRule,
     Param,
     Progress,
@@ -34,11 +35,16 @@ class PreviewBackend(Backend):
         "Draws a moving field from the seed with your prompt on it, on the CPU. "
         "It shows the queue and the gallery working; it is not a video model."
     )
-    family = "preview"
-    frames = FrameRule(step=1, offset=0, minimum=1, maximum=96, default=24)
-    size = SizeRule(multiple=16, minimum=64, maximum=512, default=(256, 256))
-    fps = 12
-    fps_range = (4, 24)
+    kind = "preview"
+    checkpoints = (
+        Checkpoint(
+            "preview-renderer-v1",
+            frames=FrameRule(step=1, offset=0, minimum=1, maximum=96, default=24),
+            size=SizeRule(multiple=16, minimum=64, maximum=512, default=(256, 256)),
+            fps=12,
+            fps_range=(4, 24),
+        ),
+    )
     params = (
         Param("motion", float, 1.0, minimum=0.0, maximum=4.0, label="Motion", help="How fast the field moves."),
         Param("waves", int, 3, minimum=1, maximum=8, label="Waves", help="How many waves make up the field."),
@@ -81,7 +87,7 @@ class PreviewBackend(Backend):
         return Video(
             mp4=mp4,
             poster=poster_jpeg(frames[n // 2]),
-            model="preview-renderer-v1",
+            model=self.default.name,
             width=w,
             height=h,
             num_frames=n,

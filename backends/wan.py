@@ -1,42 +1,55 @@
-"""`wan`: Wan 2.1 / 2.2 (832x480, 4k+1 frames, 16 fps; VAE in float32) via diffusers."""
+"""`wan`: Wan 2.1 (832x480, 81 frames, 16 fps) and 2.2 (TI2V 5B: 1280x704, 121 frames, 24 fps) via diffusers."""
 
 from __future__ import annotations
 
-from backends.base import IMAGE_TO_VIDEO, TEXT_TO_VIDEO, FrameRule, SizeRule
-from backends.diffusers_common import SAME_WEIGHTS, DiffusersBackend, Variant, model_params
+from backends.base import SAME_WEIGHTS, Checkpoint, FrameRule, SizeRule
+from backends.local_model import LocalModelBackend, model_params
+
+FAMILY = Checkpoint(
+    "",
+    frames=FrameRule(step=4, offset=1, minimum=5, maximum=81, default=81),
+    size=SizeRule(multiple=16, minimum=64, maximum=1280, default=(832, 480), recommended_min=480),
+    fps=16,
+    steps=50,
+    guidance=5.0,
+)
 
 
-class WanBackend(DiffusersBackend):
+class WanBackend(LocalModelBackend):
     name = "wan"
     display_name = "Wan"
     description = (
-        "Alibaba's open Wan 2.1 (1.3B, 14B) and 2.2 (TI2V 5B, A14B) at 832x480 and 16 fps (2.2 5B: 24 fps). "
-        "Text-to-video, and image-to-video with the 14B and 2.2 models."
+        "Alibaba's open Wan 2.1 (1.3B, 14B) at 832x480, 81 frames, 16 fps and 2.2 (TI2V 5B at 1280x704, "
+        "121 frames, 24 fps; A14B). Text-to-video, and image-to-video with the 14B and 2.2 models."
     )
-    modes = frozenset({TEXT_TO_VIDEO, IMAGE_TO_VIDEO})
     pipeline = "WanPipeline"
     i2v_pipeline = "WanImageToVideoPipeline"
-    variants = (
-        Variant("2.1-1.3b", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", steps=50, guidance=5.0),
-        Variant(
+    vae_fp32 = True
+    checkpoints = (
+        FAMILY.but("2.1-1.3b", label="Wan 2.1 1.3B", repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers"),
+        FAMILY.but(
             "2.1-14b",
-            "Wan-AI/Wan2.1-T2V-14B-Diffusers",
+            label="Wan 2.1 14B",
+            repo="Wan-AI/Wan2.1-T2V-14B-Diffusers",
             i2v="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
-            steps=50,
-            guidance=5.0,
         ),
-        Variant("2.2-5b", "Wan-AI/Wan2.2-TI2V-5B-Diffusers", i2v=SAME_WEIGHTS, steps=50, guidance=5.0),
-        Variant(
+        # One model for both modes; its VAE compresses 16x and the transformer patches 2x: sides /32.
+        FAMILY.but(
+            "2.2-5b",
+            label="Wan 2.2 TI2V 5B",
+            repo="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+            i2v=SAME_WEIGHTS,
+            frames=FrameRule(step=4, offset=1, minimum=5, maximum=121, default=121),
+            size=SizeRule(multiple=32, minimum=64, maximum=1280, default=(1280, 704), recommended_min=480),
+            fps=24,
+        ),
+        FAMILY.but(
             "2.2-a14b",
-            "Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+            label="Wan 2.2 A14B",
+            repo="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
             i2v="Wan-AI/Wan2.2-I2V-A14B-Diffusers",
             steps=40,
             guidance=4.0,
         ),
     )
-    vae_fp32 = True
-    frames = FrameRule(step=4, offset=1, minimum=5, maximum=121, default=81)
-    size = SizeRule(multiple=16, minimum=64, maximum=1280, default=(832, 480), recommended_min=480)
-    fps = 16
-    fps_range = (16, 24)  # 24 for 2.2 5B
-    params = model_params(variants)
+    params = model_params(checkpoints)

@@ -1,8 +1,8 @@
 """Seconds per video and peak VRAM of each open family at its published settings, on one CUDA GPU.
 
-    python -m bench.models_gpu [--backends cogvideox,ltx-video,mochi,wan] [--all-variants] [--repeat 1]
+    python -m bench.models_gpu [--backends cogvideox,ltx-video,mochi,wan] [--all-models] [--repeat 1]
 
-Runs each backend's default checkpoint (or every variant) at its declared defaults (size, frames,
+Runs each backend's default checkpoint (or every checkpoint) at its declared defaults (size, frames,
 fps, steps, guidance) through the same backend code the worker runs, and records
 bench/results/models_gpu_<card>.json with the card's name. Weights come from DAILIES_MODEL_<BACKEND>
 or the Hub. The first run of a checkpoint pays its load (recorded apart); the timed runs follow.
@@ -18,7 +18,8 @@ import time
 from importlib.metadata import version
 
 import backends
-from backends.diffusers_common import DiffusersBackend, gpu_visible
+from backends.base import Checkpoint
+from backends.local_model import LocalModelBackend, gpu_visible
 from bench.common import record
 from dailies.contract.settings import Settings
 from dailies.contract.spec import JobSpec
@@ -36,10 +37,11 @@ def require_cuda() -> str:
     return torch.cuda.get_device_name(0)
 
 
-def run_one(backend: DiffusersBackend, variant: str, seed: int) -> dict:
+def run_one(backend: LocalModelBackend, checkpoint: Checkpoint, seed: int) -> dict:
+    """One video at the checkpoint's published defaults."""
     import torch
 
-    width, height = backend.size.default
+    width, height = checkpoint.size.default
     request = JobSpec(
         id="bench",
         backend=backend.name,
@@ -48,9 +50,9 @@ def run_one(backend: DiffusersBackend, variant: str, seed: int) -> dict:
         seed=seed,
         width=width,
         height=height,
-        num_frames=backend.frames.default,
-        fps=backend.fps,
-        params={"model": variant},
+        num_frames=checkpoint.frames.default,
+        fps=checkpoint.fps,
+        params={"model": checkpoint.name},
     )
     torch.cuda.reset_peak_memory_stats()
     started = time.monotonic()
@@ -71,7 +73,7 @@ def run_one(backend: DiffusersBackend, variant: str, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="cogvideox,ltx-video,mochi,wan")
-    parser.add_argument("--all-variants", action="store_true", help="every published checkpoint, not the default")
+    parser.add_argument("--all-models", action="store_true", help="every published checkpoint, not the default")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs after the first (loading) run")
     args = parser.parse_args()
     card = require_cuda()
@@ -81,19 +83,19 @@ def main() -> None:
     results = []
     for name in args.backends.split(","):
         backend = backends.get(name.strip(), settings)
-        variants = [v.name for v in backend.variants] if args.all_variants else [backend.variants[0].name]
-        for variant in variants:
-            first = run_one(backend, variant, seed=0)
-            timed = [run_one(backend, variant, seed=i + 1) for i in range(args.repeat)]
+        checkpoints = backend.checkpoints if args.all_models else backend.checkpoints[:1]
+        for checkpoint in checkpoints:
+            first = run_one(backend, checkpoint, seed=0)
+            timed = [run_one(backend, checkpoint, seed=i + 1) for i in range(args.repeat)]
             best = min(timed, key=lambda r: r["seconds"]) if timed else first
-            results.append({"backend": name, "variant": variant, "first_run": first, **best})
+            results.append({"backend": name, "model": checkpoint.name, "first_run": first, **best})
             print(results[-1], flush=True)
     record(
         "models_gpu_" + re.sub(r"[^a-z0-9]+", "-", card.lower()).strip("-"),
         {
             "card": card,
             "vram_total_gb": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1),
-            "memory_mode_setting": os.environ.get("DAILIES_MEMORY_MODE", "auto"),
+            "memory_mode_setting": settings.memory_mode,
             "versions": {p: version(p) for p in ("torch", "diffusers", "transformers")},
             "results": results,
         },

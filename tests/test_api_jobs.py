@@ -7,6 +7,7 @@ import re
 import httpx
 from redis import Redis
 
+from backends.preview import PreviewBackend
 from dailies.contract.media import probe_mp4
 from tests.conftest import App, Processes, start_app, wait_for
 
@@ -21,12 +22,14 @@ def test_preview_job_end_to_end(app: App) -> None:
     assert status["status"] == "succeeded", status
     assert status["progress"] == 1.0 and status["error"] is None
     result = status["result"]
-    assert result["seed"] == 7 and result["num_frames"] == 24 and result["fps"] == 12
+    rules = PreviewBackend.rules(None)  # no size, length or fps asked: the backend's defaults
+    assert result["seed"] == 7 and result["num_frames"] == rules.frames.default and result["fps"] == rules.fps
 
     video = app.client.get(result["video_url"])
     assert video.status_code == 200
     info = probe_mp4(video.content)
-    assert (info.codec, info.pix_fmt, info.width, info.height, info.num_frames) == ("h264", "yuv420p", 256, 256, 24)
+    assert (info.codec, info.pix_fmt, info.num_frames) == ("h264", "yuv420p", rules.frames.default)
+    assert (info.width, info.height) == rules.size.default
     assert app.client.get(result["poster_url"]).content[:2] == b"\xff\xd8"
 
     listed = app.client.get("/api/v1/generations", params={"q": "seagulls"}).json()
@@ -131,7 +134,7 @@ def test_healthz_and_backends(app: App) -> None:
     assert health["redis"]["ok"] and health["workers"][0]["queues"] == ["dailies:preview"]
     listed = app.client.get("/api/v1/backends").json()["backends"]
     preview = next(b for b in listed if b["name"] == "preview")
-    assert preview["available"] and preview["family"] == "preview" and "not a model" in preview["display_name"]
+    assert preview["available"] and preview["kind"] == "preview" and "not a model" in preview["display_name"]
     assert {p["name"] for p in preview["params"]} == {"motion", "waves"}
 
 

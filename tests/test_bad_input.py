@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from redis import Redis
 
 from tests.conftest import App
+from tests.harness import ROOT, base_env
 
 GOOD = {"prompt": "a quiet harbour", "backend": "preview"}
 
@@ -98,3 +103,30 @@ def test_prompt_is_kept_as_text(shared_app: App) -> None:
     job = app.submit(prompt=prompt, backend="preview", num_frames=2).json()
     assert app.wait_done(job["id"])["request"]["prompt"] == prompt
     assert app.client.get(f"/api/v1/generations/{job['id']}").json()["prompt"] == prompt
+
+
+@pytest.mark.parametrize(
+    ("script", "variable", "value"),
+    [
+        ("worker.py", "DAILIES_MEMORY_MODE", "all-of-it"),
+        ("worker.py", "DAILIES_MODEL_MEMORY_GB", "lots"),
+        ("worker.py", "DAILIES_MODEL_MEMORY_GB", "-2"),
+        ("worker.py", "DAILIES_MODEL_COGVIDEO", "THUDM/CogVideoX-5b"),  # a typo of DAILIES_MODEL_COGVIDEOX
+        ("worker.py", "DAILIES_MODEL_MOCHI_I2V", "genmo/mochi-1-preview"),  # Mochi does no image-to-video
+        ("app.py", "DAILIES_MEMORY_MODE", "all-of-it"),
+    ],
+)
+def test_bad_setting_stops_the_process_at_start_naming_it(
+    redis_url: str, tmp_path: Path, script: str, variable: str, value: str
+) -> None:
+    env = base_env(REDIS_URL=redis_url, DAILIES_DATA=str(tmp_path), **{variable: value})
+    done = subprocess.run(
+        [sys.executable, script, *(["--backends", "preview", "--burst"] if script == "worker.py" else [])],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and variable in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not Redis.from_url(redis_url).keys("rq:worker:*")

@@ -264,7 +264,7 @@ def test_hosted_backends_without_keys_are_unavailable(processes, tmp_path, redis
         ("replicate", "REPLICATE_API_TOKEN"),
     ]:
         assert not listed[name]["available"] and env in listed[name]["unavailable_reason"]
-        assert listed[name]["family"] == "hosted"
+        assert listed[name]["kind"] == "hosted"
     assert "OPENAI_VIDEOS_BASE_URL" in listed["openai-videos"]["unavailable_reason"]
     assert listed["openai-videos"]["seed"] is False
     refused = subprocess.run(

@@ -18,16 +18,21 @@ import pytest
 from PIL import Image
 from redis import Redis
 
+from backends import BACKEND_CLASSES
+from backends.base import Cancelled, Checkpoint, FrameRule, SizeRule
+from backends.local_model import LocalModelBackend, model_params
 from dailies.contract.media import first_frame, probe_mp4
+from dailies.contract.settings import Settings
+from dailies.contract.spec import JobSpec, new_id
 from tests.conftest import ROOT, App, Processes, start_app, wait_for
-from tests.tiny_pipelines import FAMILIES, FRAMES, save_tiny, tiny_job
+from tests.tiny_pipelines import FAMILIES, OwnPipeline, save_tiny, smallest_frames, tiny_job
 
 pytest.importorskip("diffusers", reason="model dependencies are not installed (requirements-models.txt)")
 pytestmark = pytest.mark.models
 
-# The smallest valid frame count of each family's rule, and its native fps.
-FPS = {"cogvideox": 8, "ltx-video": 24, "mochi": 30, "wan": 16}
-IMAGE_TO_VIDEO = ("cogvideox", "ltx-video", "wan")
+# The checkpoint each family's tiny image-to-video pipeline stands for (tiny wan-i2v is built TI2V style).
+I2V_MODEL = {"cogvideox": "5b", "ltx-video": "0.9.1", "wan": "2.2-5b"}
+IMAGE_TO_VIDEO = tuple(I2V_MODEL)
 
 
 @pytest.fixture(scope="session")
@@ -74,13 +79,13 @@ def png(color: tuple[int, int, int]) -> str:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_text_to_video_at_64x64_in_2_steps_through_the_app(studio, family: str) -> None:
     app, processes = studio
-    frames = FRAMES[family]
+    frames, fps = smallest_frames(family), BACKEND_CLASSES[family].rules(None).fps
     result = run_job(app, **tiny_job(family, prompt="a red boat on the sea", seed=5))["result"]
-    assert (result["width"], result["height"], result["num_frames"], result["fps"]) == (64, 64, frames, FPS[family])
+    assert (result["width"], result["height"], result["num_frames"], result["fps"]) == (64, 64, frames, fps)
     assert result["model"] == f"local:{family}"
     info = probe_mp4(app.client.get(result["video_url"]).content)
     assert (info.codec, info.pix_fmt, info.width, info.height, info.num_frames) == ("h264", "yuv420p", 64, 64, frames)
-    assert info.fps == FPS[family]
+    assert info.fps == fps
     assert app.client.get(result["poster_url"]).content[:2] == b"\xff\xd8"
     stored = app.client.get(f"/api/v1/generations/{result['generation_id']}").json()
     assert stored["params"] == {"model": stored["params"]["model"], "steps": 2, "guidance": None}
@@ -96,7 +101,7 @@ def test_same_seed_same_frames_and_second_job_does_not_load_again(studio, family
     posters = [app.client.get(job["poster_url"]).content for job in jobs]
     assert posters[0] == posters[1]
     assert posters[2] != posters[0]
-    assert all(probe_mp4(app.client.get(j["video_url"]).content).num_frames == FRAMES[family] for j in jobs)
+    assert all(probe_mp4(app.client.get(j["video_url"]).content).num_frames == smallest_frames(family) for j in jobs)
     timings = [app.client.get(f"/api/v1/generations/{j['generation_id']}").json()["timings"] for j in jobs]
     # The first job of this module on the family may have loaded it; these reuse the resident pipeline.
     assert all(t["load_s"] == 0.0 for t in timings[1:]) and all(t["generate_s"] > 0 for t in timings)
@@ -107,10 +112,11 @@ def test_same_seed_same_frames_and_second_job_does_not_load_again(studio, family
 @pytest.mark.parametrize("family", IMAGE_TO_VIDEO)
 def test_image_to_video(studio, family: str) -> None:
     app, processes = studio
-    result = run_job(app, **tiny_job(family, prompt="a cat walks", seed=3, image=png((220, 40, 40))))["result"]
+    body = tiny_job(family, model=I2V_MODEL[family], prompt="a cat walks", seed=3)
+    result = run_job(app, **body, image=png((220, 40, 40)))["result"]
     video = app.client.get(result["video_url"]).content
-    assert probe_mp4(video).num_frames == FRAMES[family]
-    other = run_job(app, **tiny_job(family, prompt="a cat walks", seed=3, image=png((40, 40, 220))))["result"]
+    assert probe_mp4(video).num_frames == smallest_frames(family, I2V_MODEL[family])
+    other = run_job(app, **body, image=png((40, 40, 220)))["result"]
     # Same seed and prompt, another start image: the image reached the model.
     assert first_frame(app.client.get(other["video_url"]).content).tolist() != first_frame(video).tolist()
 
@@ -118,7 +124,8 @@ def test_image_to_video(studio, family: str) -> None:
 @pytest.mark.parametrize("family", IMAGE_TO_VIDEO)
 def test_image_that_is_not_a_picture_fails_with_a_clear_error(studio, family: str) -> None:
     app, _ = studio
-    answer = app.submit(**tiny_job(family, prompt="x", image=base64.b64encode(b"not a picture at all").decode()))
+    picture = base64.b64encode(b"not a picture at all").decode()
+    answer = app.submit(**tiny_job(family, model=I2V_MODEL[family], prompt="x", image=picture))
     assert answer.status_code == 202
     status = app.wait_done(answer.json()["id"], timeout=60)
     assert status["status"] == "failed" and "not a readable picture" in status["error"]
@@ -142,24 +149,17 @@ def test_cancel_mid_run(studio, family: str) -> None:
     run_job(app, **tiny_job(family, prompt="after", seed=1))
 
 
-RULE_BREAKS = {
-    "cogvideox": ({"num_frames": 10}, "num_frames", "9"),
-    "ltx-video": ({"num_frames": 12}, "num_frames", "9"),
-    "mochi": ({"num_frames": 9}, "num_frames", "7"),
-    "wan": ({"num_frames": 11}, "num_frames", "9"),
-}
-SIZE_BREAKS = {"cogvideox": 72, "ltx-video": 80, "mochi": 72, "wan": 72}
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 def test_rule_violations_refused_with_422(studio, family: str) -> None:
     app, _ = studio
     body = tiny_job(family, prompt="x")
-    change, field, nearest = RULE_BREAKS[family]
+    rules = BACKEND_CLASSES[family].rules(None)
+    frames = smallest_frames(family) + 1
+    width = 64 + rules.size.multiple // 2
     cases = [
-        ({**body, **change}, field, f"nearest valid value: {nearest}"),
-        ({**body, "width": SIZE_BREAKS[family]}, "width", "nearest valid value"),
-        ({**body, "height": 32}, "height", "nearest valid value: 64"),
+        ({**body, "num_frames": frames}, "num_frames", f"nearest valid value: {rules.frames.nearest(frames)}"),
+        ({**body, "width": width}, "width", f"nearest valid value: {rules.size.nearest(width)}"),
+        ({**body, "height": 32}, "height", f"nearest valid value: {rules.size.nearest(32)}"),
         ({**body, "model": "99b"}, "model", "must be one of"),
         ({**body, "steps": 0}, "steps", "at least 1"),
         ({**body, "fps": 1}, "fps", "fps must be"),
@@ -172,20 +172,46 @@ def test_rule_violations_refused_with_422(studio, family: str) -> None:
         assert answer.status_code == 422 and error["field"] == name and message in error["message"], (sent, error)
 
 
-def test_backends_describe_their_rules(studio) -> None:
+def test_rules_follow_the_chosen_checkpoint(studio) -> None:
+    app, _ = studio
+    cogvideox_15 = BACKEND_CLASSES["cogvideox"].rules("1.5-5b")
+    wan_22, wan_13 = BACKEND_CLASSES["wan"].rules("2.2-5b"), BACKEND_CLASSES["wan"].rules("2.1-1.3b")
+    # CogVideoX 1.5 5B takes only its two published lengths, and the message names them.
+    assert cogvideox_15.frames.few_values() == [81, 161]
+    answer = app.submit(**tiny_job("cogvideox", model="1.5-5b", prompt="x", num_frames=49))
+    error = answer.json()["error"]
+    assert answer.status_code == 422 and error["field"] == "num_frames", error
+    assert "81 or 161 for CogVideoX 1.5 5B" in error["message"], error
+
+    # Wan 2.2 TI2V 5B without an fps gets its own 24, not the family's 16; the video is made at it.
+    assert (wan_22.fps, wan_13.fps) == (24, 16)
+    status = run_job(app, **tiny_job("wan", model="2.2-5b", prompt="a boat", seed=2))
+    assert status["request"]["fps"] == wan_22.fps and status["result"]["fps"] == wan_22.fps
+    assert probe_mp4(app.client.get(status["result"]["video_url"]).content).fps == wan_22.fps
+
+    # Wan 2.1 1.3B has no image-to-video weights: an image is refused before anything is queued.
+    assert "image-to-video" not in wan_13.modes
+    answer = app.submit(**tiny_job("wan", model="2.1-1.3b", prompt="x", image=png((0, 0, 0))))
+    error = answer.json()["error"]
+    assert answer.status_code == 422 and error["field"] == "image" and "Wan 2.1 1.3B" in error["message"], error
+
+
+def test_backends_describe_their_rules_per_model(studio) -> None:
     app, _ = studio
     listed = {b["name"]: b for b in app.client.get("/api/v1/backends").json()["backends"]}
-    rules = {
-        name: (listed[name]["frames"]["rule"], listed[name]["size"]["multiple"], listed[name]["fps"])
-        for name in FAMILIES
-    }
-    assert rules == {
-        "cogvideox": ("4k+1", 16, 8),
-        "ltx-video": ("8k+1", 32, 24),
-        "mochi": ("6k+1", 16, 30),
-        "wan": ("4k+1", 16, 16),
-    }
-    assert all(listed[n]["available"] and listed[n]["negative_prompt"] for n in FAMILIES)
+    for name in FAMILIES:
+        declared = BACKEND_CLASSES[name]
+        default = declared.checkpoints[0]
+        assert listed[name]["models"] == [c.describe() for c in declared.checkpoints]
+        # The top-level rules stay those of the default model, for the page.
+        assert (listed[name]["frames"], listed[name]["size"], listed[name]["fps"]) == (
+            default.frames.describe(),
+            default.size.describe(),
+            default.fps,
+        )
+        assert listed[name]["available"] and listed[name]["negative_prompt"] and listed[name]["kind"] == "open"
+    wan = {m["name"]: m for m in listed["wan"]["models"]}
+    assert wan["2.2-5b"]["fps"] == 24 and wan["2.1-1.3b"]["modes"] == ["text-to-video"]
     assert "image-to-video" in listed["ltx-video"]["modes"] and listed["mochi"]["modes"] == ["text-to-video"]
 
 
@@ -193,13 +219,14 @@ def test_backends_import_without_torch_and_say_why_they_are_unavailable() -> Non
     code = (
         "import sys, backends; from dailies.contract.settings import Settings\n"
         "s = Settings.from_env({'DAILIES_DEVICE': 'auto'})\n"
-        "print([(b.name, b.availability().reason) for b in backends.all_backends(s) if b.family == 'open'])\n"
+        "print([(b.name, b.availability().reason) for b in backends.all_backends(s) if b.kind == 'open'])\n"
+        "import dailies.worker.models\n"
         "print('torch' in sys.modules, 'diffusers' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     reasons, imported = out.strip().splitlines()
     assert imported == "False False"
-    from backends.diffusers_common import NO_GPU, gpu_visible
+    from backends.local_model import NO_GPU, gpu_visible
 
     if not gpu_visible():
         assert reasons.count(NO_GPU) == 4, reasons
@@ -214,9 +241,8 @@ def test_memory_budget_evicts_the_least_recently_used_ltx_video_and_wan(
     # A budget below one tiny model: the worker keeps only the pipeline it used last.
     processes.worker(redis_url, backends="ltx-video,wan", DAILIES_MODEL_MEMORY_GB="0.000001", **model_env(tiny_models))
     app = start_app(processes, tmp_path, redis_url)
-    body = dict(prompt="a dog", width=64, height=64, num_frames=9, steps=2, seed=1)
     for family in ("ltx-video", "wan", "ltx-video"):
-        run_job(app, backend=family, **body)
+        run_job(app, **tiny_job(family, prompt="a dog", seed=1))
     log = processes.started[0].output()
     assert log.count("loading ltx-video text-to-video") == 2 and log.count("loading wan text-to-video") == 1, log
     assert log.count("evicting") == 2
@@ -249,3 +275,55 @@ def test_ltx_video_published_weights_from_the_hub_cache_offline_and_mochi_missin
     status = app.wait_done(failed["id"], timeout=60)
     assert status["status"] == "failed" and "could not load the Mochi 1 weights" in status["error"]
     assert "DAILIES_MODEL_MOCHI" in status["error"]
+
+
+class OwnFamily(LocalModelBackend):
+    """A family whose pipeline is our own class, named by dotted path, with a staged progress total."""
+
+    name = "own"
+    display_name = "Own"
+    pipeline = "tests.tiny_pipelines.OwnPipeline"
+    requires = ("torch",)
+    checkpoints = (
+        Checkpoint(
+            "v1",
+            frames=FrameRule(step=1, offset=0, minimum=1, maximum=16, default=4),
+            size=SizeRule(multiple=16, minimum=16, maximum=64, default=(32, 32)),
+            fps=8,
+            steps=3,
+            guidance=1.0,
+            repo="nobody/own-v1",
+        ),
+    )
+    params = model_params(checkpoints)
+
+    def total_steps(self, request: JobSpec, checkpoint: Checkpoint, steps: int) -> int:
+        return OwnPipeline.stages * steps
+
+
+def test_a_pipeline_that_is_not_a_diffusers_class_runs_through_the_shared_runtime(tmp_path: Path) -> None:
+    folder = OwnPipeline.save(tmp_path / "own-v1")
+    settings = Settings.from_env({"DAILIES_DEVICE": "cpu", "DAILIES_MODEL_OWN": str(folder)})
+    backend = OwnFamily(settings)
+    assert backend.availability().usable
+    spec = JobSpec(
+        id=new_id(), backend="own", prompt="x", negative_prompt="", seed=4, width=32, height=16, num_frames=5, fps=8,
+        params={"model": "v1", "steps": None, "guidance": None},
+    )  # fmt: skip
+    seen: list[tuple[float, str]] = []
+    first = backend.generate(spec, lambda fraction, message: seen.append((fraction, message)), lambda: False)
+    again = backend.generate(spec, lambda fraction, message: None, lambda: False)
+
+    info = probe_mp4(first.mp4)
+    assert (info.width, info.height, info.num_frames, info.fps) == (32, 16, 5, 8)
+    assert first.model == "local:own-v1" and first.extra["steps"] == OwnFamily.checkpoints[0].steps
+    steps = [message for _, message in seen if message.startswith("step")]
+    total = OwnPipeline.stages * OwnFamily.checkpoints[0].steps
+    assert steps == [f"step {i}/{total}" for i in range(1, total + 1)]
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and max(f for f, _ in seen) < 1
+    # Seeded through the generator, loaded once: the second run is the same video, without a load.
+    assert again.poster == first.poster and again.extra["timings"]["load_s"] == 0.0
+
+    calls = iter(range(100))
+    with pytest.raises(Cancelled):
+        backend.generate(spec, lambda fraction, message: None, lambda: next(calls) >= 3)

@@ -8,18 +8,24 @@ pipelines' default prompt lengths; the text encoder is a tiny T5 with a Unigram 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+
+from backends import BACKEND_CLASSES
 
 FAMILIES = ("cogvideox", "ltx-video", "mochi", "wan")
 WORDS = ("a", "the", "cat", "dog", "on", "boat", "sea", "light", "red", "blue", "walks", "night", "city")
 
 
-# The smallest valid frame count of each family's rule, the frame count tiny jobs ask for.
-FRAMES = {"cogvideox": 9, "ltx-video": 9, "mochi": 7, "wan": 9}
+def smallest_frames(family: str, model: str | None = None) -> int:
+    """The smallest frame count the checkpoint's declared rule allows: what tiny jobs ask for."""
+    frames = BACKEND_CLASSES[family].rules(model).frames
+    return frames.nearest(frames.minimum)
 
 
 def tiny_job(family: str, **body) -> dict:
     """A job body for a tiny checkpoint: 64x64, the smallest valid frame count, 2 steps."""
-    return {"backend": family, "width": 64, "height": 64, "num_frames": FRAMES[family], "steps": 2, **body}
+    frames = smallest_frames(family, body.get("model"))
+    return {"backend": family, "width": 64, "height": 64, "num_frames": frames, "steps": 2, **body}
 
 
 def _text_encoder_and_tokenizer():
@@ -223,3 +229,59 @@ def save_tiny(family: str, folder: Path) -> Path:
     if not (target / "model_index.json").exists():
         BUILDERS[family]().save_pretrained(target)
     return target
+
+
+class OwnPipeline:
+    """A pipeline of our own, not a diffusers class, with the surface the model runtime calls.
+
+    Like Pyramid Flow it calls back once per stage and step (two stages), so its family reports a
+    progress total of its own. The frames are seeded noise passed through one saved linear layer.
+    """
+
+    stages = 2
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+
+    @classmethod
+    def save(cls, folder: Path) -> Path:
+        import torch
+
+        torch.manual_seed(0)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(torch.nn.Linear(3, 3).state_dict(), folder / "layer.pt")
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, source: str, dtype=None, variant: str | None = None) -> OwnPipeline:
+        import torch
+
+        layer = torch.nn.Linear(3, 3)
+        layer.load_state_dict(torch.load(Path(source) / "layer.pt"))
+        return cls(layer.to(dtype))
+
+    @property
+    def components(self) -> dict:
+        return {"layer": self.layer}
+
+    def to(self, device: str) -> OwnPipeline:
+        self.layer.to(device)
+        return self
+
+    def enable_model_cpu_offload(self) -> None:
+        """Nothing to offload: one layer."""
+
+    def enable_sequential_cpu_offload(self) -> None:
+        """Nothing to offload: one layer."""
+
+    def set_progress_bar_config(self, **config) -> None:
+        """No progress bar to configure."""
+
+    def __call__(self, *, height, width, num_frames, num_inference_steps, generator, callback_on_step_end, **kwargs):
+        import torch
+
+        frames = torch.rand((1, num_frames, height, width, 3), generator=generator)
+        for step in range(self.stages * num_inference_steps):
+            frames = self.layer(frames).sigmoid()
+            callback_on_step_end(self, step, None, {})
+        return SimpleNamespace(frames=frames.numpy())

@@ -8,7 +8,7 @@ import math
 import secrets
 from typing import Any
 
-from backends.base import IMAGE_TO_VIDEO, Backend
+from backends.base import IMAGE_TO_VIDEO, Backend, Checkpoint
 from dailies.app.errors import ApiError, invalid
 from dailies.contract.spec import JobSpec, new_id
 
@@ -75,16 +75,39 @@ def _image(body: dict) -> bytes:
         raise invalid("image", "image is not valid base64") from None
 
 
+def _params(body: dict, backend: Backend) -> dict[str, Any]:
+    params = {}
+    for param in backend.params:
+        try:
+            params[param.name] = param.check(body[param.name]) if body.get(param.name) is not None else param.default
+        except ValueError as exc:
+            raise invalid(param.name, f"{param.name} {exc}") from None
+    return params
+
+
+def _rules(backend: Backend, params: dict[str, Any]) -> Checkpoint:
+    try:
+        return backend.rules(params.get("model"))
+    except ValueError as exc:
+        raise invalid("model", f"model {exc}") from None
+
+
 def validate(body: Any, backend: Backend) -> JobSpec:
-    """The job with every field filled in and a new id, or ApiError naming the field."""
+    """The job with every field filled in and a new id, or ApiError naming the field.
+
+    The request's `model` (its default when absent) picks the rules the other fields must meet."""
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
-    params = {p.name: p for p in backend.params}
-    unknown = sorted(set(body) - COMMON_FIELDS - set(params))
+    unknown = sorted(set(body) - COMMON_FIELDS - {p.name for p in backend.params})
     if unknown:
         raise invalid(unknown[0], f"unknown field {unknown[0]!r} for backend {backend.name}")
 
     job: dict[str, Any] = {"backend": backend.name, "prompt": _text(body, "prompt", True)}
+    params = _params(body, backend)
+    rules = _rules(backend, params)
+    # Where a backend's models differ, messages say whose rule it is.
+    several = len(backend.checkpoints) > 1
+    for_model = f" for {rules.label}" if several else ""
     negative = _text(body, "negative_prompt", False)
     if negative and not backend.negative_prompt:
         raise invalid("negative_prompt", f"{backend.display_name} does not take a negative prompt")
@@ -97,27 +120,27 @@ def validate(body: Any, backend: Backend) -> JobSpec:
         raise invalid("seed", f"seed must be between 0 and {SEED_MAX}")
     job["seed"] = (secrets.randbelow(SEED_MAX + 1) if seed is None else seed) if backend.seeded else None
 
-    rule = backend.size
-    for name, default in zip(("width", "height"), rule.default, strict=True):
+    size = rules.size
+    for name, default in zip(("width", "height"), size.default, strict=True):
         value = _integer(body, name)
         value = default if value is None else value
-        if value % rule.multiple or not rule.minimum <= value <= rule.maximum:
+        if value % size.multiple or not size.minimum <= value <= size.maximum:
             raise invalid(
                 name,
-                f"{name} must be a multiple of {rule.multiple} between {rule.minimum} "
-                f"and {rule.maximum}; nearest valid value: {rule.nearest(value)}",
+                f"{name} must be a multiple of {size.multiple} between {size.minimum} "
+                f"and {size.maximum}{for_model}; nearest valid value: {size.nearest(value)}",
             )
         job[name] = value
 
     fps = _integer(body, "fps")
-    if fps is None:
-        fps = backend.fps
-    low, high = backend.fps_range or (backend.fps, backend.fps)
+    fps = rules.fps if fps is None else fps
+    low, high = rules.fps_bounds
     if not low <= fps <= high:
-        raise invalid("fps", f"fps must be between {low} and {high}" if low != high else f"fps must be {low}")
+        allowed = f"between {low} and {high}" if low != high else f"{low}"
+        raise invalid("fps", f"fps must be {allowed}{for_model}")
     job["fps"] = fps
 
-    frames = backend.frames
+    frames = rules.frames
     num_frames = _integer(body, "num_frames")
     duration = body.get("duration_s")
     if num_frames is not None and duration is not None:
@@ -134,28 +157,21 @@ def validate(body: Any, backend: Backend) -> JobSpec:
         if abs(num_frames / fps - duration) > max(0.5, 0.1 * duration):
             raise invalid(
                 "duration_s",
-                f"duration_s must be between {frames.minimum / fps:.2f} and {frames.maximum / fps:.2f} seconds",
+                f"duration_s must be between {frames.minimum / fps:.2f} and {frames.maximum / fps:.2f} "
+                f"seconds{for_model}",
             )
     elif num_frames is None:
         num_frames = frames.default
     if not frames.valid(num_frames):
         raise invalid(
             "num_frames",
-            f"num_frames must be {frames.step}k+{frames.offset} between "
-            f"{frames.minimum} and {frames.maximum}; nearest valid value: "
-            f"{frames.nearest(num_frames)}",
+            f"num_frames must be {frames.requirement()}{for_model}; nearest valid value: {frames.nearest(num_frames)}",
         )
     job["num_frames"] = num_frames
-
-    job["params"] = {}
-    for name, param in params.items():
-        try:
-            job["params"][name] = param.check(body[name]) if body.get(name) is not None else param.default
-        except ValueError as exc:
-            raise invalid(name, f"{name} {exc}") from None
+    job["params"] = params
 
     if body.get("image") is not None:
-        if IMAGE_TO_VIDEO not in backend.modes:
-            raise invalid("image", f"{backend.display_name} does not do image-to-video")
+        if IMAGE_TO_VIDEO not in rules.modes:
+            raise invalid("image", f"{rules.label if several else backend.display_name} does not do image-to-video")
         job["image"] = _image(body)
     return JobSpec(id=new_id(), **job)

@@ -24,6 +24,26 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from None
 
 
+MEMORY_MODES = ("auto", "gpu", "model-offload", "sequential-offload")
+MODEL_PREFIX = "DAILIES_MODEL_"  # DAILIES_MODEL_<BACKEND>[_I2V]: weights instead of the published repo
+
+
+def model_env_name(backend: str, mode: str = "text-to-video") -> str:
+    """DAILIES_MODEL_<BACKEND> (and ..._I2V for separate image-to-video weights)."""
+    base = MODEL_PREFIX + backend.upper().replace("-", "_")
+    return base + "_I2V" if mode == "image-to-video" else base
+
+
+def _memory_gb(env: Mapping[str, str]) -> float | None:
+    raw = env.get("DAILIES_MODEL_MEMORY_GB", "").strip()
+    if not raw:
+        return None
+    value = _float(env, "DAILIES_MODEL_MEMORY_GB", 0.0)
+    if not value > 0:
+        raise SystemExit(f"DAILIES_MODEL_MEMORY_GB must be a positive number of GB, got {raw!r}")
+    return value
+
+
 HOSTED_KEYS = ("HF_TOKEN", "OPENAI_VIDEOS_API_KEY", "FAL_KEY", "REPLICATE_API_TOKEN")
 HOSTED_URLS = ("OPENAI_VIDEOS_BASE_URL", "FAL_QUEUE_URL", "REPLICATE_API_URL")
 
@@ -53,6 +73,10 @@ class Settings:
     hosted_max_bytes: int = 200 * 1024 * 1024
     hosted_retries: int = 6
     hf_bill_to: str | None = None
+    # Local models: (DAILIES_MODEL_<BACKEND>[_I2V], weights) pairs, the offload mode, the resident budget.
+    model_overrides: tuple[tuple[str, str], ...] = ()
+    memory_mode: str = "auto"
+    model_memory_gb: float | None = None  # None: 80% of free memory
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +84,9 @@ class Settings:
         device = env.get("DAILIES_DEVICE", "auto").strip().lower() or "auto"
         if device not in ("auto", "cuda", "cpu"):
             raise SystemExit(f"DAILIES_DEVICE must be auto, cuda or cpu, got {device!r}")
+        memory_mode = env.get("DAILIES_MEMORY_MODE", "").strip() or "auto"
+        if memory_mode not in MEMORY_MODES:
+            raise SystemExit(f"DAILIES_MEMORY_MODE must be one of {', '.join(MEMORY_MODES)}, got {memory_mode!r}")
         return cls(
             redis_url=env.get("REDIS_URL") or None,
             data_dir=Path(env.get("DAILIES_DATA") or "data").resolve(),
@@ -85,6 +112,15 @@ class Settings:
             hosted_max_bytes=_int(env, "DAILIES_HOSTED_MAX_MB", 200) * 1024 * 1024,
             hosted_retries=_int(env, "DAILIES_HOSTED_RETRIES", 6),
             hf_bill_to=env.get("DAILIES_HF_BILL_TO") or None,
+            model_overrides=tuple(
+                sorted(
+                    (name, value.strip())
+                    for name, value in env.items()
+                    if name.startswith(MODEL_PREFIX) and name != "DAILIES_MODEL_MEMORY_GB" and value.strip()
+                )
+            ),
+            memory_mode=memory_mode,
+            model_memory_gb=_memory_gb(env),
         )
 
     def hosted_key(self, name: str) -> str | None:
