@@ -94,18 +94,22 @@
     true,
   );
   // Once every video has a frame, start them together, unless the visitor asked for less motion.
+  const ready = (block) => {
+    show(block);
+    const loaded = videos(block).every((v) => v.readyState >= 2);
+    if (loaded && !still.matches && block.dataset.autoplay !== "off" && !block.dataset.started) {
+      block.dataset.started = "1";
+      play(block);
+    }
+  };
   document.addEventListener(
     "loadeddata",
     (e) => {
       const block = e.target instanceof HTMLVideoElement && e.target.closest(".dailies-compare");
-      if (!block) return;
-      show(block);
-      const ready = videos(block).every((v) => v.readyState >= 2);
-      if (ready && !still.matches && block.dataset.autoplay !== "off" && !block.dataset.started) {
-        block.dataset.started = "1";
-        play(block);
-      }
+      if (block) ready(block);
     },
     true,
   );
+  // Videos that loaded before this script ran fired their event unseen.
+  for (const block of document.querySelectorAll(".dailies-compare")) ready(block);
 })();

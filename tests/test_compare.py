@@ -180,3 +180,17 @@ def test_comparison_plays_three_videos_in_sync(studio: App, group: dict, page: P
     page.wait_for_function(f"({SYNC})().every(p => !p.paused && p.t > 0.6)")
     assert _in_sync(page.evaluate(SYNC))
     page.screenshot(path=str(tmp_path / "compare.png"))
+
+
+def test_comparison_waits_for_a_tap_when_the_visitor_asks_for_less_motion(
+    studio: App, group: dict, browser: Browser
+) -> None:
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, reduced_motion="reduce")
+    page = context.new_page()
+    page.goto(f"{studio.url}/c/{group['id']}")
+    page.wait_for_function(f"({SYNC})().every(p => p.ready >= 2)")
+    page.wait_for_timeout(500)
+    assert all(p["paused"] and p["t"] == 0 for p in page.evaluate(SYNC))
+    page.locator(".dailies-compare-play").click()
+    page.wait_for_function(f"({SYNC})().every(p => !p.paused && p.t > 0.2)")
+    context.close()

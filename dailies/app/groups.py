@@ -35,31 +35,36 @@ SHARED = ("prompt", "image")
 
 def snapped_body(body: dict[str, Any], backend: Backend) -> dict[str, Any]:
     """The group's body as `backend` takes it: size, fps and duration moved to the nearest value
-    its rules allow, and the fields it does not declare (seed, negative prompt, its own params)
-    left out."""
+    the rules of its chosen model allow, and the fields it does not declare (seed, negative
+    prompt, another backend's parameters) left out."""
     out: dict[str, Any] = {"backend": backend.name, **{k: body[k] for k in SHARED if k in body}}
+    declared = {p.name for p in backend.params}
+    out.update({k: v for k, v in body.items() if k in declared})
     if backend.seeded and "seed" in body:
         out["seed"] = body["seed"]
     if backend.negative_prompt and "negative_prompt" in body:
         out["negative_prompt"] = body["negative_prompt"]
-    rule = backend.size
+    try:
+        rules = backend.rules(out.get("model"))
+    except ValueError:
+        return out  # an unknown model: validation names the field
     for name in ("width", "height"):
         value = body.get(name)
         # Not a whole number: left as is, so validation names the field.
-        out[name] = rule.nearest(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        out[name] = rules.size.nearest(value) if _whole(value) else value
+    low, high = rules.fps_bounds
     fps = body.get("fps")
-    low, high = backend.fps_range or (backend.fps, backend.fps)
-    fps = min(max(fps, low), high) if isinstance(fps, int) and not isinstance(fps, bool) else fps
-    out["fps"] = fps
+    out["fps"] = min(max(fps, low), high) if _whole(fps) else fps
     duration = body.get("duration_s")
     if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration > 0:
-        rate = fps if isinstance(fps, int) else backend.fps
-        out["num_frames"] = backend.frames.nearest(duration * rate)
+        out["num_frames"] = rules.frames.nearest(duration * (out["fps"] if _whole(out["fps"]) else rules.fps))
     else:
         out["duration_s"] = duration
-    declared = {p.name for p in backend.params}
-    out.update({k: v for k, v in body.items() if k in declared})
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class Groups:
