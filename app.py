@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 from redis import Redis  # noqa: E402
 
 import backends  # noqa: E402
-from dailies.app import api, embedded, share, ui  # noqa: E402
+from dailies.app import api, embedded, page, share  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
 
@@ -37,7 +37,7 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(share.router(service))
     # Not /static or /assets: those are Gradio's own (its fonts and scripts).
     app.mount(share.STATIC_URL, StaticFiles(directory=STATIC), name="dailies-static")
-    demo = ui.build(service)
+    demo = page.build(service)
     return gr.mount_gradio_app(
         app,
         demo,

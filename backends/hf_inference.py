@@ -21,15 +21,12 @@ from huggingface_hub.utils import httpx as hf_httpx
 from backends.base import CancelCheck, Cancelled, GenerationError, Param, Progress, Video
 from backends.hosted_common import (
     HostedBackend,
-    Misconfigured,
     RetryLater,
-    backoff,
     chosen_model,
     model_params,
-    provider_reason,
-    retry_after,
     video_from_bytes,
 )
+from dailies.contract.retry import backoff
 from dailies.contract.spec import JobSpec
 
 PROVIDERS = ("auto", "fal-ai", "replicate", "novita", "together", "wavespeed")
@@ -52,6 +49,7 @@ class HfInferenceBackend(HostedBackend):
     )
     provider = "the Inference Provider"
     key_env = "HF_TOKEN"
+    credential = "token"
     negative_prompt = True
     params = (
         Param("provider", str, "auto", choices=PROVIDERS, label="Provider"),
@@ -90,17 +88,8 @@ class HfInferenceBackend(HostedBackend):
                 seed=request.seed,
             )
         except HfHubHTTPError as exc:
-            response = exc.response
-            status = response.status_code if response is not None else 0
-            if status == 429 or status >= 500:
-                raise RetryLater(f"the Inference Provider answered HTTP {status}", retry_after(response)) from None
-            if status in (401, 403):
-                raise Misconfigured(
-                    f"the Inference Provider refused the token (HTTP {status}: {provider_reason(response)}); "
-                    "check HF_TOKEN on the worker"
-                ) from None
-            reason = provider_reason(response) if response is not None else str(exc)
-            raise GenerationError(f"the Inference Provider refused the job: {reason}") from None
+            refused = self.refusal(exc.response) if exc.response is not None else None
+            raise refused or GenerationError(f"the Inference Provider refused the job: {exc}") from None
         except hf_httpx.ConnectError:
             raise RetryLater("could not reach the Inference Provider") from None
         except (KeyError, TypeError, IndexError):

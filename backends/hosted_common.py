@@ -11,7 +11,6 @@ final, with the provider's reason).
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import re
 import socket
@@ -38,12 +37,12 @@ from backends.base import (
     Video,
 )
 from dailies.contract.media import first_frame, poster_jpeg, probe_mp4
+from dailies.contract.retry import retry_after
 from dailies.contract.spec import JobSpec
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 MAX_REDIRECTS = 3
 PLAYABLE_CODECS = ("h264", "hevc", "vp9", "av1")  # what browsers play from an MP4/WebM
-BACKOFF_MAX_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -116,26 +115,6 @@ def progress_in_logs(logs: str) -> float | None:
     return min(int(found[-1]), 100) / 100 if found else None
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    """The Retry-After header in seconds (delta-seconds or an HTTP date), if any."""
-    raw = response.headers.get("retry-after", "").strip()
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(raw).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def backoff(attempt: int) -> float:
-    """Seconds before retry number `attempt` (1, 2, 3, ...) when the provider gave no Retry-After."""
-    return min(BACKOFF_MAX_S, 2.0 ** (attempt - 1))
-
-
 def provider_reason(response: httpx.Response) -> str:
     """The provider's own explanation of a refusal, from the usual JSON shapes, else the text."""
     try:
@@ -163,6 +142,7 @@ class HostedBackend(Backend):
     kind = "hosted"
     provider: ClassVar[str]  # the provider's name in messages
     key_env: ClassVar[str]
+    credential: ClassVar[str] = "API key"  # what `key_env` holds, in messages
     url_env: ClassVar[str | None] = None
     default_url: ClassVar[str | None] = None
     # Providers publish no per-model rules we could check, so one set covers whatever `model` names.
@@ -195,6 +175,20 @@ class HostedBackend(Backend):
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
+
+    def refusal(self, response: httpx.Response) -> Exception | None:
+        """The provider's answer as one of the three outcomes; None when it is a success."""
+        status = response.status_code
+        if status == 429 or status >= 500:
+            return RetryLater(f"{self.provider} answered HTTP {status}", retry_after(response.headers))
+        if status in (401, 403):
+            return Misconfigured(
+                f"{self.provider} refused the {self.credential} (HTTP {status}: {provider_reason(response)}); "
+                f"check {self.key_env} on the worker"
+            )
+        if status >= 400:
+            return GenerationError(f"{self.provider} refused the job: {provider_reason(response)}")
+        return None
 
 
 class PolledBackend(HostedBackend):
@@ -245,16 +239,9 @@ class PolledBackend(HostedBackend):
                     "again so that it is not paid twice"
                 ) from None
             raise RetryLater(f"{self.provider} did not answer ({type(exc).__name__})") from None
-        status = response.status_code
-        if status == 429 or status >= 500:
-            raise RetryLater(f"{self.provider} answered HTTP {status}", retry_after(response))
-        if status in (401, 403):
-            raise Misconfigured(
-                f"{self.provider} refused the API key (HTTP {status}: {provider_reason(response)}); "
-                f"check {self.key_env} on the worker"
-            )
-        if status >= 400:
-            raise GenerationError(f"{self.provider} refused the job: {provider_reason(response)}")
+        refused = self.refusal(response)
+        if refused:
+            raise refused
         return response
 
     def call_quietly(self, method: str, url: str) -> None:
@@ -287,7 +274,9 @@ def download(url: str, max_bytes: int, headers: dict[str, str], allow_private: b
                     url, headers = urljoin(url, response.headers["location"]), {}  # the key stays home
                     continue
                 if response.status_code == 429 or response.status_code >= 500:
-                    raise RetryLater(f"the video download answered HTTP {response.status_code}", retry_after(response))
+                    raise RetryLater(
+                        f"the video download answered HTTP {response.status_code}", retry_after(response.headers)
+                    )
                 if response.status_code >= 400:
                     raise GenerationError(
                         f"the video could not be downloaded (HTTP {response.status_code}); remote outputs expire"

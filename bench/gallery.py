@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.common import record, summary_ms
 from dailies.app.dataset import LocalDataset, make_row
 from dailies.app.hub import HubRepo, IndexSync
-from dailies.app.index import Index, fts_query
+from dailies.app.index import GalleryQuery, Index, fts_query
 from dailies.app.publisher import COMMIT_MAX_ROWS, Publisher, PublishQueue
 from tests.hub_server import HubServer
 
@@ -106,14 +106,14 @@ def bench_latency(size: int, folder: Path) -> dict:
         index.add(rows[start : start + 5000])
     insert_s = time.perf_counter() - t
     newest = sorted(rows, key=lambda r: r["id"], reverse=True)
-    first, cursor = index.page(24)
+    first, cursor = index.page(GalleryQuery(24))
     assert [r["id"] for r in first] == [r["id"] for r in newest[:24]], "newest first"
     deep_cursor = newest[size // 2]["id"]
     words = vocabulary(random.Random(0))
     queries = QUERIES + [words[rank] for rank in VOCAB_RANKS if rank < len(words)]
     search, by_query = [], {}
     for q in queries:
-        samples = timed(lambda q=q: index.page(24, q=q), 15)
+        samples = timed(lambda q=q: index.page(GalleryQuery(24, q=q)), 15)
         by_query[q] = round(statistics.median(samples) * 1000, 3)
         search += samples
     # Baseline on the same data: what the index did before (collect every match, sort by id).
@@ -128,14 +128,14 @@ def bench_latency(size: int, folder: Path) -> dict:
         baseline += timed(lambda match=match: db.execute(sort_all, (match,)).fetchall(), 5)
     filtered = []
     for q in QUERIES[:6]:
-        filtered += timed(lambda q=q: index.page(24, q=q, backend="wan"), 10)
+        filtered += timed(lambda q=q: index.page(GalleryQuery(24, q=q, backend="wan")), 10)
     return {
         "rows": size,
         "insert_s": round(insert_s, 2),
-        "first_page": summary_ms(timed(lambda: index.page(24), 300)),
-        "next_page": summary_ms(timed(lambda: index.page(24, cursor=cursor), 300)),
-        "deep_page": summary_ms(timed(lambda: index.page(24, cursor=deep_cursor), 300)),
-        "backend_filter": summary_ms(timed(lambda: index.page(24, backend="mochi"), 300)),
+        "first_page": summary_ms(timed(lambda: index.page(GalleryQuery(24)), 300)),
+        "next_page": summary_ms(timed(lambda: index.page(GalleryQuery(24, cursor=cursor)), 300)),
+        "deep_page": summary_ms(timed(lambda: index.page(GalleryQuery(24, cursor=deep_cursor)), 300)),
+        "backend_filter": summary_ms(timed(lambda: index.page(GalleryQuery(24, backend="mochi")), 300)),
         "search": summary_ms(search),
         "search_with_backend_filter": summary_ms(filtered),
         "search_baseline_sort_all_matches": summary_ms(baseline),

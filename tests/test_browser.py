@@ -108,3 +108,26 @@ def test_cancel_advanced_settings_and_gallery_paging(processes, tmp_path, redis_
     expect(page.locator("#gallery-grid img")).to_have_count(2)
     page.locator("#gallery-prev").click()
     expect(page.locator("#gallery-grid img")).to_have_count(24)
+
+
+def test_use_these_settings_keeps_the_parameters_after_the_backend_changes(app: App, page: Page) -> None:
+    job = app.submit(prompt="five slow waves", backend="preview", seed=9, num_frames=4, waves=5).json()
+    app.wait_done(job["id"])
+    page.goto(app.url)
+    page.locator("#backend input").click()  # another backend first, so "Use these settings" changes it back
+    page.get_by_role("option", name=re.compile("^CogVideoX")).click()
+    expect(page.locator("#backend input")).to_have_value(re.compile("^CogVideoX"))
+
+    page.get_by_role("tab", name="Gallery").click()
+    page.locator("#gallery-grid img").first.click()
+    expect(page.locator("#detail-prompt textarea")).to_have_value("five slow waves")
+    page.locator("#reuse").click()
+    expect(page.locator("#backend input")).to_have_value(re.compile("^Preview"))
+    page.get_by_text("Advanced settings").click()
+    expect(page.locator("#param-waves input[type=number]")).to_have_value("5")
+    page.locator("#submit").click()
+
+    reused = page.locator("#jobs li.dailies-job").first
+    expect(reused).to_have_attribute("data-id", re.compile(".+"))
+    status = app.client.get(f"/api/v1/jobs/{reused.get_attribute('data-id')}").json()
+    assert (status["request"]["params"]["waves"], status["request"]["seed"]) == (5, 9)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dailies.app.errors import ApiError
-from dailies.app.index import Index
+from dailies.app.index import GalleryQuery, Index
 
 pytestmark = pytest.mark.hub
 
@@ -21,7 +21,7 @@ def row(gid: str, prompt: str, backend: str = "preview", model: str = "m1") -> d
 def walk(index: Index, **kw) -> list[str]:
     seen, cursor = [], None
     while True:
-        rows, cursor = index.page(limit=3, cursor=cursor, **kw)
+        rows, cursor = index.page(GalleryQuery(limit=3, cursor=cursor, **kw))
         seen += [r["id"] for r in rows]
         if cursor is None:
             return seen
@@ -48,9 +48,9 @@ def test_pages_newest_first_through_search_and_filters(tmp_path: Path) -> None:
     assert walk(index, q="calm", model="m0") == [
         g for g in newest if by[g]["prompt"].startswith("calm") and by[g]["model"] == "m0"
     ]
-    assert index.page(q="!!!") == ([], None)
+    assert index.page(GalleryQuery(q="!!!")) == ([], None)
     with pytest.raises(ApiError):
-        index.page(cursor="not-a-cursor")
+        index.page(GalleryQuery(cursor="not-a-cursor"))
 
 
 def test_an_index_of_another_schema_is_rebuilt(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from dailies.app.errors import ApiError
-from dailies.app.index import PAGE_MAX
+from dailies.app.index import PAGE_MAX, GalleryQuery
 from dailies.app.service import Service
 
 BODY_MAX = 16 * 1024 * 1024
@@ -79,7 +79,7 @@ def router(service: Service) -> APIRouter:
 
     @api.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict:
-        return service.jobs.status(job_id)
+        return service.jobs.status(job_id).to_json()
 
     @api.post("/jobs/{job_id}/cancel", status_code=202)
     def cancel(job_id: str) -> dict:
@@ -99,7 +99,7 @@ def router(service: Service) -> APIRouter:
     ) -> dict:
         if not 1 <= limit <= PAGE_MAX:
             raise ApiError(422, "invalid_field", f"limit must be between 1 and {PAGE_MAX}", "limit")
-        return service.generations(limit, cursor, q, backend, model)
+        return service.generations(GalleryQuery(limit, cursor, q, backend, model))
 
     @api.get("/generations/{generation_id}")
     def generation(generation_id: str) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,52 +16,47 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from dailies.app.dataset import LocalDataset
+from dailies.app.dataset import GenerationRow, LocalDataset, row_seed
 from dailies.app.index import Index
 from dailies.contract import keys
+from dailies.contract.loop import BackgroundLoop
 
 log = logging.getLogger("dailies.app.collector")
 
 
 class Collector:
     def __init__(
-        self, redis: Redis, dataset: LocalDataset, index: Index, on_row: Callable[[dict[str, Any]], None] | None = None
+        self, redis: Redis, dataset: LocalDataset, index: Index, on_row: Callable[[GenerationRow], None] | None = None
     ) -> None:
         self.redis, self.dataset, self.index = redis, dataset, index
         self.on_row = on_row  # the publisher's hook for new rows
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("collector", self._step)
 
     def start(self) -> None:
         for raw in self.redis.lrange(keys.COLLECTING, 0, -1):
             self.collect(raw.decode(), recovering=True)
-        self._thread = threading.Thread(target=self._loop, name="collector", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._loop.running
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
+        self._loop.stop()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                raw = self.redis.blmove(keys.COLLECT, keys.COLLECTING, 1, "RIGHT", "LEFT")
-            except RedisConnectionError:
-                if self._stop.wait(0.5):
-                    return
-                continue
-            if raw is None:
-                continue
+    def _step(self) -> float:
+        """Store the next result (waiting for one at most 1 s, so a stop is seen)."""
+        try:
+            raw = self.redis.blmove(keys.COLLECT, keys.COLLECTING, 1, "RIGHT", "LEFT")
+        except RedisConnectionError:
+            return 0.5
+        if raw is not None:
             try:
                 self.collect(raw.decode())
             except Exception:
                 # Leave it on the collecting list: the next start retries it.
                 log.exception("could not store result %s", raw)
+        return 0
 
     def collect(self, job_id: str, recovering: bool = False) -> None:
         job = keys.decode(self.redis.hgetall(keys.job(job_id)))
@@ -119,13 +113,13 @@ class Collector:
             pipe.execute()
 
 
-def result_payload(row: dict[str, Any]) -> dict[str, Any]:
+def result_payload(row: GenerationRow) -> dict[str, Any]:
     """The `result` of a finished job and the media URLs of a generation."""
     return {
         "generation_id": row["id"],
         "video_url": f"/media/{row['video_path']}",
         "poster_url": f"/media/{row['poster']}",
-        "seed": None if row["seed"] < 0 else row["seed"],
+        "seed": row_seed(row),
         "model": row["model"],
         "width": row["width"],
         "height": row["height"],

@@ -19,32 +19,43 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, get_type_hints
 
 from dailies.contract.spec import new_id
 
-# Every row has exactly these columns, with these types (params and timings are JSON strings
-# so that rows from different backends never disagree on types).
-COLUMNS: dict[str, type] = {
-    "file_name": str,
-    "id": str,
-    "created_at": str,
-    "prompt": str,
-    "negative_prompt": str,
-    "backend": str,
-    "model": str,
-    "seed": int,
-    "width": int,
-    "height": int,
-    "num_frames": int,
-    "fps": int,
-    "duration_s": float,
-    "params": str,
-    "timings": str,
-    "poster": str,
-    "group": str,
-}
+
+class DatasetRow(TypedDict):
+    """One line of a metadata.jsonl. Every row has exactly these columns, with these types
+    (params and timings are JSON strings so that rows from different backends never disagree)."""
+
+    file_name: str
+    id: str
+    created_at: str
+    prompt: str
+    negative_prompt: str
+    backend: str
+    model: str
+    seed: int
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    duration_s: float
+    params: str
+    timings: str
+    poster: str
+    group: str  # the comparison it was made in, "" for none
+
+
+class GenerationRow(DatasetRow):
+    """A dataset row with its video's path in the folder: what the index holds and serves."""
+
+    video_path: str
+
+
+COLUMNS: dict[str, type] = get_type_hints(DatasetRow)
 BATCH_MAX_ROWS = 500
+NO_SEED = -1  # the seed column is an int for the Hub's viewer: a backend without seeds stores -1
 
 README = """---
 configs:
@@ -72,9 +83,9 @@ def utc_date(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
 
 
-def make_row(generation: dict[str, Any], video_name: str, poster_path: str) -> dict[str, Any]:
+def make_row(generation: dict[str, Any], video_name: str, poster_path: str) -> DatasetRow:
     """A metadata row with every column, typed, from a finished job's recipe and result."""
-    row = {
+    row: DatasetRow = {
         "file_name": video_name,
         "id": generation["id"],
         "created_at": datetime.fromtimestamp(generation["created"], UTC).isoformat(),
@@ -82,7 +93,7 @@ def make_row(generation: dict[str, Any], video_name: str, poster_path: str) -> d
         "negative_prompt": generation.get("negative_prompt") or "",
         "backend": generation["backend"],
         "model": generation["model"],
-        "seed": -1 if generation.get("seed") is None else int(generation["seed"]),
+        "seed": NO_SEED if generation.get("seed") is None else int(generation["seed"]),
         "width": int(generation["width"]),
         "height": int(generation["height"]),
         "num_frames": int(generation["num_frames"]),
@@ -95,6 +106,11 @@ def make_row(generation: dict[str, Any], video_name: str, poster_path: str) -> d
     }
     assert list(row) == list(COLUMNS)
     return row
+
+
+def row_seed(row: DatasetRow) -> int | None:
+    """The seed a stored row was made with, None when its backend takes none."""
+    return None if row["seed"] < 0 else row["seed"]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -127,7 +143,7 @@ class LocalDataset:
         with self._lock:
             self._batch = None
 
-    def write(self, generation: dict[str, Any], video: bytes, poster: bytes) -> dict[str, Any]:
+    def write(self, generation: dict[str, Any], video: bytes, poster: bytes) -> GenerationRow:
         """Store video and poster, then append the row: the row is written last, so a row always
         points at files that exist. Returns the row plus `video_path` (relative to the root)."""
         date = utc_date(generation["created"])
@@ -161,13 +177,13 @@ class LocalDataset:
             return []
         return [(row["id"], line) for line, row in _parse_lines(path.read_text(encoding="utf-8"))]
 
-    def rows(self) -> Iterator[dict[str, Any]]:
+    def rows(self) -> Iterator[GenerationRow]:
         """Every row with its `video_path`, skipping a torn last line left by a crash."""
         for path in sorted((self.root / "data").glob("*/*/metadata.jsonl")):
             yield from parse_metadata(path.parent.relative_to(self.root).as_posix(), path.read_text(encoding="utf-8"))
 
 
-def parse_metadata(folder: str, text: str) -> list[dict[str, Any]]:
+def parse_metadata(folder: str, text: str) -> list[GenerationRow]:
     """The rows of one batch folder's metadata.jsonl, each with its `video_path`."""
     return [{**row, "video_path": f"{folder}/{row['file_name']}"} for _, row in _parse_lines(text)]
 

@@ -27,10 +27,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class DataFolderInUse(SystemExit):
-    pass
-
-
 def lock_data_folder(data_dir: Path) -> IO[str]:
     """Hold an exclusive lock on the data folder for the life of the process."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -40,7 +36,7 @@ def lock_data_folder(data_dir: Path) -> IO[str]:
     except BlockingIOError:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
-        raise DataFolderInUse(
+        raise SystemExit(
             f"The data folder {data_dir} is already used by a running Dailies app ({holder}). "
             "Stop that app, or set DAILIES_DATA to another folder."
         ) from None

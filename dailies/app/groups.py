@@ -152,7 +152,7 @@ class Groups:
     def _job(self, job_id: str) -> dict[str, Any]:
         generation = self.generation(job_id)
         try:
-            job = self.jobs.status(job_id)
+            job = self.jobs.status(job_id).to_json()
         except ApiError:  # gone from Redis: the stored generation is all there is
             if generation is None:
                 return {"id": job_id, "status": "failed", "backend": None, "error": "this job has expired"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,8 +20,9 @@ from huggingface_hub import HfApi, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError
 from huggingface_hub.hf_api import RepoFile
 
-from dailies.app.dataset import parse_metadata
+from dailies.app.dataset import GenerationRow, parse_metadata
 from dailies.app.index import Index
+from dailies.contract.loop import BackgroundLoop
 
 log = logging.getLogger("dailies.app.hub")
 REPO_TYPE = "dataset"
@@ -78,20 +78,16 @@ class HubRepo:
 class IndexSync:
     """Brings the index up to the repo's current commit, in a background thread on start."""
 
-    def __init__(self, repo: HubRepo, index: Index, on_rows: Callable[[list[dict[str, Any]]], None]) -> None:
+    def __init__(self, repo: HubRepo, index: Index, on_rows: Callable[[list[GenerationRow]], None]) -> None:
         self.repo, self.index, self.on_rows = repo, index, on_rows
         self.state: dict[str, Any] = {"running": False, "rows_added": 0, "files_read": 0, "error": None, "sha": None}
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("index-sync", self._run)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="index-sync", daemon=True)
-        self._thread.start()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread:
-            self._thread.join(timeout)
+        self._loop.start()
 
     def _run(self) -> None:
+        """Sync once; the thread then idles (a daemon: the app does not wait for it)."""
         self.state["running"] = True
         try:
             self.sync()
@@ -124,7 +120,7 @@ class IndexSync:
         log.info("index synced with %s@%s: %d files read, %d rows added", self.repo.repo_id, sha[:8], len(todo), added)
         return added
 
-    def _read(self, path: str, sha: str) -> list[dict[str, Any]]:
+    def _read(self, path: str, sha: str) -> list[GenerationRow]:
         folder = path.rsplit("/", 1)[0]
         return parse_metadata(folder, self.repo.download(path, revision=sha).read_text(encoding="utf-8"))
 

@@ -14,10 +14,12 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from dailies.app.dataset import GenerationRow
 from dailies.app.errors import ApiError
+from dailies.app.sqlite_state import STATE_TABLE, read_state, write_state
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
@@ -38,7 +40,6 @@ CREATE INDEX IF NOT EXISTS generations_group ON generations (grp) WHERE grp != '
 CREATE VIRTUAL TABLE IF NOT EXISTS prompts USING fts5 (
     prompt, content='generations', content_rowid='rowid', tokenize='unicode61', prefix='2 3 4'
 );
-CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 INSERT = (
     "INSERT OR IGNORE INTO generations (rowid, id, backend, model, prompt, video_path, row, grp) "
@@ -48,6 +49,18 @@ SCHEMA_VERSION = 3  # an index from another version is dropped and rebuilt
 RANDOM_BITS = 15
 PAGE_MAX = 100
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class GalleryQuery:
+    """One page of the gallery: `cursor` is the `next_cursor` of the page before; an empty
+    search or filter matches everything."""
+
+    limit: int = 24
+    cursor: str | None = None
+    q: str | None = None
+    backend: str | None = None
+    model: str | None = None
 
 
 def id_rowid(generation_id: str) -> int:
@@ -76,7 +89,7 @@ class Index:
                 "DROP TABLE IF EXISTS prompts; DROP TABLE IF EXISTS generations; DROP TABLE IF EXISTS state;"
             )
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.executescript(SCHEMA)
+        db.executescript(SCHEMA + STATE_TABLE)
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -88,7 +101,7 @@ class Index:
             self._local.db = db
         return db
 
-    def add(self, rows: Iterable[dict[str, Any]]) -> int:
+    def add(self, rows: Iterable[GenerationRow]) -> int:
         """Insert rows (ignoring ids already present); returns how many were new."""
         added = 0
         with self._write_lock:
@@ -129,37 +142,30 @@ class Index:
     def count(self) -> int:
         return self._db().execute("SELECT count(*) FROM generations").fetchone()[0]
 
-    def get(self, generation_id: str) -> dict[str, Any] | None:
+    def get(self, generation_id: str) -> GenerationRow | None:
         found = self._db().execute("SELECT row FROM generations WHERE id = ?", (generation_id,)).fetchone()
         return json.loads(found["row"]) if found else None
 
-    def group(self, group_id: str) -> list[dict[str, Any]]:
+    def group(self, group_id: str) -> list[GenerationRow]:
         """The stored generations of one comparison, in the order they were submitted."""
         found = self._db().execute("SELECT row FROM generations WHERE grp = ? ORDER BY rowid", (group_id,))
         return [json.loads(r[0]) for r in found]
 
-    def page(
-        self,
-        limit: int = 24,
-        cursor: str | None = None,
-        q: str | None = None,
-        backend: str | None = None,
-        model: str | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """Newest first; `cursor` is the `next_cursor` of the page before."""
-        limit = max(1, min(limit, PAGE_MAX))
-        match = fts_query(q) if q else None
-        if q and match is None:
+    def page(self, query: GalleryQuery = GalleryQuery()) -> tuple[list[GenerationRow], str | None]:
+        """Newest first; the second value is the cursor of the next page (None: this is the last)."""
+        limit = max(1, min(query.limit, PAGE_MAX))
+        match = fts_query(query.q) if query.q else None
+        if query.q and match is None:
             return [], None
         # With a search, the full-text index drives the walk (newest match first) and the
         # filters are checked on the way; without one, the table or a filter's index does.
         key = "prompts.rowid" if match else "g.rowid"
         source = "prompts JOIN generations g ON g.rowid = prompts.rowid" if match else "generations g"
         where, args = (["prompts MATCH ?"], [match]) if match else ([], [])
-        if cursor:
+        if query.cursor:
             where.append(f"{key} < ?")
-            args.append(self._cursor_rowid(cursor))
-        for column, value in (("backend", backend), ("model", model)):
+            args.append(self._cursor_rowid(query.cursor))
+        for column, value in (("backend", query.backend), ("model", query.model)):
             if value:
                 where.append(f"g.{column} = ?")
                 args.append(value)
@@ -180,9 +186,8 @@ class Index:
             raise ApiError(422, "invalid_field", "cursor is not a next_cursor this API gave", "cursor") from None
 
     def get_state(self, key: str) -> str | None:
-        found = self._db().execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return found[0] if found else None
+        return read_state(self._db(), key)
 
     def set_state(self, key: str, value: str) -> None:
         with self._write_lock:
-            self._db().execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
+            write_state(self._db(), key, value)

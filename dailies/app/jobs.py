@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from redis import Redis
@@ -31,6 +32,31 @@ RUNNER = "dailies.worker.runner.run"
 
 def _int(value: str | None) -> int | None:
     return int(value) if value else None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job as GET /api/v1/jobs/{id} answers it (`to_json`)."""
+
+    id: str
+    status: str
+    backend: str
+    progress: float
+    message: str
+    position: int | None  # jobs ahead in our queue, or in the provider's while it runs there
+    elapsed_s: float
+    eta_s: float | None
+    seed: int | None
+    request: dict[str, Any]
+    error: str | None  # failed only
+    result: dict[str, Any] | None  # succeeded only
+
+    @property
+    def active(self) -> bool:
+        return self.status not in TERMINAL
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Jobs:
@@ -118,7 +144,7 @@ class Jobs:
         """Jobs ahead of this one in its queue (0: next to run, or being picked up by a worker)."""
         return self.redis.lpos(Queue(keys.queue_name(backend), connection=self.redis).key, job_id) or 0
 
-    def status(self, job_id: str) -> dict:
+    def status(self, job_id: str) -> JobStatus:
         raw = keys.decode(self.redis.hgetall(keys.job(job_id))) if valid_id(job_id) else {}
         if not raw:
             raise ApiError(404, "not_found", f"no job {job_id!r}")
@@ -142,27 +168,27 @@ class Jobs:
         request = json.loads(raw["request"])
         # Queued: our queue; running on a hosted backend: the provider's queue, when it says.
         position = self._position(raw["backend"], job_id) if status == "queued" else _int(raw.get("remote_position"))
-        return {
-            "id": job_id,
-            "status": status,
-            "backend": raw["backend"],
-            "progress": progress if status != "succeeded" else 1.0,
-            "message": raw.get("message", ""),
-            "position": position,
-            "elapsed_s": round(elapsed, 3),
-            "eta_s": round(eta, 1) if eta is not None else None,
-            "seed": request.get("seed"),
-            "request": request,
-            "error": raw.get("error") if status == "failed" else None,
-            "result": json.loads(raw["result"]) if status == "succeeded" else None,
-        }
+        return JobStatus(
+            id=job_id,
+            status=status,
+            backend=raw["backend"],
+            progress=progress if status != "succeeded" else 1.0,
+            message=raw.get("message", ""),
+            position=position,
+            elapsed_s=round(elapsed, 3),
+            eta_s=round(eta, 1) if eta is not None else None,
+            seed=request.get("seed"),
+            request=request,
+            error=raw.get("error") if status == "failed" else None,
+            result=json.loads(raw["result"]) if status == "succeeded" else None,
+        )
 
     def _rq_status(self, job_id: str) -> str | None:
         raw = self.redis.hget(Job.key_for(job_id), "status")
         return raw.decode() if raw else None
 
     def cancel(self, job_id: str) -> dict:
-        status = self.status(job_id)["status"]
+        status = self.status(job_id).status
         if status in TERMINAL:
             raise ApiError(409, "already_finished", f"job {job_id} has already {status}")
         self.redis.set(keys.cancel(job_id), 1, ex=JOB_TTL)

@@ -9,7 +9,7 @@ error) is checked against the repo's tree before anything is sent again.
 
 At most one commit per `DAILIES_COMMIT_EVERY` seconds and at most HOURLY_MAX per hour, whatever
 the job rate; 429 and 5xx (and any other failure) back off exponentially, honouring Retry-After.
-The thread sleeps on an Event: a new row or stop() wakes it.
+The thread sleeps until the next attempt is due: a new row or stop() wakes it.
 """
 
 from __future__ import annotations
@@ -27,9 +27,12 @@ from typing import Any
 from huggingface_hub import CommitOperationAdd
 from huggingface_hub.errors import HfHubHTTPError
 
-from dailies.app.dataset import LocalDataset
+from dailies.app.dataset import GenerationRow, LocalDataset
 from dailies.app.hub import REPO_TYPE, HubRepo, git_blob_oid, record_files, short_error
 from dailies.app.index import Index
+from dailies.app.sqlite_state import STATE_TABLE, read_state, write_state
+from dailies.contract.loop import BackgroundLoop
+from dailies.contract.retry import backoff, retry_after
 
 log = logging.getLogger("dailies.app.publisher")
 COMMIT_MAX_ROWS = 100  # ~200 files per commit
@@ -45,7 +48,6 @@ CREATE TABLE IF NOT EXISTS rows (
     commit_sha TEXT
 );
 CREATE INDEX IF NOT EXISTS rows_pending ON rows (published, id);
-CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -71,9 +73,9 @@ class PublishQueue:
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(SCHEMA)
+            self._db.executescript(SCHEMA + STATE_TABLE)
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: GenerationRow) -> None:
         """Queue a new row (an id already queued or published is left as it is)."""
         folder = row["video_path"].rsplit("/", 1)[0]
         with self._lock:
@@ -81,7 +83,7 @@ class PublishQueue:
                 "INSERT OR IGNORE INTO rows (id, folder, poster) VALUES (?, ?, ?)", (row["id"], folder, row["poster"])
             )
 
-    def mark_published(self, rows: Iterable[dict[str, Any] | Pending], sha: str | None) -> None:
+    def mark_published(self, rows: Iterable[GenerationRow | Pending], sha: str | None) -> None:
         """Rows now on the Hub (also rows read back from the Hub by the index rebuild)."""
         values = []
         for r in rows:
@@ -125,16 +127,11 @@ class PublishQueue:
 
     def get_state(self, key: str) -> str | None:
         with self._lock:
-            found = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return found[0] if found else None
+            return read_state(self._db, key)
 
     def set_state(self, key: str, value: str) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+            write_state(self._db, key, value)
 
 
 class Publisher:
@@ -149,9 +146,7 @@ class Publisher:
     ) -> None:
         self.repo, self.dataset, self.queue, self.index, self.clock = repo, dataset, queue, index, clock
         self.commit_every = max(0.0, commit_every)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("publisher", self.step, stop_timeout=30)
         # Commit times of the last hour survive a restart, so a crash loop cannot exceed the budget.
         self._recent: list[float] = json.loads(queue.get_state("recent_commits") or "[]")
         self._retry_at = 0.0
@@ -163,31 +158,23 @@ class Publisher:
 
     # --- the app's side -----------------------------------------------------------------------
 
-    def enqueue(self, row: dict[str, Any]) -> None:
+    def enqueue(self, row: GenerationRow) -> None:
         """The collector's hook: called once a row is stored locally (and again on recovery)."""
         self.queue.add(row)
-        self._wake.set()
+        self._loop.wake()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="publisher", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=30)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        self._loop.stop()
 
     def health(self) -> dict[str, Any]:
         pending = self.queue.pending_count()
         due = self._next_attempt() if pending else None
         return {
             "enabled": True,
-            "running": self.running,
+            "running": self._loop.running,
             "repo": self.repo.repo_id,
             "endpoint": self.repo.endpoint,
             "private": self.repo.private,
@@ -218,23 +205,21 @@ class Publisher:
             self._attempt()
         return self._next_attempt() - self.clock() if self.queue.pending_count() else None
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            wait = self.step()
-            if wait is None or wait > 0:
-                self._wake.wait(wait)
-
     def _attempt(self) -> None:
         try:
             self.publish_once()
         except Exception as exc:
             self._failures += 1
-            backoff = min(BACKOFF_MAX_S, max(0.5, min(self.commit_every, 30.0)) * 2 ** (self._failures - 1))
-            retry_after = _retry_after(exc)
-            self._retry_at = self.clock() + max(backoff, retry_after or 0.0)
+            wait = backoff(self._failures, max(0.5, min(self.commit_every, 30.0)), BACKOFF_MAX_S)
+            asked = (
+                retry_after(exc.response.headers)
+                if isinstance(exc, HfHubHTTPError) and exc.response is not None
+                else None
+            )
+            wait = max(wait, asked or 0.0)
+            self._retry_at = self.clock() + wait
             self.last_error = short_error(exc)
-            log.warning("publishing failed (attempt %d, next in %.0f s): %s", self._failures, backoff, self.last_error)
+            log.warning("publishing failed (attempt %d, next in %.0f s): %s", self._failures, wait, self.last_error)
         else:
             self._failures, self._retry_at, self.last_error = 0, 0.0, None
 
@@ -316,12 +301,3 @@ class Publisher:
         self.last_commit = {"sha": sha, "at": self.clock(), "rows": rows}
         self.queue.set_state("last_commit", json.dumps(self.last_commit))
         self.queue.set_state("readme", "sent")
-
-
-def _retry_after(exc: Exception) -> float | None:
-    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
-        try:
-            return float(exc.response.headers.get("Retry-After", ""))
-        except ValueError:
-            return None
-    return None

@@ -14,10 +14,10 @@ from rq import Worker
 import backends
 from backends.base import Availability, Backend
 from dailies.app.collector import Collector
-from dailies.app.dataset import LocalDataset
+from dailies.app.dataset import GenerationRow, LocalDataset, row_seed
 from dailies.app.errors import ApiError
 from dailies.app.groups import Groups
-from dailies.app.index import Index
+from dailies.app.index import GalleryQuery, Index
 from dailies.app.jobs import Jobs
 from dailies.app.storage import Storage
 from dailies.contract import keys
@@ -112,15 +112,8 @@ class Service:
         row = self.index.get(generation_id)
         return None if row is None else public_generation(row, self.storage.media_urls([row])[row["id"]])
 
-    def generations(
-        self,
-        limit: int = 24,
-        cursor: str | None = None,
-        q: str | None = None,
-        backend: str | None = None,
-        model: str | None = None,
-    ) -> dict[str, Any]:
-        rows, next_cursor = self.index.page(limit, cursor, q, backend, model)
+    def generations(self, query: GalleryQuery) -> dict[str, Any]:
+        rows, next_cursor = self.index.page(query)
         urls = self.storage.media_urls(rows)
         return {"items": [public_generation(r, urls[r["id"]]) for r in rows], "next_cursor": next_cursor}
 
@@ -141,12 +134,12 @@ class Service:
         }
 
 
-def public_generation(row: dict[str, Any], urls: dict[str, str]) -> dict[str, Any]:
+def public_generation(row: GenerationRow, urls: dict[str, str]) -> dict[str, Any]:
     """A gallery item: the stored row with its JSON columns opened and its media URLs."""
     return {
         **{k: v for k, v in row.items() if k not in ("params", "timings", "video_path", "file_name")},
-        "seed": None if row["seed"] < 0 else row["seed"],
-        "group": row.get("group", ""),
+        "seed": row_seed(row),
+        "group": row.get("group", ""),  # rows from before comparisons have none
         "params": json.loads(row["params"]),
         "timings": json.loads(row["timings"]),
         **urls,

@@ -13,7 +13,7 @@ from typing import Any
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
 from dailies.app.collector import result_payload
-from dailies.app.dataset import LocalDataset
+from dailies.app.dataset import GenerationRow, LocalDataset
 from dailies.app.hub import HubRepo, IndexSync
 from dailies.app.index import Index
 from dailies.app.publisher import Publisher, PublishQueue
@@ -49,7 +49,7 @@ class Storage:
         if self.publisher:
             self.publisher.stop()
 
-    def media_urls(self, rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    def media_urls(self, rows: list[GenerationRow]) -> dict[str, dict[str, str]]:
         """Where the browser gets each row's video and poster: the Hub's own URLs for a public
         dataset once the row is there; otherwise /media on this app, which serves the local copy
         (or, for a private dataset, fetches the file from the Hub)."""

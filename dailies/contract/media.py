@@ -60,20 +60,19 @@ class VideoInfo:
     fps: float
 
 
-def probe_mp4(data: bytes, decode: bool = True) -> VideoInfo:
+def probe_mp4(data: bytes) -> VideoInfo:
     """Open an MP4 and count its decodable frames; raises ValueError if it is not a playable video."""
     try:
         with av.open(io.BytesIO(data), "r") as container:
             if not container.streams.video:
                 raise ValueError("no video stream")
             stream = container.streams.video[0]
-            frames = sum(1 for _ in container.decode(stream)) if decode else stream.frames
             return VideoInfo(
                 codec=stream.codec_context.name,
                 pix_fmt=stream.codec_context.pix_fmt or "",
                 width=stream.codec_context.width,
                 height=stream.codec_context.height,
-                num_frames=frames,
+                num_frames=sum(1 for _ in container.decode(stream)),
                 fps=float(stream.average_rate or stream.guessed_rate or 0),
             )
     except av.FFmpegError as exc:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -28,8 +27,10 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from backends.base import Backend, GenerationError, Video
-from backends.hosted_common import Misconfigured, Pending, PolledBackend, RetryLater, backoff
+from backends.hosted_common import Misconfigured, Pending, PolledBackend, RetryLater
 from dailies.contract import keys
+from dailies.contract.loop import BackgroundLoop
+from dailies.contract.retry import backoff
 from dailies.contract.settings import Settings
 from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, TERMINAL, JobSpec
 
@@ -181,21 +182,23 @@ def _poll(
     return deliver(answer)
 
 
-class Dispatcher(threading.Thread):
+class Dispatcher:
     """Moves due polls of these backends onto their RQ queues (one per worker process)."""
 
     def __init__(self, redis: Redis, backend_names: list[str], poll_timeout: int) -> None:
-        super().__init__(name="dispatcher", daemon=True)
         self.redis, self.names, self.poll_timeout = redis, backend_names, poll_timeout
         self.claim = redis.register_script(CLAIM)
-        self.stopping = threading.Event()
+        self._loop = BackgroundLoop("dispatcher", self._step)
 
-    def run(self) -> None:
-        while not self.stopping.wait(DISPATCH_EVERY_S):
-            try:
-                self.dispatch()
-            except RedisError:
-                log.warning("dispatcher: Redis unreachable; trying again", exc_info=True)
+    def start(self) -> None:
+        self._loop.start()
+
+    def _step(self) -> float:
+        try:
+            self.dispatch()
+        except RedisError:
+            log.warning("dispatcher: Redis unreachable; trying again", exc_info=True)
+        return DISPATCH_EVERY_S
 
     def dispatch(self) -> int:
         moved = 0

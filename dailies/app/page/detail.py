@@ -1,0 +1,105 @@
+"""The detail view above the gallery grid: the player, the prompt, the recipe and a share link."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from dailies.app.errors import ApiError
+from dailies.app.service import Service
+from dailies.contract.spec import valid_id
+
+RECIPE_KEYS = (
+    "id",
+    "backend",
+    "model",
+    "seed",
+    "width",
+    "height",
+    "num_frames",
+    "fps",
+    "duration_s",
+    "negative_prompt",
+    "params",
+    "timings",
+    "created_at",
+)
+
+
+@dataclass(frozen=True)
+class Detail:
+    column: gr.Column
+    video: gr.HTML
+    prompt: gr.Textbox
+    reuse: gr.Button
+    close: gr.Button
+    share: gr.HTML
+    recipe: gr.JSON
+    generation_id: gr.State
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        """What `open_detail` sets, in its order."""
+        return [self.column, self.video, self.prompt, self.recipe, self.generation_id, self.share]
+
+
+def recipe(generation: dict[str, Any]) -> dict[str, Any]:
+    return {k: generation[k] for k in RECIPE_KEYS}
+
+
+def player_html(g: dict[str, Any]) -> str:
+    """The detail player: the browser streams the file itself (from the Hub for a public dataset)."""
+    return (
+        f'<video class="dailies-player" controls autoplay muted loop playsinline preload="metadata" '
+        f'poster="{html.escape(g["poster_url"])}" src="{html.escape(g["video_url"])}" '
+        f'width="{g["width"]}" height="{g["height"]}"></video>'
+    )
+
+
+def share_html(generation_id: str) -> str:
+    return f'<a class="dailies-share" href="/?g={generation_id}">Share link: /?g={generation_id}</a>'
+
+
+def open_detail(service: Service, generation_id: str) -> tuple:
+    """The detail view of one generation; hidden when there is no such generation."""
+    try:
+        g = service.generation(generation_id)
+    except ApiError:
+        return gr.update(visible=False), "", "", {}, "", ""
+    return gr.update(visible=True), player_html(g), g["prompt"], recipe(g), g["id"], share_html(g["id"])
+
+
+def picked(service: Service, card_id: str) -> tuple:
+    """A click on the grid: open the card's generation, ignoring clicks beside the cards."""
+    return open_detail(service, card_id) if valid_id(card_id) else (gr.skip(),) * 6
+
+
+def layout() -> Detail:
+    with gr.Column(visible=False, elem_id="detail") as column:
+        video = gr.HTML("", elem_id="detail-video", js_on_load=None)
+        prompt = gr.Textbox(label="Prompt", interactive=False, elem_id="detail-prompt")
+        with gr.Row():
+            reuse = gr.Button("Use these settings", elem_id="reuse", variant="primary", size="sm")
+            close = gr.Button("Close", elem_id="detail-close", size="sm")
+        share = gr.HTML("", elem_id="detail-share", js_on_load=None)
+        recipe_json = gr.JSON(label="Recipe", elem_id="detail-recipe", open=False)
+    return Detail(column, video, prompt, reuse, close, share, recipe_json, gr.State(""))
+
+
+def wire(service: Service, grid: gr.HTML, detail: Detail) -> None:
+    def pick(evt: gr.EventData) -> tuple:
+        return picked(service, str((evt._data or {}).get("id", "")))
+
+    grid.click(pick, None, detail.outputs, api_visibility="private", queue=False).then(
+        None, js="() => document.getElementById('detail')?.scrollIntoView({behavior: 'smooth'})"
+    )
+    detail.close.click(
+        lambda: (gr.update(visible=False), ""),
+        None,
+        [detail.column, detail.video],
+        api_visibility="private",
+        queue=False,
+    )

@@ -1,0 +1,130 @@
+"""The Gallery tab: a search box, a backend filter, the poster grid and Newer/Older paging.
+
+Paging keeps a stack of cursors, [cursor of page 1, cursor of page 2, ...]; its last entry is
+the cursor of the next (older) page, None when there is none.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gradio as gr
+
+import backends
+from dailies.app.index import GalleryQuery
+from dailies.app.service import Service
+
+PAGE_SIZE = 24
+STATIC = Path(__file__).resolve().parents[3] / "static"
+GALLERY_JS = (STATIC / "gallery.js").read_text(encoding="utf-8")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Gallery:
+    search: gr.Textbox
+    backend: gr.Dropdown
+    grid: gr.HTML
+    newer: gr.Button
+    older: gr.Button
+    cursors: gr.State
+
+    @property
+    def page_outputs(self) -> list[gr.components.Component]:
+        return [self.grid, self.cursors, self.newer, self.older]
+
+
+def cards_html(items: list[dict[str, Any]]) -> str:
+    """The poster grid: lazy-loaded posters; the video loads only on hover or tap (static/gallery.js)."""
+    if not items:
+        return '<p class="dailies-empty">No generations here yet.</p>'
+    cards = []
+    for g in items:
+        prompt = html.escape(g["prompt"])
+        cards.append(
+            f'<button type="button" class="dailies-card" data-id="{g["id"]}" '
+            f'data-video="{html.escape(g["video_url"])}" title="{prompt}">'
+            f'<img src="{html.escape(g["poster_url"])}" loading="lazy" decoding="async" alt="" '
+            f'width="{g["width"]}" height="{g["height"]}">'
+            f'<span class="dailies-card-meta">{html.escape(g["backend"])} · {g["duration_s"]:g} s</span>'
+            f'<span class="dailies-card-prompt">{html.escape(g["prompt"][:140])}</span></button>'
+        )
+    return f'<div class="dailies-grid">{"".join(cards)}</div>'
+
+
+def newest(service: Service, q: str, backend: str, cursor: str | None = None) -> dict[str, Any]:
+    """One page of generations as GET /api/v1/generations lists them; empty filters match all."""
+    return service.generations(GalleryQuery(PAGE_SIZE, cursor, q or None, backend or None))
+
+
+def _shown(service: Service, q: str, backend: str, stack: list[str | None]) -> tuple:
+    """Show the page whose cursor ends `stack`; push the cursor of the page after it."""
+    found = newest(service, q, backend, stack[-1])
+    nxt = found["next_cursor"]
+    return (
+        cards_html(found["items"]),
+        stack + [nxt],
+        gr.update(interactive=len(stack) > 1),
+        gr.update(interactive=nxt is not None),
+    )
+
+
+def first_page(service: Service, q: str, backend: str) -> tuple:
+    return _shown(service, q, backend, [None])
+
+
+def older(service: Service, q: str, backend: str, stack: list[str | None]) -> tuple:
+    if stack[-1] is None:
+        return (gr.skip(),) * 4
+    return _shown(service, q, backend, stack)
+
+
+def newer(service: Service, q: str, backend: str, stack: list[str | None]) -> tuple:
+    return _shown(service, q, backend, stack[:-2] or [None])
+
+
+def layout(between: Callable[[], T]) -> tuple[Gallery, T]:
+    """The filters, then what `between` lays out (the detail view), then the grid and paging."""
+    with gr.Row(equal_height=True):
+        search = gr.Textbox(label="Search prompts", elem_id="gallery-search", scale=3, placeholder="lighthouse at dusk")
+        backend = gr.Dropdown(
+            [("All backends", "")] + [(n, n) for n in backends.BACKEND_CLASSES],
+            value="",
+            label="Backend",
+            elem_id="gallery-backend",
+            scale=1,
+        )
+    middle = between()
+    grid = gr.HTML(cards_html([]), elem_id="gallery-grid", js_on_load=GALLERY_JS)
+    with gr.Row():
+        newer_button = gr.Button("Newer", elem_id="gallery-prev", size="sm", interactive=False)
+        older_button = gr.Button("Older", elem_id="gallery-next", size="sm", interactive=False)
+    return Gallery(search, backend, grid, newer_button, older_button, gr.State([None])), middle
+
+
+def wire(service: Service, tabs: gr.Tabs, gallery: Gallery) -> None:
+    filters = [gallery.search, gallery.backend]
+    quiet = {"api_visibility": "private", "queue": False}
+    gr.on(
+        [gallery.search.submit, gallery.backend.change, tabs.select],
+        lambda q, name: first_page(service, q, name),
+        filters,
+        gallery.page_outputs,
+        **quiet,
+    )
+    gallery.older.click(
+        lambda q, name, stack: older(service, q, name, stack),
+        filters + [gallery.cursors],
+        gallery.page_outputs,
+        **quiet,
+    )
+    gallery.newer.click(
+        lambda q, name, stack: newer(service, q, name, stack),
+        filters + [gallery.cursors],
+        gallery.page_outputs,
+        **quiet,
+    )

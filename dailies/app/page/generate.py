@@ -1,0 +1,285 @@
+"""The Generate tab's form: prompt, backend, size, seed and the backend's own parameters.
+
+The advanced parameters are drawn from the backend's declaration; their values live in the
+`params` state, which is what a submission sends. `version` redraws them: it changes when a
+visitor picks a backend and when "Use these settings" fills the form, never on a bare backend
+change, so a filled form keeps its parameters.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+import backends
+from backends.base import Backend, Param
+from dailies.app.api import client_id
+from dailies.app.errors import ApiError
+from dailies.app.page import job_list
+from dailies.app.service import Service
+
+
+@dataclass(frozen=True)
+class Form:
+    prompt: gr.Textbox
+    negative: gr.Textbox
+    backend: gr.Dropdown
+    note: gr.Markdown
+    duration: gr.Slider
+    width: gr.Slider
+    height: gr.Slider
+    random_seed: gr.Checkbox
+    seed: gr.Number
+    params: gr.State
+    version: gr.Number
+    submit: gr.Button
+    cancel: gr.Button
+    error: gr.Markdown
+
+    @property
+    def filled_by_recipe(self) -> list[gr.components.Component]:
+        """What `fill` sets, in its order."""
+        return [
+            self.prompt,
+            self.negative,
+            self.backend,
+            self.duration,
+            self.width,
+            self.height,
+            self.random_seed,
+            self.seed,
+            self.note,
+            self.params,
+            self.version,
+        ]
+
+
+def default_backend(service: Service) -> str:
+    """The first backend that can run now, else the first one."""
+    names = list(backends.BACKEND_CLASSES)
+    return next((n for n in names if service.availability(backends.get(n, service.settings)).usable), names[0])
+
+
+def backend_choices(service: Service) -> list[tuple[str, str]]:
+    return [
+        (info["display_name"] + ("" if info["available"] else " (unavailable)"), info["name"])
+        for info in service.describe_backends()
+    ]
+
+
+def backend_note(service: Service, name: str, width: float | None = None, height: float | None = None) -> str:
+    info = next(b for b in service.describe_backends() if b["name"] == name)
+    lines = [html.escape(info["description"])]
+    if not info["available"]:
+        lines.append(f"**Unavailable:** {html.escape(info['unavailable_reason'] or '')}")
+    rec = info["size"]["recommended_min"]
+    if rec and ((width and width < rec) or (height and height < rec)):
+        lines.append(f"Sizes under {rec} px are below what the model card recommends; expect poor results.")
+    if not info["seed"]:
+        lines.append("This backend does not honour a seed.")
+    return "\n\n".join(lines)
+
+
+def defaults(backend: Backend) -> dict[str, Any]:
+    return {p.name: p.default for p in backend.params}
+
+
+def _fitted(service: Service, backend: Backend, width: float, height: float) -> tuple[dict, ...]:
+    """Updates that fit the form to a backend: note, negative prompt, width, height, random seed."""
+    size = {"minimum": backend.size.minimum, "maximum": backend.size.maximum, "step": backend.size.multiple}
+    return (
+        gr.update(value=backend_note(service, backend.name, width, height)),
+        gr.update(visible=backend.negative_prompt),
+        gr.update(**size),
+        gr.update(**size),
+        gr.update(interactive=backend.seeded),
+    )
+
+
+def pick_backend(service: Service, name: str, width: float, height: float, version: int) -> tuple:
+    """A visitor picked a backend: fit the form to it, its parameters back to their defaults."""
+    backend = backends.get(name, service.settings)
+    return (*_fitted(service, backend, width, height), defaults(backend), version + 1)
+
+
+def fill(service: Service, recipe: dict[str, Any], version: int) -> tuple:
+    """'Use these settings': the form as the generation was made, its parameters included."""
+    backend = backends.get(recipe["backend"], service.settings)
+    note, negative, width, height, random_seed = _fitted(service, backend, recipe["width"], recipe["height"])
+    return (
+        recipe["prompt"],
+        {**negative, "value": recipe["negative_prompt"]},
+        recipe["backend"],
+        recipe["duration_s"],
+        {**width, "value": recipe["width"]},
+        {**height, "value": recipe["height"]},
+        {**random_seed, "value": recipe["seed"] is None},
+        recipe["seed"],
+        note,
+        recipe["params"],
+        version + 1,
+    )
+
+
+def request_body(
+    text: str,
+    negative: str,
+    name: str,
+    seconds: float,
+    width: float,
+    height: float,
+    random_seed: bool,
+    seed: float | None,
+    params: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The form as a POST /api/v1/jobs body."""
+    body: dict[str, Any] = {
+        "prompt": text,
+        "backend": name,
+        "duration_s": seconds,
+        "width": int(width),
+        "height": int(height),
+        **(params or {}),
+    }
+    if negative:
+        body["negative_prompt"] = negative
+    if not random_seed and seed is not None:
+        body["seed"] = int(seed)
+    return body
+
+
+def submit(service: Service, client: str, body: dict[str, Any], jobs: list[str] | None) -> tuple:
+    """Queue the job: (error line, tracked job ids, timer)."""
+    try:
+        answer = service.jobs.submit(body, client)
+    except ApiError as exc:
+        field = f" ({exc.field})" if exc.field else ""
+        return f"**Not queued{field}:** {html.escape(exc.message)}", jobs, gr.skip()
+    return "", job_list.track(jobs, answer["id"]), gr.Timer(active=True)
+
+
+def param_input(p: Param, value: Any, key: str) -> gr.components.Component:
+    kwargs = {"label": p.describe()["label"], "info": p.help, "key": key, "elem_id": f"param-{p.name}"}
+    if p.choices:
+        return gr.Dropdown(list(p.choices), value=value, interactive=True, **kwargs)
+    if p.type is bool:
+        return gr.Checkbox(value, interactive=True, **kwargs)
+    # A None default means "the model's own": an empty Number, not a slider.
+    if p.minimum is not None and p.maximum is not None and p.default is not None:
+        step = 1 if p.type is int else 0.1
+        return gr.Slider(p.minimum, p.maximum, value=value, step=step, interactive=True, **kwargs)
+    return gr.Number(value, interactive=True, **kwargs)
+
+
+def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList]:
+    """The tab's two columns: the form, and the visitor's jobs beside it."""
+    settings = service.settings
+    chosen = default_backend(service)
+    first = backends.get(chosen, settings)
+    with gr.Row():
+        with gr.Column(scale=3):
+            prompt = gr.Textbox(
+                label="Prompt",
+                lines=3,
+                max_length=2000,
+                elem_id="prompt",
+                placeholder="A paper boat drifting down a rainy street at dusk",
+            )
+            negative = gr.Textbox(label="Negative prompt", elem_id="negative-prompt", visible=first.negative_prompt)
+            backend = gr.Dropdown(backend_choices(service), value=chosen, label="Backend", elem_id="backend")
+            note = gr.Markdown(backend_note(service, chosen), elem_id="backend-note")
+            size = {"minimum": first.size.minimum, "maximum": first.size.maximum, "step": first.size.multiple}
+            with gr.Row():
+                duration = gr.Slider(
+                    0.1, 8, value=first.frames.default / first.fps, step=0.1, label="Duration (s)", elem_id="duration"
+                )
+                width = gr.Slider(value=first.size.default[0], label="Width", elem_id="width", **size)
+                height = gr.Slider(value=first.size.default[1], label="Height", elem_id="height", **size)
+            with gr.Row():
+                random_seed = gr.Checkbox(True, label="Random seed", elem_id="random-seed")
+                seed = gr.Number(None, label="Seed", precision=0, minimum=0, elem_id="seed")
+            params = gr.State(defaults(first))
+            version = gr.Number(0, precision=0, visible=False)
+            with gr.Accordion("Advanced settings", open=False):
+
+                @gr.render(inputs=[backend, params, version], triggers=[demo.load, version.change])
+                def advanced(name: str, values: dict[str, Any], drawn: int) -> None:
+                    for p in backends.get(name, settings).params:
+                        # The key changes with each drawing, so a redrawn input shows the state's value.
+                        comp = param_input(p, values.get(p.name, p.default), key=f"{name}-{p.name}-{drawn}")
+                        comp.change(
+                            lambda v, s, n=p.name: {**s, n: v},
+                            [comp, params],
+                            params,
+                            api_visibility="private",
+                            queue=False,
+                        )
+
+            with gr.Row():
+                submit_button = gr.Button("Generate", variant="primary", elem_id="submit")
+                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+            error = gr.Markdown("", elem_id="submit-error")
+        with gr.Column(scale=2):
+            jobs = job_list.layout()
+    form = Form(
+        prompt, negative, backend, note, duration, width, height, random_seed, seed, params, version,
+        submit_button, cancel, error,
+    )  # fmt: skip
+    return form, jobs
+
+
+def wire(service: Service, form: Form, jobs: job_list.JobList) -> None:
+    settings = service.settings
+    # `input`, not `change`: "Use these settings" sets the backend too, and must keep its parameters.
+    form.backend.input(
+        lambda name, w, h, v: pick_backend(service, name, w, h, v),
+        [form.backend, form.width, form.height, form.version],
+        [form.note, form.negative, form.width, form.height, form.random_seed, form.params, form.version],
+        api_visibility="private",
+        queue=False,
+    )
+    for size in (form.width, form.height):
+        size.release(
+            lambda name, w, h: backend_note(service, name, w, h),
+            [form.backend, form.width, form.height],
+            form.note,
+            api_visibility="private",
+            queue=False,
+        )
+
+    def do_submit(
+        text: str,
+        negative: str,
+        name: str,
+        seconds: float,
+        w: float,
+        h: float,
+        random_seed: bool,
+        seed: float | None,
+        params: dict,
+        tracked: list,
+        request: gr.Request,
+    ) -> tuple:
+        body = request_body(text, negative, name, seconds, w, h, random_seed, seed, params)
+        return submit(service, client_id(request.request, settings.trust_forwarded), body, tracked)
+
+    form.submit.click(
+        do_submit,
+        [
+            form.prompt, form.negative, form.backend, form.duration, form.width, form.height,
+            form.random_seed, form.seed, form.params, jobs.my_jobs,
+        ],
+        [form.error, jobs.my_jobs, jobs.timer],
+        api_name="submit",
+        queue=False,
+    )  # fmt: skip
+    form.cancel.click(
+        lambda tracked: job_list.cancel_newest(service, tracked),
+        jobs.my_jobs,
+        form.error,
+        api_name="cancel",
+        queue=False,
+    )
