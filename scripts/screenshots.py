@@ -70,8 +70,8 @@ def main() -> None:
                     page = context.new_page()
                     for name, path in views.items():
                         page.goto(app.url + path)
-                        page.wait_for_load_state("networkidle")
-                        page.wait_for_timeout(1500)
+                        page.wait_for_load_state("load")
+                        page.wait_for_timeout(2500)
                         page.screenshot(path=str(out / f"{name}-{size}.png"))
                     # The Generate tab right after a submission: the new job's card should be in view.
                     page.goto(app.url)

@@ -64,6 +64,30 @@ def test_share_link_opens_the_detail(app: App, page: Page) -> None:
     expect(page.locator("#detail-recipe")).to_contain_text(job["id"])
 
 
+def test_on_a_phone_generate_and_the_new_job_card_are_in_view(app: App, page: Page) -> None:
+    page.goto(app.url)
+    submit = page.locator("#submit")
+    expect(submit).to_be_enabled()
+    expect(submit).to_be_in_viewport(ratio=1)  # on load, without scrolling
+    # Only backends that can run are offered; the others are listed with a reason for visitors.
+    page.locator("#backend input").click()
+    expect(page.get_by_role("option")).to_have_text([re.compile("Preview")])
+    page.keyboard.press("Escape")
+    unavailable = page.locator("#backend-unavailable")
+    unavailable.get_by_text("Not running here now").click()
+    expect(unavailable.locator('li[data-backend="ltx-video"]')).to_contain_text("Needs a GPU machine")
+    expect(unavailable).not_to_contain_text("pip install")
+    expect(unavailable).not_to_contain_text("DAILIES_DEVICE")
+
+    page.locator("#prompt textarea").fill("a kite over the dunes")
+    submit.click()
+    card = page.locator("#jobs li.dailies-job").first
+    expect(card).to_contain_text("a kite over the dunes")
+    expect(card).to_be_in_viewport()
+    expect(card).to_have_attribute("data-status", "succeeded")
+    expect(card).to_be_in_viewport()
+
+
 def test_refused_submission_shows_the_reason(app: App, page: Page) -> None:
     page.goto(app.url)
     page.locator("#submit").click()  # empty prompt
@@ -76,7 +100,7 @@ def test_cancel_advanced_settings_and_gallery_paging(processes, tmp_path, redis_
     app = start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_ACTIVE="100")
     page.goto(app.url)
     page.locator("#prompt textarea").fill("a slow sunrise")
-    page.get_by_text("Advanced settings").click()
+    page.get_by_text("Settings", exact=True).click()
     waves = page.locator("#param-waves input[type=number]")
     waves.fill("5")
     waves.press("Enter")
@@ -110,7 +134,12 @@ def test_cancel_advanced_settings_and_gallery_paging(processes, tmp_path, redis_
     expect(page.locator("#gallery-grid img")).to_have_count(24)
 
 
-def test_use_these_settings_keeps_the_parameters_after_the_backend_changes(app: App, page: Page) -> None:
+def test_use_these_settings_keeps_the_parameters_after_the_backend_changes(
+    processes, tmp_path, redis_url: str, page: Page
+) -> None:
+    # A second usable backend to switch to: a worker serving CogVideoX on the CPU (no job runs on it).
+    processes.worker(redis_url, backends="preview,cogvideox", DAILIES_DEVICE="cpu")
+    app = start_app(processes, tmp_path, redis_url)
     job = app.submit(prompt="five slow waves", backend="preview", seed=9, num_frames=4, waves=5).json()
     app.wait_done(job["id"])
     page.goto(app.url)
@@ -123,7 +152,7 @@ def test_use_these_settings_keeps_the_parameters_after_the_backend_changes(app: 
     expect(page.locator("#detail-prompt textarea")).to_have_value("five slow waves")
     page.locator("#reuse").click()
     expect(page.locator("#backend input")).to_have_value(re.compile("^Preview"))
-    page.get_by_text("Advanced settings").click()
+    page.get_by_text("Settings", exact=True).click()
     expect(page.locator("#param-waves input[type=number]")).to_have_value("5")
     page.locator("#submit").click()
 

@@ -194,3 +194,43 @@ def test_comparison_waits_for_a_tap_when_the_visitor_asks_for_less_motion(
     page.locator(".dailies-compare-play").click()
     page.wait_for_function(f"({SYNC})().every(p => !p.paused && p.t > 0.2)")
     context.close()
+
+
+def test_compare_view_in_the_page_opens_by_link_and_plays_in_sync(studio: App, group: dict, page: Page) -> None:
+    page.goto(f"{studio.url}/?c={group['id']}")
+    block = page.locator("#compare-view .dailies-compare")
+    expect(block.locator("video")).to_have_count(3)
+    expect(page.locator("#compare-view .dailies-compare-prompt")).to_have_text(PROMPT)
+    in_page = SYNC.replace(".dailies-compare video", "#compare-view .dailies-compare video")
+    page.wait_for_function(f"({in_page})().every(p => p.ready >= 2 && !p.paused && p.t > 0.2)")
+    for _ in range(10):
+        players = page.evaluate(in_page)
+        assert all(not p["paused"] or p["ended"] for p in players) and _in_sync(players), players
+        page.wait_for_timeout(150)
+    block.locator(".dailies-compare-play").click()
+    expect(block.locator(".dailies-compare-play")).to_have_text("Play")
+    assert all(p["paused"] for p in page.evaluate(in_page))
+
+
+def test_a_comparison_submitted_from_the_page_shows_each_backend_then_the_videos(studio: App, page: Page) -> None:
+    page.goto(studio.url)
+    page.locator("#prompt textarea").fill("a blue boat at night")
+    page.get_by_text("Settings", exact=True).click()
+    for name, value in (("width", "64"), ("height", "64"), ("duration", "1")):
+        box = page.locator(f"#{name} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.get_by_text("Compare side by side").click()
+    for label in ("Preview (pipeline preview, not a model)", "Wan"):
+        page.locator("#compare-on").get_by_label(label).check()
+    page.locator("#submit").click()
+    block = page.locator("#compare-view .dailies-compare")
+    expect(block).to_be_in_viewport()
+    expect(block.locator(".share-column figcaption strong")).to_have_text(
+        ["Preview (pipeline preview, not a model)", "Wan"]
+    )
+    expect(block.locator("video")).to_have_count(2, timeout=120_000)
+    group_id = block.get_attribute("data-group")
+    jobs = studio.client.get(f"/api/v1/groups/{group_id}").json()["jobs"]
+    shape = [(j["backend"], j["request"]["width"], j["request"]["num_frames"]) for j in jobs]
+    assert shape == [("preview", 64, 12), ("wan", 64, 17)]

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from dailies.app.errors import ApiError
-from dailies.app.page import detail, gallery, generate, job_list
+from dailies.app.page import compare, detail, gallery, generate, job_list
 from dailies.app.service import Service
 from dailies.contract.spec import valid_id
 
@@ -26,11 +26,12 @@ def build(service: Service) -> gr.Blocks:
         )
         with gr.Tabs() as tabs:
             with gr.Tab("Generate", id="generate"):
-                form, jobs = generate.layout(service, demo)
+                form, jobs, comparison, compare_on = generate.layout(service, demo)
             with gr.Tab("Gallery", id="gallery"):
                 grid, view = gallery.layout(detail.layout)
-        generate.wire(service, form, jobs)
+        generate.wire(service, form, jobs, comparison, compare_on)
         job_list.wire(service, demo, jobs)
+        compare.wire(service, demo, comparison)
         gallery.wire(service, tabs, grid)
         detail.wire(service, grid.grid, view)
         _wire_across(service, demo, tabs, form, grid, view)

@@ -18,7 +18,7 @@ import backends
 from backends.base import Backend, Param
 from dailies.app.api import client_id
 from dailies.app.errors import ApiError
-from dailies.app.page import job_list
+from dailies.app.page import backend_menu, compare, job_list
 from dailies.app.service import Service
 
 
@@ -64,23 +64,13 @@ def default_backend(service: Service) -> str:
 
 
 def backend_choices(service: Service) -> list[tuple[str, str]]:
-    return [
-        (info["display_name"] + ("" if info["available"] else " (unavailable)"), info["name"])
-        for info in service.describe_backends()
-    ]
+    """Only backends that can run now; the others are listed apart with a reason (backend_menu)."""
+    return backend_menu.choices(service.describe_backends())
 
 
 def backend_note(service: Service, name: str, width: float | None = None, height: float | None = None) -> str:
     info = next(b for b in service.describe_backends() if b["name"] == name)
-    lines = [html.escape(info["description"])]
-    if not info["available"]:
-        lines.append(f"**Unavailable:** {html.escape(info['unavailable_reason'] or '')}")
-    rec = info["size"]["recommended_min"]
-    if rec and ((width and width < rec) or (height and height < rec)):
-        lines.append(f"Sizes under {rec} px are below what the model card recommends; expect poor results.")
-    if not info["seed"]:
-        lines.append("This backend does not honour a seed.")
-    return "\n\n".join(lines)
+    return backend_menu.note(info, width, height)
 
 
 def defaults(backend: Backend) -> dict[str, Any]:
@@ -174,36 +164,51 @@ def param_input(p: Param, value: Any, key: str) -> gr.components.Component:
     return gr.Number(value, interactive=True, **kwargs)
 
 
-def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList]:
-    """The tab's two columns: the form, and the visitor's jobs beside it."""
+def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, compare.CompareView, gr.CheckboxGroup]:
+    """Phone first: prompt, backend and Generate at the top, the settings folded under them; the
+    visitor's comparison and jobs beside the form (under it on a phone, where a submission
+    scrolls them into view)."""
     settings = service.settings
     chosen = default_backend(service)
     first = backends.get(chosen, settings)
-    with gr.Row():
-        with gr.Column(scale=3):
+    with gr.Row(elem_id="generate-row"):
+        with gr.Column(scale=3, min_width=300):
             prompt = gr.Textbox(
                 label="Prompt",
-                lines=3,
+                lines=2,
                 max_length=2000,
                 elem_id="prompt",
                 placeholder="A paper boat drifting down a rainy street at dusk",
             )
-            negative = gr.Textbox(label="Negative prompt", elem_id="negative-prompt", visible=first.negative_prompt)
             backend = gr.Dropdown(backend_choices(service), value=chosen, label="Backend", elem_id="backend")
+            with gr.Row(elem_id="submit-row"):
+                submit_button = gr.Button("Generate", variant="primary", elem_id="submit", min_width=120)
+                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel", min_width=80)
+            error = gr.Markdown("", elem_id="submit-error")
             note = gr.Markdown(backend_note(service, chosen), elem_id="backend-note")
-            size = {"minimum": first.size.minimum, "maximum": first.size.maximum, "step": first.size.multiple}
-            with gr.Row():
-                duration = gr.Slider(
-                    0.1, 8, value=first.frames.default / first.fps, step=0.1, label="Duration (s)", elem_id="duration"
+            with gr.Accordion("Compare side by side", open=False, elem_id="compare-accordion"):
+                compare_on = gr.CheckboxGroup(
+                    compare.choices(service),
+                    value=[],
+                    label="Compare on",
+                    info="Pick two or more: the same prompt and seed go to each, sized to each one's rules.",
+                    elem_id="compare-on",
                 )
-                width = gr.Slider(value=first.size.default[0], label="Width", elem_id="width", **size)
-                height = gr.Slider(value=first.size.default[1], label="Height", elem_id="height", **size)
-            with gr.Row():
-                random_seed = gr.Checkbox(True, label="Random seed", elem_id="random-seed")
-                seed = gr.Number(None, label="Seed", precision=0, minimum=0, elem_id="seed")
-            params = gr.State(defaults(first))
-            version = gr.Number(0, precision=0, visible=False)
-            with gr.Accordion("Advanced settings", open=False):
+            with gr.Accordion("Settings", open=False, elem_id="settings"):
+                negative = gr.Textbox(label="Negative prompt", elem_id="negative-prompt", visible=first.negative_prompt)
+                size = {"minimum": first.size.minimum, "maximum": first.size.maximum, "step": first.size.multiple}
+                with gr.Row():
+                    duration = gr.Slider(
+                        0.1, 8, value=first.frames.default / first.fps, step=0.1, label="Duration (s)",
+                        elem_id="duration",
+                    )  # fmt: skip
+                    width = gr.Slider(value=first.size.default[0], label="Width", elem_id="width", **size)
+                    height = gr.Slider(value=first.size.default[1], label="Height", elem_id="height", **size)
+                with gr.Row():
+                    random_seed = gr.Checkbox(True, label="Random seed", elem_id="random-seed")
+                    seed = gr.Number(None, label="Seed", precision=0, minimum=0, elem_id="seed")
+                params = gr.State(defaults(first))
+                version = gr.Number(0, precision=0, visible=False)
 
                 @gr.render(inputs=[backend, params, version], triggers=[demo.load, version.change])
                 def advanced(name: str, values: dict[str, Any], drawn: int) -> None:
@@ -218,20 +223,20 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList]:
                             queue=False,
                         )
 
-            with gr.Row():
-                submit_button = gr.Button("Generate", variant="primary", elem_id="submit")
-                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
-            error = gr.Markdown("", elem_id="submit-error")
-        with gr.Column(scale=2):
+            gr.HTML(backend_menu.unavailable_html(service.describe_backends()), elem_id="backend-unavailable")
+        with gr.Column(scale=2, min_width=300, elem_id="results"):
+            view = compare.layout()
             jobs = job_list.layout()
     form = Form(
         prompt, negative, backend, note, duration, width, height, random_seed, seed, params, version,
         submit_button, cancel, error,
     )  # fmt: skip
-    return form, jobs
+    return form, jobs, view, compare_on
 
 
-def wire(service: Service, form: Form, jobs: job_list.JobList) -> None:
+def wire(
+    service: Service, form: Form, jobs: job_list.JobList, view: compare.CompareView, compare_on: gr.CheckboxGroup
+) -> None:
     settings = service.settings
     # `input`, not `change`: "Use these settings" sets the backend too, and must keep its parameters.
     form.backend.input(
@@ -261,21 +266,54 @@ def wire(service: Service, form: Form, jobs: job_list.JobList) -> None:
         seed: float | None,
         params: dict,
         tracked: list,
+        names: list[str] | None,
         request: gr.Request,
     ) -> tuple:
         body = request_body(text, negative, name, seconds, w, h, random_seed, seed, params)
-        return submit(service, client_id(request.request, settings.trust_forwarded), body, tracked)
+        client = client_id(request.request, settings.trust_forwarded)
+        if names and len(names) > 1:
+            error, group_id = compare.submit(service, client, compare.group_body(body, names))
+            started = gr.Timer(active=True) if group_id else gr.skip()
+            return error, tracked, gr.skip(), group_id or gr.skip(), started
+        return (*submit(service, client, body, tracked), gr.skip(), gr.skip())
 
     form.submit.click(
         do_submit,
         [
-            form.prompt, form.negative, form.backend, form.duration, form.width, form.height,
-            form.random_seed, form.seed, form.params, jobs.my_jobs,
+            form.prompt,
+            form.negative,
+            form.backend,
+            form.duration,
+            form.width,
+            form.height,
+            form.random_seed,
+            form.seed,
+            form.params,
+            jobs.my_jobs,
+            compare_on,
         ],
-        [form.error, jobs.my_jobs, jobs.timer],
+        [form.error, jobs.my_jobs, jobs.timer, view.group_id, view.timer],
         api_name="submit",
         queue=False,
-    )  # fmt: skip
+    ).then(
+        # Draw at once (not at the next tick) and bring it into view: on a phone it sits under the form.
+        lambda ids, group_id, names: (
+            *job_list.tick(service, ids, ""),
+            *compare.draw(service, group_id if names and len(names) > 1 else None, ""),
+        ),
+        [jobs.my_jobs, view.group_id, compare_on],
+        [*jobs.tick_outputs, *view.outputs],
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    ).then(
+        None,
+        js="""() => {
+          const target = document.querySelector('#compare-view:not(.hidden) .dailies-compare')
+            || document.querySelector('#jobs .dailies-job');
+          target?.scrollIntoView({block: 'center', behavior: 'instant'});
+        }""",
+    )
     form.cancel.click(
         lambda tracked: job_list.cancel_newest(service, tracked),
         jobs.my_jobs,

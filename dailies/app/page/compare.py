@@ -1,0 +1,101 @@
+"""The compare view on the Generate tab: one prompt and seed sent to several backends at once.
+
+The form's "Compare on" choice sends a group (`Groups.submit`); the view shows the visitor's
+latest comparison, each backend's progress in its own column, and once they are done the
+videos side by side with one play, pause and scrub (the same block as the /c/ share page,
+driven by static/compare.js). `/?c=<group id>` opens a comparison here.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from dailies.app import share
+from dailies.app.errors import ApiError
+from dailies.app.service import Service
+
+TICK_S = 1.0
+
+
+@dataclass(frozen=True)
+class CompareView:
+    group_id: gr.BrowserState  # the visitor's latest comparison, kept across reloads
+    drawn: gr.State  # what the view shows, so a tick redraws (and restarts the players) only on a change
+    view: gr.HTML
+    timer: gr.Timer
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        return [self.view, self.drawn, self.timer]
+
+
+def choices(service: Service) -> list[tuple[str, str]]:
+    """Backends a comparison may use: those that can run now."""
+    return [(b["display_name"], b["name"]) for b in service.describe_backends() if b["available"]]
+
+
+def group_body(body: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The form's job body as a comparison: `backends` instead of `backend`, and no `model`
+    (a checkpoint name belongs to one backend); each backend takes the rest as it can."""
+    return {**{k: v for k, v in body.items() if k not in ("backend", "model")}, "backends": list(names)}
+
+
+def submit(service: Service, client: str, body: dict[str, Any]) -> tuple[str, str]:
+    """Queue the comparison: (error line, group id or "" when refused)."""
+    try:
+        answer = service.groups.submit(body, client)
+    except ApiError as exc:
+        field = f" ({exc.field})" if exc.field else ""
+        return f"**Not queued{field}:** {html.escape(exc.message)}", ""
+    return "", answer["group"]
+
+
+def draw(service: Service, group_id: str | None, drawn: str) -> tuple:
+    """The view for a comparison (hidden when there is none); the timer runs while it renders."""
+    if not group_id:
+        return gr.update(value="", visible=False), "", gr.Timer(active=False)
+    try:
+        group = service.groups.status(group_id)
+    except ApiError:
+        return gr.update(value="", visible=False), "", gr.Timer(active=False)
+    state = json.dumps([(j["id"], j["status"], round(j.get("progress") or 0, 2)) for j in group["jobs"]])
+    timer = gr.Timer(active=group["status"] == "running")
+    if state == drawn:
+        return gr.skip(), drawn, timer
+    heading = (
+        f'<div class="dailies-compare-head"><strong>Side by side</strong> '
+        f'<span class="dailies-compare-prompt">{html.escape(group["prompt"])}</span> '
+        f'<a href="/c/{group["id"]}" target="_blank" rel="noopener">share link</a></div>'
+    )
+    return gr.update(value=heading + share.compare_block(group), visible=True), state, timer
+
+
+def layout() -> CompareView:
+    return CompareView(
+        group_id=gr.BrowserState("", storage_key="dailies-compare"),
+        drawn=gr.State(""),
+        view=gr.HTML("", elem_id="compare-view", visible=False),
+        timer=gr.Timer(TICK_S, active=False),
+    )
+
+
+def wire(service: Service, demo: gr.Blocks, compare: CompareView) -> None:
+    def on_load(group_id: str, request: gr.Request) -> tuple:
+        shared = request.query_params.get("c", "") if request else ""
+        chosen = shared or group_id
+        return (chosen, *draw(service, chosen, ""))
+
+    demo.load(on_load, compare.group_id, [compare.group_id, *compare.outputs], api_visibility="private", queue=False)
+    compare.timer.tick(
+        lambda group_id, drawn: draw(service, group_id, drawn),
+        [compare.group_id, compare.drawn],
+        compare.outputs,
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    )

@@ -1,0 +1,37 @@
+"""The form's size and length choices for one model: aspect-ratio presets snapped to its size
+rule, and the duration range its frame rule allows at its fps."""
+
+from __future__ import annotations
+
+import math
+
+from backends.base import Checkpoint
+
+ASPECTS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
+
+
+def preset(rules: Checkpoint, aspect: str) -> tuple[int, int]:
+    """Width and height for an aspect ratio, about the area of the model's default size,
+    each side snapped to its rule."""
+    rule = rules.size
+    area = rule.default[0] * rule.default[1]
+    ratio = ASPECTS[aspect]
+    return rule.nearest(round(math.sqrt(area * ratio))), rule.nearest(round(math.sqrt(area / ratio)))
+
+
+def aspect_of(width: float, height: float) -> str | None:
+    """The preset a size is closest to, when it is close to one."""
+    ratio = width / height if height else 0
+    name, value = min(ASPECTS.items(), key=lambda kv: abs(math.log(kv[1]) - math.log(ratio or 1e-9)))
+    return name if abs(math.log(value) - math.log(ratio or 1e-9)) < 0.15 else None
+
+
+def duration_range(rules: Checkpoint, fps: int | None = None) -> tuple[float, float, float]:
+    """Shortest, longest and default length in seconds, at `fps` (default: the native fps)."""
+    rate = fps or rules.fps
+    frames = rules.frames
+    return (
+        round(frames.minimum / rate, 2),
+        round(frames.maximum / rate, 2),
+        round(frames.default / rate, 2),
+    )
