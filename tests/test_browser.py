@@ -87,6 +87,13 @@ def test_on_a_phone_generate_and_the_new_job_card_are_in_view(app: App, page: Pa
     expect(card).to_have_attribute("data-status", "succeeded")
     expect(card).to_be_in_viewport()
 
+    # The form follows the backend: aspect presets snapped to its size rule, its duration range.
+    page.get_by_text("Settings", exact=True).click()
+    page.locator("#aspect").get_by_label("16:9").check()
+    expect(page.locator("#width input[type=number]")).to_have_value("336")
+    expect(page.locator("#height input[type=number]")).to_have_value("192")
+    expect(page.locator("#duration input[type=range]")).to_have_attribute("max", "8")
+
 
 def test_refused_submission_shows_the_reason(app: App, page: Page) -> None:
     page.goto(app.url)

@@ -18,7 +18,7 @@ import backends
 from backends.base import Backend, Param
 from dailies.app.api import client_id
 from dailies.app.errors import ApiError
-from dailies.app.page import backend_menu, compare, job_list
+from dailies.app.page import backend_menu, compare, job_list, sizes
 from dailies.app.service import Service
 
 
@@ -31,10 +31,12 @@ class Form:
     duration: gr.Slider
     width: gr.Slider
     height: gr.Slider
+    aspect: gr.Radio
     random_seed: gr.Checkbox
     seed: gr.Number
     params: gr.State
     version: gr.Number
+    settings: gr.Accordion
     submit: gr.Button
     cancel: gr.Button
     error: gr.Markdown
@@ -54,6 +56,7 @@ class Form:
             self.note,
             self.params,
             self.version,
+            self.settings,
         ]
 
 
@@ -78,11 +81,13 @@ def defaults(backend: Backend) -> dict[str, Any]:
 
 
 def _fitted(service: Service, backend: Backend, width: float, height: float) -> tuple[dict, ...]:
-    """Updates that fit the form to a backend: note, negative prompt, width, height, random seed."""
+    """Updates that fit the form to a backend: note, negative prompt, duration, width, height, random seed."""
     size = {"minimum": backend.size.minimum, "maximum": backend.size.maximum, "step": backend.size.multiple}
+    shortest, longest, _ = sizes.duration_range(backend.default)
     return (
         gr.update(value=backend_note(service, backend.name, width, height)),
         gr.update(visible=backend.negative_prompt),
+        gr.update(minimum=shortest, maximum=longest),
         gr.update(**size),
         gr.update(**size),
         gr.update(interactive=backend.seeded),
@@ -95,15 +100,25 @@ def pick_backend(service: Service, name: str, width: float, height: float, versi
     return (*_fitted(service, backend, width, height), defaults(backend), version + 1)
 
 
+def pick_aspect(service: Service, name: str, params: dict[str, Any], aspect: str) -> tuple[int, int]:
+    """Width and height for an aspect-ratio preset, snapped to the chosen model's rules."""
+    backend = backends.get(name, service.settings)
+    try:
+        rules = backend.rules((params or {}).get("model"))
+    except ValueError:
+        rules = backend.default
+    return sizes.preset(rules, aspect)
+
+
 def fill(service: Service, recipe: dict[str, Any], version: int) -> tuple:
     """'Use these settings': the form as the generation was made, its parameters included."""
     backend = backends.get(recipe["backend"], service.settings)
-    note, negative, width, height, random_seed = _fitted(service, backend, recipe["width"], recipe["height"])
+    note, negative, duration, width, height, random_seed = _fitted(service, backend, recipe["width"], recipe["height"])
     return (
         recipe["prompt"],
         {**negative, "value": recipe["negative_prompt"]},
         recipe["backend"],
-        recipe["duration_s"],
+        {**duration, "value": recipe["duration_s"]},
         {**width, "value": recipe["width"]},
         {**height, "value": recipe["height"]},
         {**random_seed, "value": recipe["seed"] is None},
@@ -111,6 +126,7 @@ def fill(service: Service, recipe: dict[str, Any], version: int) -> tuple:
         note,
         recipe["params"],
         version + 1,
+        gr.Accordion(open=True),  # the visitor sees the settings they took
     )
 
 
@@ -194,14 +210,15 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
                     info="Pick two or more: the same prompt and seed go to each, sized to each one's rules.",
                     elem_id="compare-on",
                 )
-            with gr.Accordion("Settings", open=False, elem_id="settings"):
+            with gr.Accordion("Settings", open=False, elem_id="settings") as settings_box:
                 negative = gr.Textbox(label="Negative prompt", elem_id="negative-prompt", visible=first.negative_prompt)
                 size = {"minimum": first.size.minimum, "maximum": first.size.maximum, "step": first.size.multiple}
+                shortest, longest, usual = sizes.duration_range(first.default)
+                aspect = gr.Radio(list(sizes.ASPECTS), value=None, label="Aspect ratio", elem_id="aspect")
                 with gr.Row():
                     duration = gr.Slider(
-                        0.1, 8, value=first.frames.default / first.fps, step=0.1, label="Duration (s)",
-                        elem_id="duration",
-                    )  # fmt: skip
+                        shortest, longest, value=usual, step=0.01, label="Duration (s)", elem_id="duration"
+                    )
                     width = gr.Slider(value=first.size.default[0], label="Width", elem_id="width", **size)
                     height = gr.Slider(value=first.size.default[1], label="Height", elem_id="height", **size)
                 with gr.Row():
@@ -228,8 +245,8 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
             view = compare.layout()
             jobs = job_list.layout()
     form = Form(
-        prompt, negative, backend, note, duration, width, height, random_seed, seed, params, version,
-        submit_button, cancel, error,
+        prompt, negative, backend, note, duration, width, height, aspect, random_seed, seed, params, version,
+        settings_box, submit_button, cancel, error,
     )  # fmt: skip
     return form, jobs, view, compare_on
 
@@ -242,7 +259,17 @@ def wire(
     form.backend.input(
         lambda name, w, h, v: pick_backend(service, name, w, h, v),
         [form.backend, form.width, form.height, form.version],
-        [form.note, form.negative, form.width, form.height, form.random_seed, form.params, form.version],
+        [
+            form.note, form.negative, form.duration, form.width, form.height, form.random_seed, form.params,
+            form.version,
+        ],
+        api_visibility="private",
+        queue=False,
+    )  # fmt: skip
+    form.aspect.input(
+        lambda name, params, aspect: pick_aspect(service, name, params, aspect),
+        [form.backend, form.params, form.aspect],
+        [form.width, form.height],
         api_visibility="private",
         queue=False,
     )
