@@ -30,13 +30,24 @@ def test_prompt_to_video_to_gallery_and_back(app: App, page: Page, tmp_path) -> 
 
     job = page.locator("#jobs li.dailies-job").first
     expect(job).to_have_attribute("data-status", "succeeded", timeout=30_000)
-    expect(page.locator("#latest-video video")).to_have_attribute("src", re.compile(r".+\.mp4"))
-    seed = page.locator("#used-seed textarea, #used-seed input").first
-    expect(seed).to_have_value(re.compile(r"^\d+$"))
-    seed_used = seed.input_value()
+    # The card holds its own player (a video that has loaded frames), download and share page.
+    player = job.locator("video.dailies-job-video")
+    expect(player).to_have_attribute("src", re.compile(r".+\.mp4"))
+    player.evaluate("v => new Promise(done => v.readyState >= 2 ? done() : v.addEventListener('loadeddata', done))")
+    expect(job.get_by_role("link", name="Download")).to_have_attribute("download", re.compile(r"\.mp4$"))
+    status = job.locator(".dailies-job-status")
+    expect(status).to_contain_text(re.compile(r"rendered in [0-9.]+ s, waited [0-9.]+ s in the queue · seed \d+"))
+    seed_used = re.search(r"seed (\d+)", status.inner_text()).group(1)
     # The prompt is shown as text, not markup.
     expect(job.locator(".dailies-job-prompt")).to_have_text(prompt)
     job_id = job.get_attribute("data-id")
+    expect(job.get_by_role("link", name="Share")).to_have_attribute("href", f"/g/{job_id}")
+
+    job.get_by_role("button", name="Again").click()  # the same recipe, seed included, as a new job
+    again = page.locator("#jobs li.dailies-job").first
+    expect(again).not_to_have_attribute("data-id", job_id)
+    again_id = again.get_attribute("data-id")
+    assert app.wait_done(again_id)["request"]["seed"] == int(seed_used)
 
     page.reload()  # the visitor's jobs survive a reload
     expect(page.locator(f'#jobs li.dailies-job[data-id="{job_id}"]')).to_have_attribute("data-status", "succeeded")
@@ -117,7 +128,7 @@ def test_cancel_advanced_settings_and_gallery_paging(processes, tmp_path, redis_
     expect(job.locator(".dailies-job-status")).to_contain_text("left")  # elapsed time and ETA
     status = app.client.get(f"/api/v1/jobs/{job.get_attribute('data-id')}").json()
     assert status["request"]["params"]["waves"] == 5
-    page.locator("#cancel").click()
+    job.get_by_role("button", name="Cancel").click()
     expect(job).to_have_attribute("data-status", "canceled")
 
     # 26 generations: the gallery shows 24, then the rest one page older.
@@ -167,3 +178,32 @@ def test_use_these_settings_keeps_the_parameters_after_the_backend_changes(
     expect(reused).to_have_attribute("data-id", re.compile(".+"))
     status = app.client.get(f"/api/v1/jobs/{reused.get_attribute('data-id')}").json()
     assert (status["request"]["params"]["waves"], status["request"]["seed"]) == (5, 9)
+
+
+def test_gallery_on_a_phone_two_columns_readable_recipe_copy_link_and_honest_empty_search(app: App, page: Page) -> None:
+    ids = [
+        app.submit(prompt=f"a gull number {i}", backend="preview", seed=i, num_frames=4).json()["id"] for i in range(3)
+    ]
+    for job_id in ids:
+        app.wait_done(job_id)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(app.url)
+    page.get_by_role("tab", name="Gallery").click()
+    cards = page.locator("#gallery-grid .dailies-card")
+    expect(cards).to_have_count(3)
+    boxes = [cards.nth(i).bounding_box() for i in range(3)]
+    assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] < boxes[1]["x"]  # two across
+    assert boxes[2]["y"] > boxes[0]["y"] and boxes[2]["x"] == boxes[0]["x"]
+    expect(cards.first.locator(".dailies-card-prompt")).to_have_text("a gull number 2")  # one caption
+    expect(cards.first.locator(".dailies-card-meta")).to_have_text("Preview · just now")
+
+    cards.first.click()
+    share = page.locator("#detail-share")
+    expect(share.locator(".dailies-recipe")).to_contain_text("Seed2")
+    share.get_by_role("button", name="Copy link").click()
+    expect(share.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == f"{app.url}/g/{ids[2]}"
+
+    page.locator("#gallery-search textarea, #gallery-search input").first.fill("zebra")
+    page.locator("#gallery-search-button").click()
+    expect(page.locator("#gallery-grid")).to_have_text("Nothing matches this search.")

@@ -30,7 +30,7 @@ def build(service: Service) -> gr.Blocks:
             with gr.Tab("Gallery", id="gallery"):
                 grid, view = gallery.layout(detail.layout)
         generate.wire(service, form, jobs, comparison, compare_on)
-        job_list.wire(service, demo, jobs)
+        job_list.wire(service, demo, jobs, form.error)
         compare.wire(service, demo, comparison)
         gallery.wire(service, tabs, grid)
         detail.wire(service, grid.grid, view)
@@ -91,6 +91,14 @@ def _programs_api(service: Service) -> None:
             return "", "", exc.body()
         return g["video_url"], g["prompt"], detail.recipe(g)
 
+    def cancel(job_id: str) -> dict[str, Any]:
+        """Cancel one job, as POST /api/v1/jobs/{id}/cancel answers."""
+        try:
+            return service.jobs.cancel(job_id)
+        except ApiError as exc:
+            return exc.body()
+
     gr.api(job_status, api_name="job_status", queue=False)
+    gr.api(cancel, api_name="cancel", queue=False)
     gr.api(gallery_items, api_name="gallery", queue=False)
     gr.api(generation, api_name="generation", queue=False)

@@ -38,7 +38,6 @@ class Form:
     version: gr.Number
     settings: gr.Accordion
     submit: gr.Button
-    cancel: gr.Button
     error: gr.Markdown
 
     @property
@@ -199,7 +198,6 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
             backend = gr.Dropdown(backend_choices(service), value=chosen, label="Backend", elem_id="backend")
             with gr.Row(elem_id="submit-row"):
                 submit_button = gr.Button("Generate", variant="primary", elem_id="submit", min_width=120)
-                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel", min_width=80)
             error = gr.Markdown("", elem_id="submit-error")
             note = gr.Markdown(backend_note(service, chosen), elem_id="backend-note")
             with gr.Accordion("Compare side by side", open=False, elem_id="compare-accordion"):
@@ -246,7 +244,7 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
             jobs = job_list.layout()
     form = Form(
         prompt, negative, backend, note, duration, width, height, aspect, random_seed, seed, params, version,
-        settings_box, submit_button, cancel, error,
+        settings_box, submit_button, error,
     )  # fmt: skip
     return form, jobs, view, compare_on
 
@@ -340,11 +338,4 @@ def wire(
             || document.querySelector('#jobs .dailies-job');
           target?.scrollIntoView({block: 'center', behavior: 'instant'});
         }""",
-    )
-    form.cancel.click(
-        lambda tracked: job_list.cancel_newest(service, tracked),
-        jobs.my_jobs,
-        form.error,
-        api_name="cancel",
-        queue=False,
     )
