@@ -207,3 +207,17 @@ def test_gallery_on_a_phone_two_columns_readable_recipe_copy_link_and_honest_emp
     page.locator("#gallery-search textarea, #gallery-search input").first.fill("zebra")
     page.locator("#gallery-search-button").click()
     expect(page.locator("#gallery-grid")).to_have_text("Nothing matches this search.")
+
+
+def test_the_detail_player_waits_for_a_tap_when_the_visitor_asks_for_less_motion(app: App, browser: Browser) -> None:
+    job = app.submit(prompt="a calm pond", backend="preview", seed=4, num_frames=24).json()
+    app.wait_done(job["id"])
+    context = browser.new_context(viewport={"width": 390, "height": 844}, reduced_motion="reduce")
+    page = context.new_page()
+    page.goto(f"{app.url}/?g={job['id']}")
+    player = page.locator("#detail-video video")
+    expect(player).to_have_attribute("src", re.compile(r"\.mp4$"))
+    player.evaluate("v => new Promise(done => v.readyState >= 2 ? done() : v.addEventListener('loadeddata', done))")
+    page.wait_for_timeout(500)
+    assert player.evaluate("v => v.paused && v.currentTime === 0")
+    context.close()

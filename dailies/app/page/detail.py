@@ -74,6 +74,14 @@ def share_html(g: dict[str, Any]) -> str:
     return f'<p class="dailies-share-links">{" ".join(links)}</p><dl class="dailies-recipe">{rows}</dl>'
 
 
+# Visitors who asked for less motion get the player paused until they press play.
+STILL_JS = """const still = () => {
+  if (!matchMedia("(prefers-reduced-motion: reduce)").matches) return;
+  for (const video of element.querySelectorAll("video[autoplay]")) { video.autoplay = false; video.pause(); }
+};
+new MutationObserver(still).observe(element, { childList: true, subtree: true });
+still();"""
+
 # Copies the share page's absolute address (the clipboard wants a user's click, which this is).
 COPY_JS = """element.addEventListener("click", (e) => {
   const button = e.target instanceof Element && e.target.closest("[data-copy]");
@@ -99,7 +107,7 @@ def picked(service: Service, card_id: str) -> tuple:
 
 def layout() -> Detail:
     with gr.Column(visible=False, elem_id="detail") as column:
-        video = gr.HTML("", elem_id="detail-video", js_on_load=None)
+        video = gr.HTML("", elem_id="detail-video", js_on_load=STILL_JS)
         prompt = gr.Textbox(label="Prompt", interactive=False, elem_id="detail-prompt")
         with gr.Row():
             reuse = gr.Button("Use these settings", elem_id="reuse", variant="primary", size="sm")
