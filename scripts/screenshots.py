@@ -56,7 +56,6 @@ def main() -> None:
             group_id = group.json()["group"]
             views = {
                 "generate": "/",
-                "gallery": "/?tab=gallery",
                 "detail": f"/?g={ids[0]}",
                 "compare-in-page": f"/?c={group_id}",
                 "share-one": f"/g/{ids[0]}",
@@ -73,6 +72,10 @@ def main() -> None:
                         page.wait_for_load_state("load")
                         page.wait_for_timeout(2500)
                         page.screenshot(path=str(out / f"{name}-{size}.png"))
+                    page.goto(app.url)
+                    page.get_by_role("tab", name="Gallery").click()
+                    page.wait_for_timeout(2500)
+                    page.screenshot(path=str(out / f"gallery-{size}.png"))
                     # The Generate tab right after a submission: the new job's card should be in view.
                     page.goto(app.url)
                     page.locator("#prompt textarea").fill("a kite over the dunes")

@@ -90,6 +90,8 @@ def test_on_a_phone_generate_and_the_new_job_card_are_in_view(app: App, page: Pa
     expect(unavailable).not_to_contain_text("pip install")
     expect(unavailable).not_to_contain_text("DAILIES_DEVICE")
 
+    page.locator("#examples").get_by_text("A red fox trotting through fresh snow, slow motion").click()
+    expect(page.locator("#prompt textarea")).to_have_value("A red fox trotting through fresh snow, slow motion")
     page.locator("#prompt textarea").fill("a kite over the dunes")
     submit.click()
     card = page.locator("#jobs li.dailies-job").first
@@ -104,6 +106,9 @@ def test_on_a_phone_generate_and_the_new_job_card_are_in_view(app: App, page: Pa
     expect(page.locator("#width input[type=number]")).to_have_value("336")
     expect(page.locator("#height input[type=number]")).to_have_value("192")
     expect(page.locator("#duration input[type=range]")).to_have_attribute("max", "8")
+    expect(page.locator("#seed input")).to_be_hidden()  # no empty box reading as seed 0 while random
+    page.locator("#random-seed input").uncheck()
+    expect(page.locator("#seed input")).to_be_visible()
 
 
 def test_refused_submission_shows_the_reason(app: App, page: Page) -> None:

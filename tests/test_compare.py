@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from redis import Redis
 
+from dailies.contract.media import first_frame
 from tests.conftest import App, Processes, start_app
 from tests.tiny_pipelines import save_tiny
 
@@ -234,3 +235,37 @@ def test_a_comparison_submitted_from_the_page_shows_each_backend_then_the_videos
     jobs = studio.client.get(f"/api/v1/groups/{group_id}").json()["jobs"]
     shape = [(j["backend"], j["request"]["width"], j["request"]["num_frames"]) for j in jobs]
     assert shape == [("preview", 64, 12), ("wan", 64, 17)]
+
+
+def test_the_form_offers_a_start_image_where_the_backend_does_image_to_video(
+    studio: App, page: Page, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    picture = tmp_path / "start.png"
+    Image.new("RGB", (96, 80), (200, 30, 30)).save(picture)
+    page.goto(studio.url)
+    page.get_by_text("Settings", exact=True).click()
+    expect(page.locator("#start-image")).to_be_hidden()  # preview: text only
+    page.locator("#backend input").click()
+    page.get_by_role("option", name=re.compile("^LTX-Video")).click()
+    expect(page.locator("#start-image")).to_be_visible()
+    page.locator("#start-image input[type=file]").set_input_files(str(picture))
+    expect(page.locator("#start-image img")).to_be_visible()
+    for name, value in (("width", "64"), ("height", "64"), ("duration", "0.4")):
+        box = page.locator(f"#{name} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#random-seed input").uncheck()
+    page.locator("#seed input").fill("3")
+    page.locator("#prompt textarea").fill("a cat walks")
+    page.locator("#submit").click()
+    card = page.locator("#jobs li.dailies-job").first
+    expect(card).to_have_attribute("data-status", "succeeded", timeout=120_000)
+    with_image = studio.client.get(f"/api/v1/jobs/{card.get_attribute('data-id')}").json()
+    assert with_image["request"]["seed"] == 3 and with_image["request"]["num_frames"] == 9
+    # The same job without the image starts elsewhere: the upload reached the model.
+    answer = studio.submit(prompt="a cat walks", backend="ltx-video", seed=3, width=64, height=64, num_frames=9)
+    without = studio.wait_done(answer.json()["id"], timeout=120)
+    frames = [first_frame(studio.client.get(j["result"]["video_url"]).content) for j in (with_image, without)]
+    assert frames[0].tolist() != frames[1].tolist()

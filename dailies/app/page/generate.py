@@ -8,14 +8,16 @@ change, so a filled form keeps its parameters.
 
 from __future__ import annotations
 
+import base64
 import html
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 import backends
-from backends.base import Backend, Param
+from backends.base import IMAGE_TO_VIDEO, Backend, Param
 from dailies.app.api import client_id
 from dailies.app.errors import ApiError
 from dailies.app.page import backend_menu, compare, job_list, sizes
@@ -37,6 +39,7 @@ class Form:
     params: gr.State
     version: gr.Number
     settings: gr.Accordion
+    image: gr.Image
     submit: gr.Button
     error: gr.Markdown
 
@@ -56,7 +59,16 @@ class Form:
             self.params,
             self.version,
             self.settings,
+            self.image,
         ]
+
+
+EXAMPLES = [
+    "A paper boat drifting down a rainy street at dusk",
+    "A lighthouse in a storm, waves crashing, cinematic",
+    "A red fox trotting through fresh snow, slow motion",
+    "Neon city at night seen from a train window",
+]
 
 
 def default_backend(service: Service) -> str:
@@ -80,7 +92,8 @@ def defaults(backend: Backend) -> dict[str, Any]:
 
 
 def _fitted(service: Service, backend: Backend, width: float, height: float) -> tuple[dict, ...]:
-    """Updates that fit the form to a backend: note, negative prompt, duration, width, height, random seed."""
+    """Updates that fit the form to a backend: note, negative prompt, duration, width, height,
+    random seed, start image (shown where the backend does image-to-video)."""
     size = {"minimum": backend.size.minimum, "maximum": backend.size.maximum, "step": backend.size.multiple}
     shortest, longest, _ = sizes.duration_range(backend.default)
     return (
@@ -90,6 +103,7 @@ def _fitted(service: Service, backend: Backend, width: float, height: float) -> 
         gr.update(**size),
         gr.update(**size),
         gr.update(interactive=backend.seeded),
+        gr.update(visible=IMAGE_TO_VIDEO in backend.modes, value=None),
     )
 
 
@@ -112,7 +126,9 @@ def pick_aspect(service: Service, name: str, params: dict[str, Any], aspect: str
 def fill(service: Service, recipe: dict[str, Any], version: int) -> tuple:
     """'Use these settings': the form as the generation was made, its parameters included."""
     backend = backends.get(recipe["backend"], service.settings)
-    note, negative, duration, width, height, random_seed = _fitted(service, backend, recipe["width"], recipe["height"])
+    note, negative, duration, width, height, random_seed, image = _fitted(
+        service, backend, recipe["width"], recipe["height"]
+    )
     return (
         recipe["prompt"],
         {**negative, "value": recipe["negative_prompt"]},
@@ -126,6 +142,7 @@ def fill(service: Service, recipe: dict[str, Any], version: int) -> tuple:
         recipe["params"],
         version + 1,
         gr.Accordion(open=True),  # the visitor sees the settings they took
+        image,
     )
 
 
@@ -139,8 +156,9 @@ def request_body(
     random_seed: bool,
     seed: float | None,
     params: dict[str, Any] | None,
+    image: str | None = None,
 ) -> dict[str, Any]:
-    """The form as a POST /api/v1/jobs body."""
+    """The form as a POST /api/v1/jobs body (`image`: the uploaded start image's path)."""
     body: dict[str, Any] = {
         "prompt": text,
         "backend": name,
@@ -153,6 +171,8 @@ def request_body(
         body["negative_prompt"] = negative
     if not random_seed and seed is not None:
         body["seed"] = int(seed)
+    if image:
+        body["image"] = base64.b64encode(Path(image).read_bytes()).decode()
     return body
 
 
@@ -221,7 +241,15 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
                     height = gr.Slider(value=first.size.default[1], label="Height", elem_id="height", **size)
                 with gr.Row():
                     random_seed = gr.Checkbox(True, label="Random seed", elem_id="random-seed")
-                    seed = gr.Number(None, label="Seed", precision=0, minimum=0, elem_id="seed")
+                    # Shown only when the visitor picks a seed: an empty box would read as seed 0.
+                    seed = gr.Number(None, label="Seed", precision=0, minimum=0, elem_id="seed", visible=False)
+                image = gr.Image(
+                    label="Start image (image-to-video, optional)",
+                    type="filepath",
+                    sources=["upload", "clipboard"],
+                    visible=IMAGE_TO_VIDEO in first.modes,
+                    elem_id="start-image",
+                )
                 params = gr.State(defaults(first))
                 version = gr.Number(0, precision=0, visible=False)
 
@@ -238,13 +266,14 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
                             queue=False,
                         )
 
+            gr.Examples(EXAMPLES, inputs=prompt, label="Try one", elem_id="examples")
             gr.HTML(backend_menu.unavailable_html(service.describe_backends()), elem_id="backend-unavailable")
         with gr.Column(scale=2, min_width=300, elem_id="results"):
             view = compare.layout()
             jobs = job_list.layout()
     form = Form(
         prompt, negative, backend, note, duration, width, height, aspect, random_seed, seed, params, version,
-        settings_box, submit_button, error,
+        settings_box, image, submit_button, error,
     )  # fmt: skip
     return form, jobs, view, compare_on
 
@@ -258,12 +287,19 @@ def wire(
         lambda name, w, h, v: pick_backend(service, name, w, h, v),
         [form.backend, form.width, form.height, form.version],
         [
-            form.note, form.negative, form.duration, form.width, form.height, form.random_seed, form.params,
-            form.version,
+            form.note, form.negative, form.duration, form.width, form.height, form.random_seed, form.image,
+            form.params, form.version,
         ],
         api_visibility="private",
         queue=False,
     )  # fmt: skip
+    form.random_seed.change(
+        lambda random: gr.update(visible=not random),
+        form.random_seed,
+        form.seed,
+        api_visibility="private",
+        queue=False,
+    )
     form.aspect.input(
         lambda name, params, aspect: pick_aspect(service, name, params, aspect),
         [form.backend, form.params, form.aspect],
@@ -292,9 +328,10 @@ def wire(
         params: dict,
         tracked: list,
         names: list[str] | None,
+        image: str | None,
         request: gr.Request,
     ) -> tuple:
-        body = request_body(text, negative, name, seconds, w, h, random_seed, seed, params)
+        body = request_body(text, negative, name, seconds, w, h, random_seed, seed, params, image)
         client = client_id(request.request, settings.trust_forwarded)
         if names and len(names) > 1:
             error, group_id = compare.submit(service, client, compare.group_body(body, names))
@@ -316,6 +353,7 @@ def wire(
             form.params,
             jobs.my_jobs,
             compare_on,
+            form.image,
         ],
         [form.error, jobs.my_jobs, jobs.timer, view.group_id, view.timer],
         api_name="submit",

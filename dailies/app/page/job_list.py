@@ -113,6 +113,8 @@ def tick(service: Service, jobs: list[str] | None, drawn: str) -> tuple:
         [job_html(s, service.stored_generation(s.id) if s.result else None) for s in found if not s.active]
     )
     timer = gr.Timer(active=any(s.active for s in found))
+    if not found:
+        active = '<p class="dailies-empty">Your videos will appear here.</p>'
     return active, (gr.skip() if finished == drawn else finished), finished, timer
 
 
