@@ -8,10 +8,13 @@ from backends.base import Backend
 from backends.cogvideox import CogVideoXBackend
 from backends.fal import FalBackend
 from backends.hf_inference import HfInferenceBackend
+from backends.hunyuanvideo import HunyuanVideoBackend
+from backends.ltx2 import LTX2Backend
 from backends.ltx_video import LTXVideoBackend
 from backends.mochi import MochiBackend
 from backends.openai_videos import OpenAIVideosBackend
 from backends.preview import PreviewBackend
+from backends.pyramid_flow import PyramidFlowBackend
 from backends.replicate import ReplicateBackend
 from backends.wan import WanBackend
 from dailies.contract.settings import Settings
@@ -24,6 +27,9 @@ BACKEND_CLASSES: dict[str, type[Backend]] = {
         LTXVideoBackend,
         MochiBackend,
         WanBackend,
+        PyramidFlowBackend,
+        LTX2Backend,
+        HunyuanVideoBackend,
         HfInferenceBackend,
         OpenAIVideosBackend,
         FalBackend,

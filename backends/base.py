@@ -210,7 +210,7 @@ class Availability:
 
 @dataclass
 class Video:
-    """What a backend hands back: an H.264 MP4 and a JPEG poster."""
+    """What a backend hands back: an H.264 MP4 (with an AAC track when `has_audio`) and a JPEG poster."""
 
     mp4: bytes
     poster: bytes
@@ -220,6 +220,7 @@ class Video:
     num_frames: int
     fps: int
     extra: dict[str, Any] = field(default_factory=dict)
+    has_audio: bool = False
 
 
 class Backend(ABC):

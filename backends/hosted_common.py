@@ -336,4 +336,5 @@ def video_from_bytes(data: bytes, model: str, max_bytes: int, **extra: Any) -> V
         num_frames=info.num_frames,
         fps=max(1, round(info.fps)),
         extra={"codec": info.codec, **extra},
+        has_audio=info.audio is not None,  # the provider's sound is kept as it came
     )

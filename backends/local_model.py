@@ -23,6 +23,7 @@ from backends.base import (
     Progress,
     Video,
 )
+from dailies.contract.media import Audio
 from dailies.contract.settings import model_env_name
 from dailies.contract.spec import JobSpec
 
@@ -115,6 +116,14 @@ class LocalModelBackend(Backend):
     def total_steps(self, request: JobSpec, checkpoint: Checkpoint, steps: int) -> int:
         """How many step callbacks one video makes (a staged pipeline makes more than `steps`)."""
         return steps
+
+    def run(self, pipe: Any, args: dict[str, Any], request: JobSpec, checkpoint: Checkpoint) -> Any:
+        """Call the pipeline (a family whose call differs, in stages or arguments, overrides this)."""
+        return pipe(**args)
+
+    def sound(self, pipe: Any, output: Any, request: JobSpec) -> Audio | None:
+        """The sound track of the pipeline's output, muxed into the MP4 (None: a silent video)."""
+        return None
 
     # -- what the worker calls -------------------------------------------------------------
 

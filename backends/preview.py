@@ -24,7 +24,7 @@ from backends.base import (
     SizeRule,
     Video,
 )
-from dailies.contract.media import encode_mp4, poster_jpeg
+from dailies.contract.media import Audio, encode_mp4, poster_jpeg
 from dailies.contract.spec import JobSpec
 
 
@@ -48,6 +48,7 @@ class PreviewBackend(Backend):
     params = (
         Param("motion", float, 1.0, minimum=0.0, maximum=4.0, label="Motion", help="How fast the field moves."),
         Param("waves", int, 3, minimum=1, maximum=8, label="Waves", help="How many waves make up the field."),
+        Param("sound", bool, False, label="Sound", help="Add a short tone and rhythm drawn from the seed."),
     )
 
     def availability(self) -> Availability:
@@ -83,7 +84,8 @@ class PreviewBackend(Backend):
             delay = start + pace * (i + 1) - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        mp4 = encode_mp4(frames, request.fps)
+        sound = _tune(seed, n / request.fps) if request.params.get("sound") else None
+        mp4 = encode_mp4(frames, request.fps, sound)
         return Video(
             mp4=mp4,
             poster=poster_jpeg(frames[n // 2]),
@@ -92,7 +94,30 @@ class PreviewBackend(Backend):
             height=h,
             num_frames=n,
             fps=request.fps,
+            has_audio=sound is not None,
         )
+
+
+SAMPLE_RATE = 24_000
+SCALE = (220.0, 247.5, 278.4, 330.0, 371.3, 440.0, 495.0, 556.9)  # a major pentatonic over two octaves
+
+
+def _tune(seed: int, seconds: float) -> Audio:
+    """A short tone and rhythm from the seed: notes of one scale on a beat, each a plucked decay.
+
+    Its own random stream, so turning sound on leaves the picture as it was.
+    """
+    rng = np.random.default_rng([seed, 1])
+    beat = rng.uniform(0.12, 0.3)  # seconds per step
+    pattern = rng.random(8) < 0.7
+    pattern[0] = True  # the first step always sounds
+    notes = rng.choice(SCALE, size=8)
+    t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    step = (t // beat).astype(int) % 8
+    since = t % beat
+    tone = np.sin(2 * np.pi * notes[step] * t) + 0.3 * np.sin(4 * np.pi * notes[step] * t)
+    samples = 0.4 * tone * np.exp(-since * 12.0) * pattern[step]
+    return Audio(samples[None, :].astype(np.float32), SAMPLE_RATE)
 
 
 def _text_overlay(prompt: str, width: int, height: int) -> np.ndarray:

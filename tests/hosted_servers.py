@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from dailies.contract.media import encode_mp4
+from dailies.contract.media import Audio, encode_mp4
 
 KEYS = {
     "openai": "sk-test-openai-9f8e7d6c5b4a",
@@ -38,11 +38,13 @@ KEYS = {
 }
 
 
-def small_mp4() -> bytes:
+def small_mp4(sound: bool = False) -> bytes:
     rng = np.random.default_rng(0)
     frames = np.repeat(rng.integers(0, 255, size=(1, 64, 96, 3), dtype=np.uint8), 8, axis=0)
     frames[:, :, :16] = np.arange(8, dtype=np.uint8)[:, None, None, None] * 30  # something moves
-    return encode_mp4(frames, 8)
+    # A provider that makes sound: one second of a 330 Hz tone in stereo at 48 kHz.
+    tone = 0.3 * np.sin(2 * np.pi * 330 * np.arange(48_000) / 48_000)
+    return encode_mp4(frames, 8, Audio(np.stack([tone, tone]), 48_000) if sound else None)
 
 
 @dataclass
@@ -54,7 +56,7 @@ class Script:
     poll_errors: list[int] = field(default_factory=list)  # statuses answered to status polls first
     retry_after: str | None = "1"
     outcome: str = "ok"  # ok | failed | policy | stuck
-    video: str = "ok"  # ok | truncated | oversized | garbage
+    video: str = "ok"  # ok | sound | truncated | oversized | garbage
     queue_position: int = 3
 
 
@@ -76,6 +78,7 @@ class HostedServer:
         self.remotes: dict[str, Remote] = {}
         self.lock = threading.Lock()
         self.mp4 = small_mp4()
+        self.mp4_with_sound = small_mp4(sound=True)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -319,6 +322,7 @@ class HostedServer:
             return
         body = {
             "ok": self.mp4,
+            "sound": self.mp4_with_sound,
             "garbage": b"<html>not a video</html>" * 40,
             "oversized": self.mp4 + bytes(2 * 1024 * 1024),
         }[kind]

@@ -36,7 +36,7 @@ def test_preview_job_end_to_end(app: App) -> None:
     assert [(g["id"], g["seed"]) for g in listed["items"]] == [(body["id"], 7)]
     one = app.client.get(f"/api/v1/generations/{body['id']}").json()
     assert one["prompt"] == "A lighthouse keeper feeding seagulls"
-    assert one["params"] == {"motion": 1.0, "waves": 3} and one["timings"]["run_s"] > 0
+    assert one["params"] == {"motion": 1.0, "waves": 3, "sound": False} and one["timings"]["run_s"] > 0
 
 
 def test_same_seed_same_video_and_random_seed_is_returned(app: App) -> None:
@@ -135,7 +135,7 @@ def test_healthz_and_backends(app: App) -> None:
     listed = app.client.get("/api/v1/backends").json()["backends"]
     preview = next(b for b in listed if b["name"] == "preview")
     assert preview["available"] and preview["kind"] == "preview" and "not a model" in preview["display_name"]
-    assert {p["name"] for p in preview["params"]} == {"motion", "waves"}
+    assert {p["name"] for p in preview["params"]} == {"motion", "waves", "sound"}
 
 
 def test_unknown_job_and_route(app: App) -> None:

@@ -19,7 +19,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from backends.pyramid_flow.vae import WEIGHTS_NAMES, CausalVideoVAE
+from backends.pyramid_flow.vae import CausalVideoVAE
+from backends.pyramid_flow.weights import WEIGHTS_NAME
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.pyramid
@@ -72,7 +73,7 @@ def test_published_configuration_builds_the_checkpoint_tensors() -> None:
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     vae = tiny_vae()
     vae.save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", WEIGHTS_NAMES[0]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", f"{WEIGHTS_NAME}.safetensors"]
 
     loaded = CausalVideoVAE.from_pretrained(tmp_path)
     assert loaded.config == vae.config
@@ -87,7 +88,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 def test_loading_is_strict_and_reads_the_bin_layout(tmp_path: Path) -> None:
     vae = tiny_vae()
     vae.save_pretrained(tmp_path)
-    weights = tmp_path / WEIGHTS_NAMES[0]
+    weights = tmp_path / f"{WEIGHTS_NAME}.safetensors"
     tensors = load_file(weights)
 
     save_file({**tensors, "decoder.extra.weight": torch.zeros(1)}, weights)
@@ -100,11 +101,11 @@ def test_loading_is_strict_and_reads_the_bin_layout(tmp_path: Path) -> None:
 
     # The published folder holds diffusers' pickle file, not safetensors.
     weights.unlink()
-    torch.save(tensors, tmp_path / WEIGHTS_NAMES[1])
+    torch.save(tensors, tmp_path / f"{WEIGHTS_NAME}.bin")
     z = latents(2)
     assert torch.equal(CausalVideoVAE.from_pretrained(tmp_path).decode(z), vae.decode(z))
 
-    (tmp_path / WEIGHTS_NAMES[1]).unlink()
+    (tmp_path / f"{WEIGHTS_NAME}.bin").unlink()
     with pytest.raises(FileNotFoundError, match="diffusion_pytorch_model"):
         CausalVideoVAE.from_pretrained(tmp_path)
 

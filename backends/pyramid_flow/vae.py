@@ -27,9 +27,9 @@ import torch
 from torch import Tensor, nn
 
 from backends.pyramid_flow.vae_blocks import CausalConv3d, CausalDecoder, CausalEncoder, FrameCarry
+from backends.pyramid_flow.weights import WEIGHTS_NAME, load_state_dict
 
 CONFIG_NAME = "config.json"
-WEIGHTS_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")  # in order of preference
 ENCODER_BLOCK = "DownEncoderBlockCausal3D"
 DECODER_BLOCK = "UpDecoderBlockCausal3D"
 CONV_TYPE = "causal_vae_conv"
@@ -140,7 +140,7 @@ class CausalVideoVAE(nn.Module):
         config = json.loads((folder / CONFIG_NAME).read_text())
         with torch.device("meta"):  # no random init of weights about to be replaced
             vae = cls(**{key: value for key, value in config.items() if not key.startswith("_")})
-        vae.load_state_dict(_read_weights(folder), strict=True, assign=True)
+        vae.load_state_dict(load_state_dict(folder), strict=True, assign=True)
         return vae.to(dtype).eval()
 
     def save_pretrained(self, folder: str | Path) -> None:
@@ -151,7 +151,7 @@ class CausalVideoVAE(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         config = {"_class_name": "CausalVideoVAE", **asdict(self.config)}
         (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        save_file(self.state_dict(), folder / WEIGHTS_NAMES[0])
+        save_file(self.state_dict(), folder / f"{WEIGHTS_NAME}.safetensors")
 
     def enable_tiling(self) -> None:
         """Decode (and encode) frames in overlapping tiles of `sample_size` pixels, one latent frame
@@ -252,15 +252,3 @@ def _blend(before: Tensor, after: Tensor, extent: int, dim: int) -> Tensor:
     faded = before.narrow(dim, before.shape[dim] - extent, extent) * (1 - weight)
     faded = faded + after.narrow(dim, 0, extent) * weight
     return torch.cat([faded.to(after.dtype), after.narrow(dim, extent, after.shape[dim] - extent)], dim=dim)
-
-
-def _read_weights(folder: Path) -> dict[str, Tensor]:
-    from safetensors.torch import load_file  # here: the GPU benchmark machine may have torch alone
-
-    for name in WEIGHTS_NAMES:
-        path = folder / name
-        if path.is_file():
-            if name.endswith(".safetensors"):
-                return load_file(path)
-            return torch.load(path, map_location="cpu", weights_only=True)
-    raise FileNotFoundError(f"causal video VAE: none of {', '.join(WEIGHTS_NAMES)} in {folder}")

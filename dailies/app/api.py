@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from dailies.app.errors import ApiError
 from dailies.app.index import PAGE_MAX, GalleryQuery
+from dailies.app.jobs import JobStatus
 from dailies.app.service import Service
 
 BODY_MAX = 16 * 1024 * 1024
@@ -52,6 +54,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(ApiError(503, "unavailable", "the job queue is unavailable; try again shortly"))
 
 
+async def server_sent(statuses: AsyncIterator[JobStatus | None]) -> AsyncIterator[str]:
+    """Each status as a `status` event (the last one is the job's end); None as a keep-alive comment."""
+    async for status in statuses:
+        yield ": keep-alive\n\n" if status is None else f"event: status\ndata: {json.dumps(status.to_json())}\n\n"
+
+
 def router(service: Service) -> APIRouter:
     api = APIRouter(prefix="/api/v1")
 
@@ -80,6 +88,15 @@ def router(service: Service) -> APIRouter:
     @api.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict:
         return service.jobs.status(job_id).to_json()
+
+    @api.get("/jobs/{job_id}/events")
+    async def job_events(job_id: str) -> StreamingResponse:
+        """Server-sent events: the status now, then each change, until the job ends."""
+        return StreamingResponse(
+            server_sent(await service.updates.follow(job_id)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @api.post("/jobs/{job_id}/cancel", status_code=202)
     def cancel(job_id: str) -> dict:

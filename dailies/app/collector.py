@@ -84,6 +84,7 @@ class Collector:
             "height": meta["height"],
             "num_frames": meta["num_frames"],
             "fps": meta["fps"],
+            "has_audio": meta.get("has_audio", False),  # a worker from before sound sends none
             "timings": {
                 "queued_s": round(meta["started"] - created, 3),
                 "run_s": round(meta["finished"] - meta["started"], 3),
@@ -126,4 +127,5 @@ def result_payload(row: GenerationRow) -> dict[str, Any]:
         "num_frames": row["num_frames"],
         "fps": row["fps"],
         "duration_s": row["duration_s"],
+        "has_audio": row.get("has_audio", False),  # rows stored before sound have none
     }

@@ -41,6 +41,7 @@ class DatasetRow(TypedDict):
     num_frames: int
     fps: int
     duration_s: float
+    has_audio: bool
     params: str
     timings: str
     poster: str
@@ -99,6 +100,7 @@ def make_row(generation: dict[str, Any], video_name: str, poster_path: str) -> D
         "num_frames": int(generation["num_frames"]),
         "fps": int(generation["fps"]),
         "duration_s": round(generation["num_frames"] / generation["fps"], 3),
+        "has_audio": bool(generation.get("has_audio")),
         "params": json.dumps(generation.get("params") or {}, sort_keys=True),
         "timings": json.dumps(generation.get("timings") or {}, sort_keys=True),
         "poster": poster_path,

@@ -44,7 +44,8 @@ class JobStatus:
     progress: float
     message: str
     position: int | None  # jobs ahead in our queue, or in the provider's while it runs there
-    elapsed_s: float
+    elapsed_s: float  # running (or ran) for
+    waited_s: float  # in the queue before it started (so far, while queued)
     eta_s: float | None
     seed: int | None
     request: dict[str, Any]
@@ -112,7 +113,7 @@ class Jobs:
         queue.enqueue_call(
             RUNNER, args=(spec,), job_id=job_id, timeout=self.settings.job_timeout, result_ttl=600, failure_ttl=JOB_TTL
         )
-        return {"id": job_id, "status": "queued", "position": self._position(name, job_id), "seed": spec.seed}
+        return {"id": job_id, "status": "queued", "position": self._positions([(name, job_id)])[0], "seed": spec.seed}
 
     def check_limits(self, user: str, names: list[str]) -> None:
         """Room for one job on each of `names` (a comparison asks for several at once)."""
@@ -140,23 +141,50 @@ class Jobs:
             if Queue(keys.queue_name(backend), connection=self.redis).count >= self.settings.queue_max:
                 raise ApiError(429, "queue_full", "the queue for this backend is full; try again in a few minutes")
 
-    def _position(self, backend: str, job_id: str) -> int:
-        """Jobs ahead of this one in its queue (0: next to run, or being picked up by a worker)."""
-        return self.redis.lpos(Queue(keys.queue_name(backend), connection=self.redis).key, job_id) or 0
+    def _positions(self, queued: list[tuple[str, str]]) -> list[int]:
+        """Jobs ahead of each (backend, job id) in its queue (0: next to run, or being picked up by a worker)."""
+        if not queued:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for backend, job_id in queued:
+                pipe.lpos(Queue.redis_queue_namespace_prefix + keys.queue_name(backend), job_id)
+            return [p or 0 for p in pipe.execute()]
 
     def status(self, job_id: str) -> JobStatus:
-        raw = keys.decode(self.redis.hgetall(keys.job(job_id))) if valid_id(job_id) else {}
-        if not raw:
+        found = self.statuses([job_id]).get(job_id)
+        if found is None:
             raise ApiError(404, "not_found", f"no job {job_id!r}")
-        status = raw["status"]
+        return found
+
+    def statuses(self, job_ids: list[str]) -> dict[str, JobStatus]:
+        """The status of each job that exists, in two Redis round trips however many are asked for."""
+        ids = [j for j in job_ids if valid_id(j)]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(keys.job(job_id))
+                pipe.hget(Job.key_for(job_id), "status")
+            replies = pipe.execute()
+        found = {
+            job_id: (keys.decode(raw), rq.decode() if rq else None)
+            for job_id, raw, rq in zip(ids, replies[::2], replies[1::2], strict=True)
+            if raw
+        }
+        queued = [j for j, (raw, _) in found.items() if raw["status"] == "queued"]
+        positions = dict(zip(queued, self._positions([(found[j][0]["backend"], j) for j in queued]), strict=True))
         now = time.time()
+        return {j: self._describe(j, raw, rq, positions.get(j), now) for j, (raw, rq) in found.items()}
+
+    def _describe(
+        self, job_id: str, raw: dict[str, str], rq_status: str | None, position: int | None, now: float
+    ) -> JobStatus:
+        status = raw["status"]
         # A hosted job between polls runs no RQ job; its heartbeat is the due time of its next poll.
         last_beat = float(raw.get("heartbeat", now))
         hosted = "remote" in raw
         # A hosted poll step whose worker died is claimed again by another worker when its lease ends.
         allowed = STALE_BEATS * self.settings.heartbeat_s + (POLL_LEASE_S if hosted else 0)
         silent = status == "running" and now - last_beat > allowed
-        if silent or (status not in TERMINAL and not hosted and self._rq_status(job_id) in ("failed", "stopped", None)):
+        if silent or (status not in TERMINAL and not hosted and rq_status in ("failed", "stopped", None)):
             # The worker died (or the job expired) without writing an end state.
             status = "failed"
             raw.setdefault("error", "the worker stopped while running this job; please submit it again")
@@ -164,10 +192,12 @@ class Jobs:
         finished = float(raw.get("finished", 0)) or None
         progress = float(raw.get("progress", 0))
         elapsed = ((finished or now) - started) if started else 0.0
+        waited = (started or finished or now) - float(raw.get("created", now))
         eta = elapsed * (1 - progress) / progress if status == "running" and progress >= 0.02 else None
         request = json.loads(raw["request"])
         # Queued: our queue; running on a hosted backend: the provider's queue, when it says.
-        position = self._position(raw["backend"], job_id) if status == "queued" else _int(raw.get("remote_position"))
+        if status != "queued":
+            position = _int(raw.get("remote_position"))
         return JobStatus(
             id=job_id,
             status=status,
@@ -176,16 +206,13 @@ class Jobs:
             message=raw.get("message", ""),
             position=position,
             elapsed_s=round(elapsed, 3),
+            waited_s=round(max(waited, 0.0), 3),
             eta_s=round(eta, 1) if eta is not None else None,
             seed=request.get("seed"),
             request=request,
             error=raw.get("error") if status == "failed" else None,
             result=json.loads(raw["result"]) if status == "succeeded" else None,
         )
-
-    def _rq_status(self, job_id: str) -> str | None:
-        raw = self.redis.hget(Job.key_for(job_id), "status")
-        return raw.decode() if raw else None
 
     def cancel(self, job_id: str) -> dict:
         status = self.status(job_id).status

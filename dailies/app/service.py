@@ -20,6 +20,7 @@ from dailies.app.groups import Groups
 from dailies.app.index import GalleryQuery, Index
 from dailies.app.jobs import Jobs
 from dailies.app.storage import Storage
+from dailies.app.updates import Updates
 from dailies.contract import keys
 from dailies.contract.settings import Settings
 
@@ -38,6 +39,7 @@ class Service:
     groups: Groups = field(init=False)
     collector: Collector = field(init=False)
     storage: Storage = field(init=False)
+    updates: Updates = field(init=False)
     _workers: tuple[float, list[dict]] = (0.0, [])
 
     def __post_init__(self) -> None:
@@ -46,6 +48,7 @@ class Service:
         if self.index.count() == 0:
             self.index.add(self.dataset.rows())
         self.jobs = Jobs(self.redis, self.settings, self.availability)
+        self.updates = Updates(self.jobs)
         self.storage = Storage(self.settings, self.dataset, self.index)
         self.groups = Groups(self.redis, self.settings, self.jobs, self.index, self.stored_generation)
         self.collector = Collector(self.redis, self.dataset, self.index, on_row=self.storage.on_row)
@@ -53,8 +56,10 @@ class Service:
     def start(self) -> None:
         self.storage.start()
         self.collector.start()
+        self.updates.start()
 
     def stop(self) -> None:
+        self.updates.stop()
         self.collector.stop()
         self.storage.stop()
 
@@ -129,6 +134,7 @@ class Service:
             "redis": {"ok": redis_ok, "embedded": self.embedded},
             "workers": workers,
             "collector": {"running": self.collector.running},
+            "updates": {"watched_jobs": self.updates.watched},
             **self.storage.health(),
             "generations": self.index.count(),
         }
@@ -140,6 +146,7 @@ def public_generation(row: GenerationRow, urls: dict[str, str]) -> dict[str, Any
         **{k: v for k, v in row.items() if k not in ("params", "timings", "video_path", "file_name")},
         "seed": row_seed(row),
         "group": row.get("group", ""),  # rows from before comparisons have none
+        "has_audio": row.get("has_audio", False),  # rows stored before sound have none
         "params": json.loads(row["params"]),
         "timings": json.loads(row["timings"]),
         **urls,

@@ -165,7 +165,7 @@ def _column(job: dict[str, Any]) -> str:
         detail = f"waiting, {ahead} ahead" if ahead else "waiting, next to run"
     else:
         detail = f"{state}: {job.get('error') or ''}".rstrip(": ")
-    return f"""<figure class="share-column" data-status="{escape(state)}">
+    return f"""<figure class="share-column" data-status="{escape(state)}" data-id="{escape(job["id"])}">
 <div class="share-pending">{escape(detail)}</div><figcaption><strong>{name}</strong></figcaption></figure>"""
 
 

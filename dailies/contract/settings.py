@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,28 @@ def _memory_gb(env: Mapping[str, str]) -> float | None:
     return value
 
 
+SPEED_FEATURES = ("compile", "attention", "step_cache", "fp8")  # see dailies/worker/speed.py
+SAME_PICTURE = ("compile", "attention")  # on by default on a GPU: they do not change the picture
+SPEED_PREFIX = "DAILIES_SPEED"  # DAILIES_SPEED, DAILIES_SPEED_<BACKEND>, DAILIES_SPEED_<BACKEND>_<CHECKPOINT>
+
+
+def speed_env_name(backend: str = "", checkpoint: str = "") -> str:
+    """DAILIES_SPEED, or ..._<BACKEND>, or ..._<BACKEND>_<CHECKPOINT> (e.g. DAILIES_SPEED_WAN_2_1_14B)."""
+    parts = [SPEED_PREFIX, *(re.sub(r"[^A-Z0-9]+", "_", p.upper()).strip("_") for p in (backend, checkpoint) if p)]
+    return "_".join(parts)
+
+
+def _speed(name: str, raw: str) -> tuple[str, ...]:
+    features = tuple(f.strip() for f in raw.split(",") if f.strip() and f.strip() != "none")
+    unknown = [f for f in features if f not in SPEED_FEATURES]
+    if unknown:
+        raise SystemExit(f"{name}: unknown speed feature {unknown[0]!r}; known: {', '.join(SPEED_FEATURES)}, none")
+    if {"compile", "fp8"} <= set(features):
+        # Measured by bench.gpu: Dynamo cannot trace the fp8 casting hooks (diffusers 0.42, torch 2.13).
+        raise SystemExit(f"{name}: compile and fp8 do not work together; choose one")
+    return features
+
+
 HOSTED_KEYS = ("HF_TOKEN", "OPENAI_VIDEOS_API_KEY", "FAL_KEY", "REPLICATE_API_TOKEN")
 HOSTED_URLS = ("OPENAI_VIDEOS_BASE_URL", "FAL_QUEUE_URL", "REPLICATE_API_URL")
 
@@ -77,6 +100,8 @@ class Settings:
     model_overrides: tuple[tuple[str, str], ...] = ()
     memory_mode: str = "auto"
     model_memory_gb: float | None = None  # None: 80% of free memory
+    # Speed features per DAILIES_SPEED[_<BACKEND>[_<CHECKPOINT>]] name; unset everywhere: SAME_PICTURE on a GPU.
+    speed: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,7 +146,18 @@ class Settings:
             ),
             memory_mode=memory_mode,
             model_memory_gb=_memory_gb(env),
+            speed=tuple(
+                sorted((name, _speed(name, value)) for name, value in env.items() if name.startswith(SPEED_PREFIX))
+            ),
         )
+
+    def speed_for(self, backend: str, checkpoint: str, device: str) -> tuple[str, ...]:
+        """The speed features for one checkpoint: its own setting, else its backend's, else DAILIES_SPEED."""
+        chosen = dict(self.speed)
+        for name in (speed_env_name(backend, checkpoint), speed_env_name(backend), speed_env_name()):
+            if name in chosen:
+                return chosen[name]
+        return SAME_PICTURE if device == "cuda" else ()
 
     def hosted_key(self, name: str) -> str | None:
         return dict(self.hosted_keys).get(name)

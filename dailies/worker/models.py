@@ -71,6 +71,7 @@ class Loaded:
     bytes: int
     memory_mode: str
     load_s: float
+    speed: tuple[str, ...] = ()  # the speed features switched on (dailies/worker/speed.py)
 
 
 class ResidentPipelines:
@@ -174,7 +175,7 @@ def _load(backend: LocalModelBackend, checkpoint: Checkpoint, mode: str, device:
     if mode == IMAGE_TO_VIDEO and source == backend.weights(checkpoint, TEXT_TO_VIDEO) and hasattr(cls, "from_pipe"):
         # Same weights: reuse the resident text-to-video components, no second copy.
         base, _ = _resident(backend, checkpoint, TEXT_TO_VIDEO, device)
-        return Loaded(cls.from_pipe(base.pipe), 0, base.memory_mode, time.monotonic() - started)
+        return Loaded(cls.from_pipe(base.pipe), 0, base.memory_mode, time.monotonic() - started, base.speed)
     log.info("loading %s %s from %s (%s, %s)", backend.name, mode, source, device, dtype)
     try:
         # The published repo's file variant (e.g. Mochi's bf16 files); an override folder has plain files.
@@ -194,7 +195,62 @@ def _load(backend: LocalModelBackend, checkpoint: Checkpoint, mode: str, device:
     pipe.set_progress_bar_config(disable=True)
     size = sum(_weights_bytes(c) for c in pipe.components.values())
     memory_mode = _place(pipe, backend.settings, device, size)
-    return Loaded(pipe, size, memory_mode, time.monotonic() - started)
+    switched = _speed_up(backend, checkpoint, mode, pipe, device)
+    return Loaded(pipe, size, memory_mode, time.monotonic() - started, switched)
+
+
+def _speed_up(backend: LocalModelBackend, checkpoint: Checkpoint, mode: str, pipe: Any, device: str) -> tuple[str, ...]:
+    """Switch on the speed features the settings ask for; a compiled model's warm-up is paid here, at load."""
+    import torch
+
+    from dailies.worker import speed
+
+    switched = []
+    for feature in backend.settings.speed_for(backend.name, checkpoint.name, device):
+        try:
+            log.info("%s %s: %s", backend.name, checkpoint.name, speed.switch_on(pipe, feature, device))
+            switched.append(feature)
+        except Exception:  # a feature this model or card does not take leaves the model as it was
+            log.warning("%s %s: could not switch %s on", backend.name, checkpoint.name, feature, exc_info=True)
+    if "compile" in switched and mode == TEXT_TO_VIDEO:
+        # Two steps at the checkpoint's default size and length: the shapes most jobs ask for.
+        width, height = checkpoint.size.default
+        warm = JobSpec(
+            "warm-up",
+            backend.name,
+            "warm-up",
+            "",
+            0,
+            width,
+            height,
+            checkpoint.frames.default,
+            checkpoint.fps,
+            params={"model": checkpoint.name},
+        )
+        started = time.monotonic()
+        with torch.inference_mode():  # as jobs run: a different grad mode would compile again
+            pipe(**_call_args(backend, warm, checkpoint, steps=2, guidance=checkpoint.guidance), output_type="latent")
+        log.info("%s %s: compiled and warmed up in %.1f s", backend.name, checkpoint.name, time.monotonic() - started)
+    return tuple(switched)
+
+
+def _call_args(
+    backend: LocalModelBackend, request: JobSpec, checkpoint: Checkpoint, steps: int | None, guidance: float | None
+) -> dict[str, Any]:
+    """The pipeline call for a request (without its output type, step callback or image)."""
+    import torch
+
+    return {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt or None,
+        "height": request.height,
+        "width": request.width,
+        "num_frames": request.num_frames,
+        "num_inference_steps": steps,
+        "guidance_scale": guidance,
+        "generator": torch.Generator("cpu").manual_seed(request.seed or 0),
+        **backend.call_args(request, checkpoint),
+    }
 
 
 def _resident(backend: LocalModelBackend, checkpoint: Checkpoint, mode: str, device: str) -> tuple[Loaded, bool]:
@@ -228,18 +284,10 @@ def generate(backend: LocalModelBackend, request: JobSpec, progress: Progress, c
         progress(0.05 + 0.85 * min(step + 1, total) / total, f"step {step + 1}/{total}")
         return tensors
 
-    args: dict[str, Any] = {
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt or None,
-        "height": request.height,
-        "width": request.width,
-        "num_frames": request.num_frames,
-        "num_inference_steps": steps,
-        "guidance_scale": guidance,
-        "generator": torch.Generator("cpu").manual_seed(request.seed or 0),
+    args = {
+        **_call_args(backend, request, checkpoint, steps, guidance),
         "output_type": "np",
         "callback_on_step_end": on_step,
-        **backend.call_args(request, checkpoint),
     }
     if image is not None:
         args["image"] = image
@@ -248,7 +296,7 @@ def generate(backend: LocalModelBackend, request: JobSpec, progress: Progress, c
         torch.cuda.reset_peak_memory_stats()
     try:
         with torch.inference_mode():
-            output = loaded.pipe(**args).frames
+            output = backend.run(loaded.pipe, args, request, checkpoint)
     except torch.OutOfMemoryError:
         _free_memory(device)
         raise GenerationError(
@@ -260,11 +308,13 @@ def generate(backend: LocalModelBackend, request: JobSpec, progress: Progress, c
         raise Cancelled()
     generate_s = time.monotonic() - started
     progress(0.95, "encoding")
-    frames = to_uint8(np.asarray(output)[0])
+    frames = to_uint8(np.asarray(output.frames)[0])
+    sound = backend.sound(loaded.pipe, output, request)
     extra = {
         "timings": {"load_s": round(loaded.load_s if fresh else 0.0, 3), "generate_s": round(generate_s, 3)},
         "device": device,
         "memory_mode": loaded.memory_mode,
+        "speed": list(loaded.speed),
         "mode": mode,
         "steps": steps,
         "guidance": guidance,
@@ -272,7 +322,7 @@ def generate(backend: LocalModelBackend, request: JobSpec, progress: Progress, c
     if device == "cuda":
         extra["peak_vram_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return Video(
-        mp4=encode_mp4(frames, request.fps),
+        mp4=encode_mp4(frames, request.fps, sound),
         poster=poster_jpeg(frames[len(frames) // 2]),
         model=model_label(backend.weights(checkpoint, mode)),
         width=frames.shape[2],
@@ -280,6 +330,7 @@ def generate(backend: LocalModelBackend, request: JobSpec, progress: Progress, c
         num_frames=len(frames),
         fps=request.fps,
         extra=extra,
+        has_audio=sound is not None,
     )
 
 

@@ -108,6 +108,7 @@ def _hand_back(redis: Redis, reporter: _Reporter, job_id: str, video: Video, sta
         "height": video.height,
         "num_frames": video.num_frames,
         "fps": video.fps,
+        "has_audio": video.has_audio,
         "extra": video.extra,
         "started": started,
         "finished": time.time(),

@@ -19,19 +19,39 @@ from dailies.app import share
 from dailies.app.errors import ApiError
 from dailies.app.service import Service
 
-TICK_S = 1.0
+# Pushed, like the job cards: each column still rendering follows its job's event stream and
+# shows its progress; when one ends the view asks Python once to draw it again (its video).
+FOLLOW_JS = """const ENDED = ["succeeded", "failed", "canceled"];
+const followed = new Set();
+const follow = () => {
+  for (const column of element.querySelectorAll(".share-column[data-id]")) {
+    const id = column.dataset.id;
+    if (ENDED.includes(column.dataset.status) || followed.has(id)) continue;
+    followed.add(id);
+    const source = new EventSource(`/api/v1/jobs/${id}/events`);
+    source.addEventListener("status", (event) => {
+      const s = JSON.parse(event.data);
+      const pending = element.querySelector(`.share-column[data-id="${id}"] .share-pending`);
+      if (pending && s.status === "running") pending.textContent = `rendering, ${Math.round(s.progress * 100)}%`;
+      if (!ENDED.includes(s.status)) return;
+      source.close();
+      trigger("click");
+    });
+  }
+};
+new MutationObserver(follow).observe(element, { childList: true, subtree: true });
+follow();"""
 
 
 @dataclass(frozen=True)
 class CompareView:
     group_id: gr.BrowserState  # the visitor's latest comparison, kept across reloads
-    drawn: gr.State  # what the view shows, so a tick redraws (and restarts the players) only on a change
+    drawn: gr.State  # what the view shows, so it is redrawn (and the players restarted) only on a change
     view: gr.HTML
-    timer: gr.Timer
 
     @property
     def outputs(self) -> list[gr.components.Component]:
-        return [self.view, self.drawn, self.timer]
+        return [self.view, self.drawn]
 
 
 def choices(service: Service) -> list[tuple[str, str]]:
@@ -56,31 +76,29 @@ def submit(service: Service, client: str, body: dict[str, Any]) -> tuple[str, st
 
 
 def draw(service: Service, group_id: str | None, drawn: str) -> tuple:
-    """The view for a comparison (hidden when there is none); the timer runs while it renders."""
+    """The view for a comparison (hidden when there is none)."""
     if not group_id:
-        return gr.update(value="", visible=False), "", gr.Timer(active=False)
+        return gr.update(value="", visible=False), ""
     try:
         group = service.groups.status(group_id)
     except ApiError:
-        return gr.update(value="", visible=False), "", gr.Timer(active=False)
-    state = json.dumps([(j["id"], j["status"], round(j.get("progress") or 0, 2)) for j in group["jobs"]])
-    timer = gr.Timer(active=group["status"] == "running")
+        return gr.update(value="", visible=False), ""
+    state = json.dumps([(j["id"], j["status"]) for j in group["jobs"]])
     if state == drawn:
-        return gr.skip(), drawn, timer
+        return gr.skip(), drawn
     heading = (
         f'<div class="dailies-compare-head"><strong>Side by side</strong> '
         f'<span class="dailies-compare-prompt">{html.escape(group["prompt"])}</span> '
         f'<a href="/c/{group["id"]}" target="_blank" rel="noopener">share link</a></div>'
     )
-    return gr.update(value=heading + share.compare_block(group), visible=True), state, timer
+    return gr.update(value=heading + share.compare_block(group), visible=True), state
 
 
 def layout() -> CompareView:
     return CompareView(
         group_id=gr.BrowserState("", storage_key="dailies-compare"),
         drawn=gr.State(""),
-        view=gr.HTML("", elem_id="compare-view", visible=False),
-        timer=gr.Timer(TICK_S, active=False),
+        view=gr.HTML("", elem_id="compare-view", visible=False, js_on_load=FOLLOW_JS),
     )
 
 
@@ -91,7 +109,7 @@ def wire(service: Service, demo: gr.Blocks, compare: CompareView) -> None:
         return (chosen, *draw(service, chosen, ""))
 
     demo.load(on_load, compare.group_id, [compare.group_id, *compare.outputs], api_visibility="private", queue=False)
-    compare.timer.tick(
+    compare.view.click(
         lambda group_id, drawn: draw(service, group_id, drawn),
         [compare.group_id, compare.drawn],
         compare.outputs,

@@ -10,9 +10,11 @@ import gradio as gr
 
 from dailies.app import share
 from dailies.app.errors import ApiError
+from dailies.app.page.gallery import STATIC
 from dailies.app.service import Service
 from dailies.contract.spec import valid_id
 
+PLAYER_JS = (STATIC / "player.js").read_text(encoding="utf-8")
 RECIPE_KEYS = (
     "id",
     "backend",
@@ -23,6 +25,7 @@ RECIPE_KEYS = (
     "num_frames",
     "fps",
     "duration_s",
+    "has_audio",
     "negative_prompt",
     "params",
     "timings",
@@ -52,12 +55,18 @@ def recipe(generation: dict[str, Any]) -> dict[str, Any]:
 
 
 def player_html(g: dict[str, Any]) -> str:
-    """The detail player: the browser streams the file itself (from the Hub for a public dataset)."""
-    return (
+    """The detail player: the browser streams the file itself (from the Hub for a public dataset).
+
+    It starts muted (browsers only autoplay muted video); one with sound shows an unmute button.
+    """
+    player = (
         f'<video class="dailies-player" controls autoplay muted loop playsinline preload="metadata" '
         f'poster="{html.escape(g["poster_url"])}" src="{html.escape(g["video_url"])}" '
         f'width="{g["width"]}" height="{g["height"]}"></video>'
     )
+    if g["has_audio"]:
+        player += '<button type="button" class="dailies-unmute" aria-pressed="false">🔇 Unmute</button>'
+    return player
 
 
 def share_html(g: dict[str, Any]) -> str:
@@ -107,7 +116,7 @@ def picked(service: Service, card_id: str) -> tuple:
 
 def layout() -> Detail:
     with gr.Column(visible=False, elem_id="detail") as column:
-        video = gr.HTML("", elem_id="detail-video", js_on_load=STILL_JS)
+        video = gr.HTML("", elem_id="detail-video", js_on_load=PLAYER_JS + "\n" + STILL_JS)
         prompt = gr.Textbox(label="Prompt", interactive=False, elem_id="detail-prompt")
         with gr.Row():
             reuse = gr.Button("Use these settings", elem_id="reuse", variant="primary", size="sm")

@@ -177,13 +177,14 @@ def request_body(
 
 
 def submit(service: Service, client: str, body: dict[str, Any], jobs: list[str] | None) -> tuple:
-    """Queue the job: (error line, tracked job ids, timer)."""
+    """Queue the job: (error line, tracked job ids, the list the page follows)."""
     try:
         answer = service.jobs.submit(body, client)
     except ApiError as exc:
         field = f" ({exc.field})" if exc.field else ""
         return f"**Not queued{field}:** {html.escape(exc.message)}", jobs, gr.skip()
-    return "", job_list.track(jobs, answer["id"]), gr.Timer(active=True)
+    tracked = job_list.track(jobs, answer["id"])
+    return "", tracked, job_list.listing_html(tracked)
 
 
 def param_input(p: Param, value: Any, key: str) -> gr.components.Component:
@@ -335,9 +336,8 @@ def wire(
         client = client_id(request.request, settings.trust_forwarded)
         if names and len(names) > 1:
             error, group_id = compare.submit(service, client, compare.group_body(body, names))
-            started = gr.Timer(active=True) if group_id else gr.skip()
-            return error, tracked, gr.skip(), group_id or gr.skip(), started
-        return (*submit(service, client, body, tracked), gr.skip(), gr.skip())
+            return error, tracked, gr.skip(), group_id or gr.skip()
+        return (*submit(service, client, body, tracked), gr.skip())
 
     form.submit.click(
         do_submit,
@@ -355,25 +355,29 @@ def wire(
             compare_on,
             form.image,
         ],
-        [form.error, jobs.my_jobs, jobs.timer, view.group_id, view.timer],
+        [form.error, jobs.my_jobs, jobs.listing, view.group_id],
         api_name="submit",
         queue=False,
     ).then(
-        # Draw at once (not at the next tick) and bring it into view: on a phone it sits under the form.
-        lambda ids, group_id, names: (
-            *job_list.tick(service, ids, ""),
-            *compare.draw(service, group_id if names and len(names) > 1 else None, ""),
-        ),
-        [jobs.my_jobs, view.group_id, compare_on],
-        [*jobs.tick_outputs, *view.outputs],
+        # Draw the comparison at once (not at the next tick); a single job hides it.
+        lambda group_id, names: compare.draw(service, group_id if names and len(names) > 1 else None, ""),
+        [view.group_id, compare_on],
+        view.outputs,
         api_visibility="private",
         queue=False,
         show_progress="hidden",
     ).then(
+        # Bring the new card (or comparison) into view: on a phone it sits under the form.
         None,
-        js="""() => {
-          const target = document.querySelector('#compare-view:not(.hidden) .dailies-compare')
+        js="""() => new Promise((done) => {
+          const find = () => document.querySelector('#compare-view .dailies-compare')
             || document.querySelector('#jobs .dailies-job');
-          target?.scrollIntoView({block: 'center', behavior: 'instant'});
-        }""",
+          const show = (tries) => {
+            const target = find();
+            if (target) target.scrollIntoView({block: 'center', behavior: 'instant'});
+            if (target || tries <= 0) return done();
+            setTimeout(() => show(tries - 1), 50);
+          };
+          show(40);
+        })""",
     )
