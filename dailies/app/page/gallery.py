@@ -60,7 +60,8 @@ def cards_html(items: list[dict[str, Any]], searched: bool = False) -> str:
     for g in items:
         prompt = html.escape(g["prompt"])
         mark = '<span class="dailies-card-mark">side by side</span>' if g.get("group") else ""
-        mark += '<span class="dailies-card-mark" title="with sound">♪ sound</span>' if g["has_audio"] else ""
+        if g["has_audio"]:
+            mark += '<span class="dailies-card-mark dailies-card-sound" title="with sound">♪ sound</span>'
         cards.append(
             f'<button type="button" class="dailies-card" data-id="{g["id"]}" '
             f'data-video="{html.escape(g["video_url"])}" title="{prompt}">'
