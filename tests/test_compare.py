@@ -201,6 +201,7 @@ def test_compare_view_in_the_page_opens_by_link_and_plays_in_sync(studio: App, g
     page.goto(f"{studio.url}/?c={group['id']}")
     block = page.locator("#compare-view .dailies-compare")
     expect(block.locator("video")).to_have_count(3)
+    expect(block).to_be_in_viewport()  # on a phone the link brings the comparison up
     expect(page.locator("#compare-view .dailies-compare-prompt")).to_have_text(PROMPT)
     in_page = SYNC.replace(".dailies-compare video", "#compare-view .dailies-compare video")
     page.wait_for_function(f"({in_page})().every(p => p.ready >= 2 && !p.paused && p.t > 0.2)")

@@ -54,6 +54,21 @@ class CompareView:
         return [self.view, self.drawn]
 
 
+def scroll_to(selector: str, only_if: str = "true") -> str:
+    """JS for an event's `.then`: scroll the first match of `selector` into view once Gradio has
+    drawn it (it may take a few frames after the event's answer)."""
+    return f"""() => new Promise((done) => {{
+      if (!({only_if})) return done();
+      const show = (tries) => {{
+        const target = document.querySelector({selector!r});
+        if (target) target.scrollIntoView({{block: "center", behavior: "instant"}});
+        if (target || tries <= 0) return done();
+        setTimeout(() => show(tries - 1), 50);
+      }};
+      show(40);
+    }})"""
+
+
 def choices(service: Service) -> list[tuple[str, str]]:
     """Backends a comparison may use: those that can run now."""
     return [(b["display_name"], b["name"]) for b in service.describe_backends() if b["available"]]
@@ -108,7 +123,13 @@ def wire(service: Service, demo: gr.Blocks, compare: CompareView) -> None:
         chosen = shared or group_id
         return (chosen, *draw(service, chosen, ""))
 
-    demo.load(on_load, compare.group_id, [compare.group_id, *compare.outputs], api_visibility="private", queue=False)
+    demo.load(
+        on_load, compare.group_id, [compare.group_id, *compare.outputs], api_visibility="private", queue=False
+    ).then(
+        # A link to a comparison: on a phone the view sits under the form, so bring it up.
+        None,
+        js=scroll_to("#compare-view .dailies-compare", only_if="new URLSearchParams(location.search).has('c')"),
+    )
     compare.view.click(
         lambda group_id, drawn: draw(service, group_id, drawn),
         [compare.group_id, compare.drawn],

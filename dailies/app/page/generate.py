@@ -369,15 +369,5 @@ def wire(
     ).then(
         # Bring the new card (or comparison) into view: on a phone it sits under the form.
         None,
-        js="""() => new Promise((done) => {
-          const find = () => document.querySelector('#compare-view .dailies-compare')
-            || document.querySelector('#jobs .dailies-job');
-          const show = (tries) => {
-            const target = find();
-            if (target) target.scrollIntoView({block: 'center', behavior: 'instant'});
-            if (target || tries <= 0) return done();
-            setTimeout(() => show(tries - 1), 50);
-          };
-          show(40);
-        })""",
+        js=compare.scroll_to("#compare-view .dailies-compare, #jobs .dailies-job"),
     )
