@@ -19,16 +19,9 @@ def preset(rules: Checkpoint, aspect: str) -> tuple[int, int]:
     return rule.nearest(round(math.sqrt(area * ratio))), rule.nearest(round(math.sqrt(area / ratio)))
 
 
-def aspect_of(width: float, height: float) -> str | None:
-    """The preset a size is closest to, when it is close to one."""
-    ratio = width / height if height else 0
-    name, value = min(ASPECTS.items(), key=lambda kv: abs(math.log(kv[1]) - math.log(ratio or 1e-9)))
-    return name if abs(math.log(value) - math.log(ratio or 1e-9)) < 0.15 else None
-
-
-def duration_range(rules: Checkpoint, fps: int | None = None) -> tuple[float, float, float]:
-    """Shortest, longest and default length in seconds, at `fps` (default: the native fps)."""
-    rate = fps or rules.fps
+def duration_range(rules: Checkpoint) -> tuple[float, float, float]:
+    """Shortest, longest and default length in seconds at the model's own fps."""
+    rate = rules.fps
     frames = rules.frames
     return (
         round(frames.minimum / rate, 2),
