@@ -2,13 +2,16 @@
 
 With `REDIS_URL` unset it also runs its own redis-server and one worker serving every backend
 usable on this machine; both stop when the app stops. With `REDIS_URL` set it starts neither:
-run `python worker.py --backends ...` wherever the models (or keys) are.
+run `python worker.py --backends ...` wherever the models (or keys) are. On a ZeroGPU Space
+(`SPACES_ZERO_GPU=true`) the open models run in the visitors' own requests instead of on a worker
+(dailies/app/zerogpu.py), and the app is served through Gradio's launch.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -18,9 +21,10 @@ import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
 from redis import Redis  # noqa: E402
+from starlette.routing import Mount  # noqa: E402
 
 import backends  # noqa: E402
-from dailies.app import api, embedded, page, share  # noqa: E402
+from dailies.app import api, embedded, page, share, zerogpu  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
 
@@ -28,24 +32,56 @@ STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("dailies.app")
 
 
+def app_kwargs(service: Service) -> dict:
+    """The FastAPI app's own part: /api/v1, /media (the dataset folder), the share pages /g/ and
+    /c/, the app's static files and the JSON errors."""
+    return {
+        "title": "Dailies",
+        "docs_url": "/api/docs",
+        "openapi_url": "/api/openapi.json",
+        "redoc_url": None,
+        "exception_handlers": api.ERROR_HANDLERS,
+        "routes": [
+            *api.router(service).routes,
+            *api.media(service).routes,
+            *share.router(service).routes,
+            # Not /static or /assets: those are Gradio's own (its fonts and scripts).
+            Mount(share.STATIC_URL, StaticFiles(directory=STATIC), name="dailies-static"),
+        ],
+    }
+
+
+def page_kwargs(service: Service) -> dict:
+    return {
+        "allowed_paths": [str(service.dataset.root)],
+        "css_paths": [STATIC / "dailies.css", STATIC / "gallery.css", STATIC / "compare.css"],
+        "footer_links": ["api"],
+        "head": f'<script src="{share.STATIC_URL}/compare.js" defer></script>',
+    }
+
+
 def create_app(service: Service) -> FastAPI:
-    """The FastAPI app: /api/v1, /media (the dataset folder) and the Gradio page at /."""
-    app = FastAPI(title="Dailies", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
-    api.install_error_handlers(app)
-    app.include_router(api.router(service))
-    app.include_router(api.media(service))
-    app.include_router(share.router(service))
-    # Not /static or /assets: those are Gradio's own (its fonts and scripts).
-    app.mount(share.STATIC_URL, StaticFiles(directory=STATIC), name="dailies-static")
+    """The FastAPI app with the Gradio page mounted at /."""
+    return gr.mount_gradio_app(FastAPI(**app_kwargs(service)), page.build(service), path="", **page_kwargs(service))
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def launch_on_zerogpu(service: Service) -> None:
+    """ZeroGPU hooks `Blocks.launch` (its start-up report to the scheduler), which mounting never calls:
+    there the same app is served by Gradio's own launch, our routes first."""
     demo = page.build(service)
-    return gr.mount_gradio_app(
-        app,
-        demo,
-        path="",
-        allowed_paths=[str(service.dataset.root)],
-        css_paths=[STATIC / "dailies.css", STATIC / "gallery.css", STATIC / "compare.css"],
-        footer_links=["api"],
-        head=f'<script src="{share.STATIC_URL}/compare.js" defer></script>',
+    # On ZeroGPU Gradio's queue defaults to one waiting event; the per-visitor limits are ours.
+    demo.queue(max_size=service.settings.queue_max)
+    # Gradio blocks until KeyboardInterrupt: make SIGTERM one, so the app still stops its children.
+    signal.signal(signal.SIGTERM, _interrupt)
+    demo.launch(
+        server_name=service.settings.server_name,
+        server_port=service.settings.server_port,
+        app_kwargs=app_kwargs(service),
+        **page_kwargs(service),
     )
 
 
@@ -56,7 +92,8 @@ def start(settings: Settings) -> tuple[Service, embedded.Children]:
     redis_url = settings.redis_url
     if redis_url is None:
         redis_url = embedded.start_redis(children, settings.data_dir)
-        usable = backends.usable_names(settings)
+        # On ZeroGPU the open models run in the visitors' requests, not on a worker.
+        usable = [n for n in backends.usable_names(settings) if not zerogpu.runs_in_request(backends.get(n, settings))]
         embedded.start_worker(children, redis_url, usable)
         log.info("embedded Redis and a worker for: %s", ", ".join(usable))
     service = Service(settings, Redis.from_url(redis_url), embedded=settings.redis_url is None)
@@ -70,6 +107,9 @@ def main() -> None:
     settings = Settings.from_env()
     service, children = start(settings)
     try:
+        if zerogpu.enabled():
+            launch_on_zerogpu(service)
+            return
         uvicorn.run(
             create_app(service),
             host=settings.server_name,

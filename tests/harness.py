@@ -132,13 +132,15 @@ class App:
         return wait_for(done, timeout, interval=0.05, what=f"job {job_id} to finish")
 
 
-def start_app(processes: Processes, tmp_path: Path, redis_url: str | None, **env: str) -> App:
+def start_app(
+    processes: Processes, tmp_path: Path, redis_url: str | None, command: tuple[str, ...] = ("app.py",), **env: str
+) -> App:
     port = free_port()
     data = tmp_path / "data"
     extra = {"DAILIES_DATA": str(data), "GRADIO_SERVER_PORT": str(port), **env}
     if redis_url:
         extra["REDIS_URL"] = redis_url
-    proc = processes.start(["app.py"], base_env(**extra), "app")
+    proc = processes.start(list(command), base_env(**extra), "app")
     url = f"http://127.0.0.1:{port}"
     client = httpx.Client(base_url=url, timeout=30)
 

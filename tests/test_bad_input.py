@@ -120,6 +120,7 @@ def test_bad_setting_stops_the_process_at_start_naming_it(
     redis_url: str, tmp_path: Path, script: str, variable: str, value: str
 ) -> None:
     env = base_env(REDIS_URL=redis_url, DAILIES_DATA=str(tmp_path), **{variable: value})
+    workers_before = set(Redis.from_url(redis_url).keys("rq:worker:*"))  # other tests' workers share this Redis
     done = subprocess.run(
         [sys.executable, script, *(["--backends", "preview", "--burst"] if script == "worker.py" else [])],
         cwd=ROOT,
@@ -129,4 +130,5 @@ def test_bad_setting_stops_the_process_at_start_naming_it(
         timeout=120,
     )
     assert done.returncode != 0 and variable in done.stderr, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr and not Redis.from_url(redis_url).keys("rq:worker:*")
+    assert "Traceback" not in done.stderr
+    assert not set(Redis.from_url(redis_url).keys("rq:worker:*")) - workers_before, "a worker registered"

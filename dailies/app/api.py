@@ -7,12 +7,13 @@ import logging
 import re
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
+from dailies.app import zerogpu
 from dailies.app.errors import ApiError
 from dailies.app.index import PAGE_MAX, GalleryQuery
 from dailies.app.jobs import JobStatus
@@ -37,21 +38,23 @@ def _error(exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc)
+async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    return _error(exc)
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-        return _error(ApiError(422, "invalid_field", first.get("msg", "invalid request"), field))
 
-    @app.exception_handler(RedisError)
-    async def redis_error(_: Request, exc: RedisError) -> JSONResponse:
-        log.error("redis unavailable: %s", exc)
-        return _error(ApiError(503, "unavailable", "the job queue is unavailable; try again shortly"))
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+    return _error(ApiError(422, "invalid_field", first.get("msg", "invalid request"), field))
+
+
+async def _redis_error(_: Request, exc: RedisError) -> JSONResponse:
+    log.error("redis unavailable: %s", exc)
+    return _error(ApiError(503, "unavailable", "the job queue is unavailable; try again shortly"))
+
+
+# FastAPI's `exception_handlers`: every error answers `{"error": ...}`, never a traceback.
+ERROR_HANDLERS = {ApiError: _api_error, RequestValidationError: _validation_error, RedisError: _redis_error}
 
 
 async def server_sent(statuses: AsyncIterator[JobStatus | None]) -> AsyncIterator[str]:
@@ -81,9 +84,15 @@ def router(service: Service) -> APIRouter:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiError(400, "bad_json", "the body is not valid JSON") from None
         user = client_id(request, service.settings.trust_forwarded)
-        # `backends: [...]` instead of `backend`: a comparison, one job per backend.
-        submit = service.groups.submit if isinstance(body, dict) and "backends" in body else service.jobs.submit
-        return JSONResponse(await run_in_threadpool(submit, body, user), status_code=202)
+        if isinstance(body, dict) and "backends" in body:
+            # A comparison, one job per backend (on the queue, also on ZeroGPU).
+            return JSONResponse(await run_in_threadpool(service.groups.submit, body, user), status_code=202)
+        answer = await run_in_threadpool(service.jobs.submit, body, user)
+        spec = service.jobs.take_in_request(answer["id"])
+        if spec is not None:
+            # ZeroGPU: the GPU is lent to this request's visitor, so the job runs now, as them.
+            zerogpu.run_for_api(service.redis, service.settings, spec, request)
+        return JSONResponse(answer, status_code=202)
 
     @api.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict:

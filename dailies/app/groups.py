@@ -102,6 +102,10 @@ class Groups:
         unknown = sorted(set(body) - COMMON_FIELDS - declared - {"backends"})
         if unknown:
             raise invalid(unknown[0], f"unknown field {unknown[0]!r} for backends {', '.join(names)}")
+        for b in chosen:
+            if self.jobs.in_request(b):
+                # On ZeroGPU an open model runs in its visitor's own request, one at a time, not on the queue.
+                raise invalid("backends", f"{b.display_name} cannot be compared here: on ZeroGPU it runs alone")
         if body.get("image") is not None:
             for b in chosen:
                 if IMAGE_TO_VIDEO not in b.modes:

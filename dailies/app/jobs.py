@@ -5,6 +5,10 @@ queued -> running -> succeeded | failed | canceled; the app writes queued, cance
 job still in the queue) and succeeded (once the collector has stored the result); the worker
 writes running, progress, failed and canceled. Cancellation of a running job is a separate
 flag the backend checks between steps.
+
+On a ZeroGPU Space an open-model job is recorded the same way (with `runner: request`) but not
+queued: the caller takes its spec and runs it in the visitor's request (dailies/app/zerogpu.py),
+which then writes what a worker would.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dailies.contract.settings import Settings
 from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, STALE_BEATS, TERMINAL, JobSpec, valid_id
 
 RUNNER = "dailies.worker.runner.run"
+IN_REQUEST = "request"  # the `runner` of a job that runs in the visitor's request (ZeroGPU)
 
 
 def _int(value: str | None) -> int | None:
@@ -61,10 +66,18 @@ class JobStatus:
 
 
 class Jobs:
-    def __init__(self, redis: Redis, settings: Settings, availability: Callable[[Backend], Availability]) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        availability: Callable[[Backend], Availability],
+        in_request: Callable[[Backend], bool] = lambda backend: False,
+    ) -> None:
         self.redis = redis
         self.settings = settings
         self.availability = availability
+        self.in_request = in_request  # ZeroGPU: open models run in the visitor's request, not on the queue
+        self._in_request: dict[str, JobSpec] = {}
 
     def submit(self, body: Any, user: str) -> dict:
         spec = self.prepare(body)
@@ -89,8 +102,9 @@ class Jobs:
         return spec
 
     def enqueue(self, spec: JobSpec, user: str) -> dict:
-        """Queue a prepared job (after `check_limits`)."""
+        """Queue a prepared job (after `check_limits`), or on ZeroGPU hold it for the request to run."""
         name = spec.backend
+        here = self.in_request(backends.get(name, self.settings))
         job_id = spec.id
         queue = Queue(keys.queue_name(name), connection=self.redis)
         now = time.time()
@@ -103,17 +117,26 @@ class Jobs:
                     "created": now,
                     "progress": 0,
                     "request": json.dumps(spec.recipe()),
+                    **({"runner": IN_REQUEST, "heartbeat": now} if here else {}),
                 },
             )
             pipe.expire(keys.job(job_id), JOB_TTL)
             pipe.sadd(keys.user(user), job_id)
             pipe.expire(keys.user(user), JOB_TTL)
             pipe.execute()
+        if here:
+            # No queue: the caller takes the spec and runs it inside the visitor's request.
+            self._in_request[job_id] = spec
+            return {"id": job_id, "status": "queued", "position": 0, "seed": spec.seed}
         # Our hash exists before the job can reach a worker.
         queue.enqueue_call(
             RUNNER, args=(spec,), job_id=job_id, timeout=self.settings.job_timeout, result_ttl=600, failure_ttl=JOB_TTL
         )
         return {"id": job_id, "status": "queued", "position": self._positions([(name, job_id)])[0], "seed": spec.seed}
+
+    def take_in_request(self, job_id: str) -> JobSpec | None:
+        """The spec of a job just accepted to run in this request (ZeroGPU), once; None for a queued job."""
+        return self._in_request.pop(job_id, None)
 
     def check_limits(self, user: str, names: list[str]) -> None:
         """Room for one job on each of `names` (a comparison asks for several at once)."""
@@ -181,10 +204,13 @@ class Jobs:
         # A hosted job between polls runs no RQ job; its heartbeat is the due time of its next poll.
         last_beat = float(raw.get("heartbeat", now))
         hosted = "remote" in raw
-        # A hosted poll step whose worker died is claimed again by another worker when its lease ends.
-        allowed = STALE_BEATS * self.settings.heartbeat_s + (POLL_LEASE_S if hosted else 0)
-        silent = status == "running" and now - last_beat > allowed
-        if silent or (status not in TERMINAL and not hosted and rq_status in ("failed", "stopped", None)):
+        in_request = raw.get("runner") == IN_REQUEST
+        # A hosted poll step whose worker died is claimed again by another worker when its lease ends;
+        # a job waiting for a ZeroGPU slot beats only once it has one.
+        allowed = STALE_BEATS * self.settings.heartbeat_s + (POLL_LEASE_S if hosted or in_request else 0)
+        silent = (status == "running" or in_request) and status not in TERMINAL and now - last_beat > allowed
+        on_queue = not (hosted or in_request)
+        if silent or (status not in TERMINAL and on_queue and rq_status in ("failed", "stopped", None)):
             # The worker died (or the job expired) without writing an end state.
             status = "failed"
             raw.setdefault("error", "the worker stopped while running this job; please submit it again")

@@ -13,6 +13,7 @@ from rq import Worker
 
 import backends
 from backends.base import Availability, Backend
+from dailies.app import zerogpu
 from dailies.app.collector import Collector
 from dailies.app.dataset import GenerationRow, LocalDataset, row_seed
 from dailies.app.errors import ApiError
@@ -47,7 +48,7 @@ class Service:
         self.index = Index(self.settings.index_path)
         if self.index.count() == 0:
             self.index.add(self.dataset.rows())
-        self.jobs = Jobs(self.redis, self.settings, self.availability)
+        self.jobs = Jobs(self.redis, self.settings, self.availability, zerogpu.runs_in_request)
         self.updates = Updates(self.jobs)
         self.storage = Storage(self.settings, self.dataset, self.index)
         self.groups = Groups(self.redis, self.settings, self.jobs, self.index, self.stored_generation)
@@ -80,10 +81,12 @@ class Service:
         return cached
 
     def availability(self, backend: Backend) -> Availability:
-        """Usable when a worker serves its queue, or (embedded) this machine can run it."""
+        """Usable when a worker serves its queue, or (embedded) this machine can run it, or ZeroGPU lends a GPU."""
         refused = self.redis.get(keys.misconfigured(backend.name))
         if refused:
             return Availability(False, f"misconfigured: {refused.decode()}")
+        if zerogpu.runs_in_request(backend):
+            return zerogpu.availability(backend)
         queue = keys.queue_name(backend.name)
         # Look again (at most a few times a second) before saying no: a worker may just have started.
         served = any(queue in w["queues"] for w in self.workers()) or any(

@@ -34,7 +34,9 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-class _Reporter:
+class JobReporter:
+    """Progress, cancel flag and end state of one job in its Redis hash (a worker's, or the app's on ZeroGPU)."""
+
     def __init__(self, redis: Redis, job_id: str) -> None:
         self.redis, self.key, self.cancel = redis, keys.job(job_id), keys.cancel(job_id)
         self.last = 0.0
@@ -55,7 +57,7 @@ class _Reporter:
 def run(spec: JobSpec) -> str:
     rq_job = get_current_job()
     redis: Redis = rq_job.connection
-    reporter = _Reporter(redis, spec.id)
+    reporter = JobReporter(redis, spec.id)
     if reporter.cancelled():
         reporter.end("canceled")
         return "canceled"
@@ -80,21 +82,21 @@ def run(spec: JobSpec) -> str:
         log.exception("job %s failed in backend %s", spec.id, spec.backend)
         reporter.end("failed", error=f"{backend.display_name} failed; the error is in the worker's log")
         raise
-    return _hand_back(redis, reporter, spec.id, video, started)
+    return hand_back(redis, reporter, spec.id, video, started)
 
 
 def poll(job_id: str, backend_name: str) -> str:
     """One poll step of a hosted job (enqueued by the worker's dispatcher when it is due)."""
     redis: Redis = get_current_job().connection
     backend = backends.get(backend_name, settings())
-    reporter = _Reporter(redis, job_id)
+    reporter = JobReporter(redis, job_id)
     started = float(redis.hget(keys.job(job_id), "started") or time.time())
     return polling.poll(
-        redis, job_id, backend, reporter, settings(), lambda video: _hand_back(redis, reporter, job_id, video, started)
+        redis, job_id, backend, reporter, settings(), lambda video: hand_back(redis, reporter, job_id, video, started)
     )
 
 
-def _hand_back(redis: Redis, reporter: _Reporter, job_id: str, video: Video, started: float) -> str:
+def hand_back(redis: Redis, reporter: JobReporter, job_id: str, video: Video, started: float) -> str:
     """The video and its metadata into Redis for the collector."""
     size = len(video.mp4) + len(video.poster)
     if size > settings().result_max_bytes:

@@ -13,8 +13,9 @@ from typing import Any
 
 import gradio as gr
 
+from dailies.app import zerogpu
 from dailies.app.errors import ApiError
-from dailies.app.page import compare, detail, gallery, generate, job_list
+from dailies.app.page import compare, detail, gallery, generate, job_list, on_zerogpu
 from dailies.app.service import Service
 from dailies.contract.spec import valid_id
 
@@ -30,6 +31,8 @@ def build(service: Service) -> gr.Blocks:
             with gr.Tab("Gallery", id="gallery"):
                 grid, view = gallery.layout(detail.layout)
         generate.wire(service, form, jobs, comparison, compare_on)
+        if zerogpu.enabled():
+            on_zerogpu.wire(service, demo, form, jobs)
         job_list.wire(service, demo, jobs, form.error)
         compare.wire(service, demo, comparison)
         gallery.wire(service, tabs, grid)

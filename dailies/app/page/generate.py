@@ -18,6 +18,7 @@ import gradio as gr
 
 import backends
 from backends.base import IMAGE_TO_VIDEO, Backend, Param
+from dailies.app import zerogpu
 from dailies.app.api import client_id
 from dailies.app.errors import ApiError
 from dailies.app.page import backend_menu, compare, job_list, sizes
@@ -42,6 +43,26 @@ class Form:
     image: gr.Image
     submit: gr.Button
     error: gr.Markdown
+    gpu_estimate: gr.Markdown  # on ZeroGPU only: the GPU time a job will ask for
+
+    @property
+    def as_body(self) -> list[gr.components.Component]:
+        """What `request_body` takes, in its order."""
+        return [
+            self.prompt,
+            self.negative,
+            self.backend,
+            self.duration,
+            self.width,
+            self.height,
+            self.random_seed,
+            self.seed,
+            self.params,
+        ]
+
+    def submitted(self, jobs: job_list.JobList) -> list[gr.components.Component]:
+        """What `submit` sets, in its order."""
+        return [self.error, jobs.my_jobs, jobs.listing]
 
     @property
     def filled_by_recipe(self) -> list[gr.components.Component]:
@@ -220,6 +241,7 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
             with gr.Row(elem_id="submit-row"):
                 submit_button = gr.Button("Generate", variant="primary", elem_id="submit", min_width=120)
             error = gr.Markdown("", elem_id="submit-error")
+            gpu_estimate = gr.Markdown("", elem_id="gpu-estimate", visible=zerogpu.enabled())
             note = gr.Markdown(backend_note(service, chosen), elem_id="backend-note")
             with gr.Accordion("Compare side by side", open=False, elem_id="compare-accordion"):
                 compare_on = gr.CheckboxGroup(
@@ -274,7 +296,7 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
             jobs = job_list.layout()
     form = Form(
         prompt, negative, backend, note, duration, width, height, aspect, random_seed, seed, params, version,
-        settings_box, image, submit_button, error,
+        settings_box, image, submit_button, error, gpu_estimate,
     )  # fmt: skip
     return form, jobs, view, compare_on
 
@@ -339,35 +361,36 @@ def wire(
             return error, tracked, gr.skip(), group_id or gr.skip()
         return (*submit(service, client, body, tracked), gr.skip())
 
-    form.submit.click(
-        do_submit,
-        [
-            form.prompt,
-            form.negative,
-            form.backend,
-            form.duration,
-            form.width,
-            form.height,
-            form.random_seed,
-            form.seed,
-            form.params,
-            jobs.my_jobs,
-            compare_on,
-            form.image,
-        ],
-        [form.error, jobs.my_jobs, jobs.listing, view.group_id],
-        api_name="submit",
-        queue=False,
-    ).then(
-        # Draw the comparison at once (not at the next tick); a single job hides it.
-        lambda group_id, names: compare.draw(service, group_id if names and len(names) > 1 else None, ""),
-        [view.group_id, compare_on],
-        view.outputs,
-        api_visibility="private",
-        queue=False,
-        show_progress="hidden",
-    ).then(
-        # Bring the new card (or comparison) into view: on a phone it sits under the form.
-        None,
-        js=compare.scroll_to("#compare-view .dailies-compare, #jobs .dailies-job"),
-    )
+    if not zerogpu.enabled():  # on ZeroGPU the Generate event also runs open models: on_zerogpu.py
+        form.submit.click(
+            do_submit,
+            [
+                form.prompt,
+                form.negative,
+                form.backend,
+                form.duration,
+                form.width,
+                form.height,
+                form.random_seed,
+                form.seed,
+                form.params,
+                jobs.my_jobs,
+                compare_on,
+                form.image,
+            ],
+            [form.error, jobs.my_jobs, jobs.listing, view.group_id],
+            api_name="submit",
+            queue=False,
+        ).then(
+            # Draw the comparison at once (not at the next tick); a single job hides it.
+            lambda group_id, names: compare.draw(service, group_id if names and len(names) > 1 else None, ""),
+            [view.group_id, compare_on],
+            view.outputs,
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        ).then(
+            # Bring the new card (or comparison) into view: on a phone it sits under the form.
+            None,
+            js=compare.scroll_to("#compare-view .dailies-compare, #jobs .dailies-job"),
+        )

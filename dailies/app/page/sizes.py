@@ -20,11 +20,12 @@ def preset(rules: Checkpoint, aspect: str) -> tuple[int, int]:
 
 
 def duration_range(rules: Checkpoint) -> tuple[float, float, float]:
-    """Shortest, longest and default length in seconds at the model's own fps."""
+    """Shortest, longest and default length in seconds at the model's own fps (rounded down to
+    1/100 s, so the shortest clip is still inside the range)."""
     rate = rules.fps
     frames = rules.frames
     return (
-        round(frames.minimum / rate, 2),
-        round(frames.maximum / rate, 2),
+        math.floor(frames.minimum / rate * 100) / 100,
+        math.floor(frames.maximum / rate * 100) / 100,
         round(frames.default / rate, 2),
     )
