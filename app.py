@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 from starlette.routing import Mount  # noqa: E402
 
 import backends  # noqa: E402
-from dailies.app import api, embedded, page, zerogpu  # noqa: E402
+from dailies.app import api, embedded, page, share, zerogpu  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
 from dailies.app.supervisor import Reaper, Supervisor, reconnecting  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
@@ -33,7 +33,8 @@ log = logging.getLogger("dailies.app")
 
 
 def app_kwargs(service: Service) -> dict:
-    """The FastAPI app's own part: /api/v1, /media (the dataset folder), /static and the JSON errors."""
+    """The FastAPI app's own part: /api/v1, /media (the dataset folder), the share pages /g/ and
+    /c/, the app's static files and the JSON errors."""
     return {
         "title": "Dailies",
         "docs_url": "/api/docs",
@@ -43,7 +44,9 @@ def app_kwargs(service: Service) -> dict:
         "routes": [
             *api.router(service).routes,
             *api.media(service).routes,
-            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+            *share.router(service).routes,
+            # Not /static or /assets: those are Gradio's own (its fonts and scripts).
+            Mount(share.STATIC_URL, StaticFiles(directory=STATIC), name="dailies-static"),
         ],
     }
 
@@ -51,8 +54,9 @@ def app_kwargs(service: Service) -> dict:
 def page_kwargs(service: Service) -> dict:
     return {
         "allowed_paths": [str(service.dataset.root)],
-        "css_paths": [STATIC / "dailies.css", STATIC / "gallery.css"],
+        "css_paths": [STATIC / "dailies.css", STATIC / "gallery.css", STATIC / "compare.css"],
         "footer_links": ["api"],
+        "head": f'<script src="{share.STATIC_URL}/compare.js" defer></script>',
     }
 
 

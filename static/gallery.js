@@ -6,7 +6,7 @@ const play = (card) => {
   const video = document.createElement("video");
   Object.assign(video, { muted: true, loop: true, playsInline: true, autoplay: true, preload: "auto" });
   video.src = card.dataset.video;
-  card.appendChild(video);
+  (card.querySelector(".dailies-card-media") || card).appendChild(video);
   video.play().catch(() => {});
 };
 const stop = (card) => {

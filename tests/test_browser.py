@@ -30,13 +30,24 @@ def test_prompt_to_video_to_gallery_and_back(app: App, page: Page, tmp_path) -> 
 
     job = page.locator("#jobs li.dailies-job").first
     expect(job).to_have_attribute("data-status", "succeeded", timeout=30_000)
-    expect(page.locator("#latest-video video")).to_have_attribute("src", re.compile(r".+\.mp4"))
-    seed = page.locator("#used-seed textarea, #used-seed input").first
-    expect(seed).to_have_value(re.compile(r"^\d+$"))
-    seed_used = seed.input_value()
+    # The card holds its own player (a video that has loaded frames), download and share page.
+    player = job.locator("video.dailies-job-video")
+    expect(player).to_have_attribute("src", re.compile(r".+\.mp4"))
+    player.evaluate("v => new Promise(done => v.readyState >= 2 ? done() : v.addEventListener('loadeddata', done))")
+    expect(job.get_by_role("link", name="Download")).to_have_attribute("download", re.compile(r"\.mp4$"))
+    status = job.locator(".dailies-job-status")
+    expect(status).to_contain_text(re.compile(r"rendered in [0-9.]+ s, waited [0-9.]+ s in the queue · seed \d+"))
+    seed_used = re.search(r"seed (\d+)", status.inner_text()).group(1)
     # The prompt is shown as text, not markup.
     expect(job.locator(".dailies-job-prompt")).to_have_text(prompt)
     job_id = job.get_attribute("data-id")
+    expect(job.get_by_role("link", name="Share")).to_have_attribute("href", f"/g/{job_id}")
+
+    job.get_by_role("button", name="Again").click()  # the same recipe, seed included, as a new job
+    again = page.locator("#jobs li.dailies-job").first
+    expect(again).not_to_have_attribute("data-id", job_id)
+    again_id = again.get_attribute("data-id")
+    assert app.wait_done(again_id)["request"]["seed"] == int(seed_used)
 
     page.reload()  # the visitor's jobs survive a reload
     expect(page.locator(f'#jobs li.dailies-job[data-id="{job_id}"]')).to_have_attribute("data-status", "succeeded")
@@ -64,6 +75,42 @@ def test_share_link_opens_the_detail(app: App, page: Page) -> None:
     expect(page.locator("#detail-recipe")).to_contain_text(job["id"])
 
 
+def test_on_a_phone_generate_and_the_new_job_card_are_in_view(app: App, page: Page) -> None:
+    page.goto(app.url)
+    submit = page.locator("#submit")
+    expect(submit).to_be_enabled()
+    expect(submit).to_be_in_viewport(ratio=1)  # on load, without scrolling
+    # Only backends that can run are offered; the others are listed with a reason for visitors.
+    page.locator("#backend input").click()
+    expect(page.get_by_role("option")).to_have_text([re.compile("Preview")])
+    page.keyboard.press("Escape")
+    unavailable = page.locator("#backend-unavailable")
+    unavailable.get_by_text("Not running here now").click()
+    expect(unavailable.locator('li[data-backend="ltx-video"]')).to_contain_text("Needs a GPU machine")
+    expect(unavailable).not_to_contain_text("pip install")
+    expect(unavailable).not_to_contain_text("DAILIES_DEVICE")
+
+    page.locator("#examples").get_by_text("A red fox trotting through fresh snow, slow motion").click()
+    expect(page.locator("#prompt textarea")).to_have_value("A red fox trotting through fresh snow, slow motion")
+    page.locator("#prompt textarea").fill("a kite over the dunes")
+    submit.click()
+    card = page.locator("#jobs li.dailies-job").first
+    expect(card).to_contain_text("a kite over the dunes")
+    expect(card).to_be_in_viewport()
+    expect(card).to_have_attribute("data-status", "succeeded")
+    expect(card).to_be_in_viewport()
+
+    # The form follows the backend: aspect presets snapped to its size rule, its duration range.
+    page.get_by_text("Settings", exact=True).click()
+    page.locator("#aspect").get_by_label("16:9").check()
+    expect(page.locator("#width input[type=number]")).to_have_value("336")
+    expect(page.locator("#height input[type=number]")).to_have_value("192")
+    expect(page.locator("#duration input[type=range]")).to_have_attribute("max", "8")
+    expect(page.locator("#seed input")).to_be_hidden()  # no empty box reading as seed 0 while random
+    page.locator("#random-seed input").uncheck()
+    expect(page.locator("#seed input")).to_be_visible()
+
+
 def test_refused_submission_shows_the_reason(app: App, page: Page) -> None:
     page.goto(app.url)
     page.locator("#submit").click()  # empty prompt
@@ -76,7 +123,7 @@ def test_cancel_advanced_settings_and_gallery_paging(processes, tmp_path, redis_
     app = start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_ACTIVE="100")
     page.goto(app.url)
     page.locator("#prompt textarea").fill("a slow sunrise")
-    page.get_by_text("Advanced settings").click()
+    page.get_by_text("Settings", exact=True).click()
     waves = page.locator("#param-waves input[type=number]")
     waves.fill("5")
     waves.press("Enter")
@@ -86,7 +133,7 @@ def test_cancel_advanced_settings_and_gallery_paging(processes, tmp_path, redis_
     expect(job.locator(".dailies-job-status")).to_contain_text("left")  # elapsed time and ETA
     status = app.client.get(f"/api/v1/jobs/{job.get_attribute('data-id')}").json()
     assert status["request"]["params"]["waves"] == 5
-    page.locator("#cancel").click()
+    job.get_by_role("button", name="Cancel").click()
     expect(job).to_have_attribute("data-status", "canceled")
 
     # 26 generations: the gallery shows 24, then the rest one page older.
@@ -110,7 +157,12 @@ def test_cancel_advanced_settings_and_gallery_paging(processes, tmp_path, redis_
     expect(page.locator("#gallery-grid img")).to_have_count(24)
 
 
-def test_use_these_settings_keeps_the_parameters_after_the_backend_changes(app: App, page: Page) -> None:
+def test_use_these_settings_keeps_the_parameters_after_the_backend_changes(
+    processes, tmp_path, redis_url: str, page: Page
+) -> None:
+    # A second usable backend to switch to: a worker serving CogVideoX on the CPU (no job runs on it).
+    processes.worker(redis_url, backends="preview,cogvideox", DAILIES_DEVICE="cpu")
+    app = start_app(processes, tmp_path, redis_url)
     job = app.submit(prompt="five slow waves", backend="preview", seed=9, num_frames=4, waves=5).json()
     app.wait_done(job["id"])
     page.goto(app.url)
@@ -123,7 +175,7 @@ def test_use_these_settings_keeps_the_parameters_after_the_backend_changes(app: 
     expect(page.locator("#detail-prompt textarea")).to_have_value("five slow waves")
     page.locator("#reuse").click()
     expect(page.locator("#backend input")).to_have_value(re.compile("^Preview"))
-    page.get_by_text("Advanced settings").click()
+    page.get_by_text("Settings", exact=True).click()
     expect(page.locator("#param-waves input[type=number]")).to_have_value("5")
     page.locator("#submit").click()
 
@@ -131,3 +183,46 @@ def test_use_these_settings_keeps_the_parameters_after_the_backend_changes(app: 
     expect(reused).to_have_attribute("data-id", re.compile(".+"))
     status = app.client.get(f"/api/v1/jobs/{reused.get_attribute('data-id')}").json()
     assert (status["request"]["params"]["waves"], status["request"]["seed"]) == (5, 9)
+
+
+def test_gallery_on_a_phone_two_columns_readable_recipe_copy_link_and_honest_empty_search(app: App, page: Page) -> None:
+    ids = [
+        app.submit(prompt=f"a gull number {i}", backend="preview", seed=i, num_frames=4).json()["id"] for i in range(3)
+    ]
+    for job_id in ids:
+        app.wait_done(job_id)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(app.url)
+    page.get_by_role("tab", name="Gallery").click()
+    cards = page.locator("#gallery-grid .dailies-card")
+    expect(cards).to_have_count(3)
+    boxes = [cards.nth(i).bounding_box() for i in range(3)]
+    assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] < boxes[1]["x"]  # two across
+    assert boxes[2]["y"] > boxes[0]["y"] and boxes[2]["x"] == boxes[0]["x"]
+    expect(cards.first.locator(".dailies-card-prompt")).to_have_text("a gull number 2")  # one caption
+    expect(cards.first.locator(".dailies-card-meta")).to_have_text("Preview · just now")
+
+    cards.first.click()
+    share = page.locator("#detail-share")
+    expect(share.locator(".dailies-recipe")).to_contain_text("Seed2")
+    share.get_by_role("button", name="Copy link").click()
+    expect(share.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == f"{app.url}/g/{ids[2]}"
+
+    page.locator("#gallery-search textarea, #gallery-search input").first.fill("zebra")
+    page.locator("#gallery-search-button").click()
+    expect(page.locator("#gallery-grid")).to_have_text("Nothing matches this search.")
+
+
+def test_the_detail_player_waits_for_a_tap_when_the_visitor_asks_for_less_motion(app: App, browser: Browser) -> None:
+    job = app.submit(prompt="a calm pond", backend="preview", seed=4, num_frames=24).json()
+    app.wait_done(job["id"])
+    context = browser.new_context(viewport={"width": 390, "height": 844}, reduced_motion="reduce")
+    page = context.new_page()
+    page.goto(f"{app.url}/?g={job['id']}")
+    player = page.locator("#detail-video video")
+    expect(player).to_have_attribute("src", re.compile(r"\.mp4$"))
+    player.evaluate("v => new Promise(done => v.readyState >= 2 ? done() : v.addEventListener('loadeddata', done))")
+    page.wait_for_timeout(500)
+    assert player.evaluate("v => v.paused && v.currentTime === 0")
+    context.close()

@@ -52,7 +52,7 @@ def test_gallery_grid_hover_search_detail_and_share_link(
             what="the detail view",
         )
         assert page.locator("#detail-video video").get_attribute("src").startswith(hub.url)
-        assert page.locator("#detail-share a").get_attribute("href") == f"/?g={ids[2]}"
+        assert page.locator("#detail-share a.dailies-share").get_attribute("href") == f"/g/{ids[2]}"
 
         page.get_by_role("button", name="Use these settings").click()
         prompt = page.locator("#prompt textarea")

@@ -9,7 +9,9 @@ from tests.conftest import App, wait_for
 
 def test_submit_status_gallery_and_generation_through_gradio_client(app: App) -> None:
     client = Client(app.url + "/", verbose=False)
-    error, jobs, _ = client.predict("a heron in fog", "", "preview", 1.0, 128, 128, False, 21, [], api_name="/submit")
+    # The form's fields, the tracked jobs, the backends to compare on (none) and a start image (none).
+    form = ("preview", 1.0, 128, 128)
+    error, jobs, *_ = client.predict("a heron in fog", "", *form, False, 21, [], [], None, api_name="/submit")
     assert error == "" and len(jobs) == 1
     job_id = jobs[0]
     status = wait_for(
@@ -18,7 +20,7 @@ def test_submit_status_gallery_and_generation_through_gradio_client(app: App) ->
     )
     assert status["result"]["seed"] == 21 and status["result"]["num_frames"] == 12
 
-    refused, jobs_after, _ = client.predict("", "", "preview", 1.0, 128, 128, True, None, jobs, api_name="/submit")
+    refused, jobs_after, *_ = client.predict("", "", *form, True, None, jobs, [], None, api_name="/submit")
     assert "prompt" in refused and jobs_after == jobs
 
     items = client.predict("heron", "", api_name="/gallery")

@@ -87,13 +87,13 @@ def fill_tiny_ltx_job(page: Page, url: str, prompt: str, steps: int) -> None:
     page.locator("#backend input").click()
     page.get_by_role("option", name="LTX-Video").click()
     expect(page.locator("#backend-note")).to_contain_text("LTX-Video")
+    page.get_by_text("Settings", exact=True).click()
     for slider, value in (("#duration", "0.375"), ("#width", "64"), ("#height", "64")):
         number = page.locator(f"{slider} input[type=number]")
         number.fill(value)
         number.press("Enter")
     page.locator("#random-seed input").uncheck()
     page.locator("#seed input").fill("7")
-    page.get_by_text("Advanced settings").click()
     steps_box = page.locator("#param-steps input[type=number]")
     steps_box.fill(str(steps))
     steps_box.press("Enter")
@@ -159,7 +159,7 @@ def test_a_page_job_runs_on_a_lent_gpu_as_its_visitor(space: App, scheduler: Sch
         timeout=120_000,
     )
     expect(job).to_have_attribute("data-status", "succeeded", timeout=120_000)
-    expect(page.locator("#latest-video video")).to_have_attribute("src", re.compile(r".+\.mp4"))
+    expect(job.locator("video.dailies-job-video")).to_have_attribute("src", re.compile(r".+\.mp4"))
     job_id = job.get_attribute("data-id")
 
     # The scheduler saw the visitor's token, the duration computed from the request, a forked

@@ -119,6 +119,9 @@ def router(service: Service) -> APIRouter:
     async def submit(request: Request) -> JSONResponse:
         body = await read_json(request)
         visitor = await run_in_threadpool(whoami.visitor, request, service.settings)
+        if isinstance(body, dict) and "backends" in body:
+            # A comparison, one job per backend (on the queue, also on ZeroGPU).
+            return JSONResponse(await run_in_threadpool(service.groups.submit, body, visitor), status_code=202)
         answer = await run_in_threadpool(service.jobs.submit, body, visitor)
         spec = service.jobs.take_in_request(answer["id"])
         if spec is not None:
@@ -142,6 +145,10 @@ def router(service: Service) -> APIRouter:
     @api.post("/jobs/{job_id}/cancel", status_code=202)
     def cancel(job_id: str) -> dict:
         return service.jobs.cancel(job_id)
+
+    @api.get("/groups/{group_id}")
+    def group(group_id: str) -> dict:
+        return service.groups.status(group_id)
 
     @api.get("/generations")
     def generations(

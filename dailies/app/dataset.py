@@ -45,6 +45,7 @@ class DatasetRow(TypedDict):
     params: str
     timings: str
     poster: str
+    group: str  # the comparison it was made in, "" for none
 
 
 class GenerationRow(DatasetRow):
@@ -103,6 +104,7 @@ def make_row(generation: dict[str, Any], video_name: str, poster_path: str) -> D
         "params": json.dumps(generation.get("params") or {}, sort_keys=True),
         "timings": json.dumps(generation.get("timings") or {}, sort_keys=True),
         "poster": poster_path,
+        "group": generation.get("group") or "",  # the comparison it was made in, "" for none
     }
     assert list(row) == list(COLUMNS)
     return row

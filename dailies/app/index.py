@@ -29,10 +29,12 @@ CREATE TABLE IF NOT EXISTS generations (
     model TEXT NOT NULL,
     prompt TEXT NOT NULL,
     video_path TEXT NOT NULL,
-    row TEXT NOT NULL
+    row TEXT NOT NULL,
+    grp TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS generations_backend ON generations (backend, rowid);
 CREATE INDEX IF NOT EXISTS generations_model ON generations (model, rowid);
+CREATE INDEX IF NOT EXISTS generations_group ON generations (grp) WHERE grp != '';
 -- The last word of a search is a prefix; prefixes of 2 to 4 characters have their own index
 -- entries, so even a short one walks newest first instead of merging every matching term.
 CREATE VIRTUAL TABLE IF NOT EXISTS prompts USING fts5 (
@@ -40,10 +42,10 @@ CREATE VIRTUAL TABLE IF NOT EXISTS prompts USING fts5 (
 );
 """
 INSERT = (
-    "INSERT OR IGNORE INTO generations (rowid, id, backend, model, prompt, video_path, row) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO generations (rowid, id, backend, model, prompt, video_path, row, grp) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-SCHEMA_VERSION = 2  # an index from another version is dropped and rebuilt
+SCHEMA_VERSION = 3  # an index from another version is dropped and rebuilt
 RANDOM_BITS = 15
 PAGE_MAX = 100
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -114,6 +116,7 @@ class Index:
                         row["prompt"],
                         row["video_path"],
                         json.dumps(row, ensure_ascii=False),
+                        row.get("group") or "",  # rows from before comparisons have no group column
                     )
                     rowid = id_rowid(row["id"])
                     while not db.execute(INSERT, (rowid, *values)).rowcount:
@@ -142,6 +145,11 @@ class Index:
     def get(self, generation_id: str) -> GenerationRow | None:
         found = self._db().execute("SELECT row FROM generations WHERE id = ?", (generation_id,)).fetchone()
         return json.loads(found["row"]) if found else None
+
+    def group(self, group_id: str) -> list[GenerationRow]:
+        """The stored generations of one comparison, in the order they were submitted."""
+        found = self._db().execute("SELECT row FROM generations WHERE grp = ? ORDER BY rowid", (group_id,))
+        return [json.loads(r[0]) for r in found]
 
     def page(self, query: GalleryQuery = GalleryQuery()) -> tuple[list[GenerationRow], str | None]:
         """Newest first; the second value is the cursor of the next page (None: this is the last)."""

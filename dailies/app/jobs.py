@@ -51,7 +51,8 @@ class JobStatus:
     progress: float
     message: str
     position: int | None  # jobs ahead in our queue, or in the provider's while it runs there
-    elapsed_s: float
+    elapsed_s: float  # running (or ran) for
+    waited_s: float  # in the queue before it started (so far, while queued)
     eta_s: float | None
     seed: int | None
     request: dict[str, Any]
@@ -82,6 +83,10 @@ class Jobs:
         self._in_request: dict[str, JobSpec] = {}
 
     def submit(self, body: Any, visitor: Visitor) -> dict:
+        return self.enqueue([self.prepare(body, visitor)], visitor)[0]
+
+    def prepare(self, body: Any, visitor: Visitor) -> JobSpec:
+        """The validated job for a usable backend this visitor may use, or ApiError; nothing is written."""
         name = body.get("backend") if isinstance(body, dict) else None
         if not isinstance(name, str) or name not in backends.BACKEND_CLASSES:
             if not isinstance(body, dict):
@@ -106,21 +111,40 @@ class Jobs:
                 "backend",
                 UNAVAILABLE_RETRY_S,
             )
-        here = self.in_request(backend)
-        job_id = spec.id
-        self.limits.reserve(visitor.key, name, job_id, quota_for(visitor, self.settings))
-        try:
-            self._enqueue(spec, here)
-        except BaseException:
-            self.limits.release(visitor.key, name, job_id)
-            raise
+        return spec
+
+    def enqueue(self, specs: list[JobSpec], visitor: Visitor) -> list[dict]:
+        """Queue prepared jobs (a comparison has several), or on ZeroGPU hold them for the request to
+        run: room for all of them is reserved first, or none is taken."""
+        quota = quota_for(visitor, self.settings)
+        for i, spec in enumerate(specs):
+            try:
+                self.limits.reserve(visitor.key, spec.backend, spec.id, quota)
+            except BaseException:
+                for taken in specs[:i]:
+                    self.limits.release(visitor.key, taken.backend, taken.id)
+                raise
+        answers = []
+        for i, spec in enumerate(specs):
+            try:
+                answers.append(self._enqueue(spec))
+            except BaseException:
+                for left in specs[i:]:
+                    self.limits.release(visitor.key, left.backend, left.id)
+                raise
+        return answers
+
+    def _enqueue(self, spec: JobSpec) -> dict:
+        here = self.in_request(backends.get(spec.backend, self.settings))
+        self._write(spec, here)
+        job_id, name = spec.id, spec.backend
         if here:
             # No queue: the caller takes the spec and runs it inside the visitor's request.
             self._in_request[job_id] = spec
             return {"id": job_id, "status": "queued", "position": 0, "seed": spec.seed}
         return {"id": job_id, "status": "queued", "position": self._positions([(name, job_id)])[0], "seed": spec.seed}
 
-    def _enqueue(self, spec: JobSpec, here: bool) -> None:
+    def _write(self, spec: JobSpec, here: bool) -> None:
         now = time.time()
         with self.redis.pipeline() as pipe:
             pipe.hset(
@@ -203,6 +227,7 @@ class Jobs:
         finished = float(raw.get("finished", 0)) or None
         progress = float(raw.get("progress", 0))
         elapsed = ((finished or now) - started) if started else 0.0
+        waited = (started or finished or now) - float(raw.get("created", now))
         eta = elapsed * (1 - progress) / progress if status == "running" and progress >= 0.02 else None
         request = json.loads(raw["request"])
         # Queued: our queue; running on a hosted backend: the provider's queue, when it says.
@@ -216,6 +241,7 @@ class Jobs:
             message=raw.get("message", ""),
             position=position,
             elapsed_s=round(elapsed, 3),
+            waited_s=round(max(waited, 0.0), 3),
             eta_s=round(eta, 1) if eta is not None else None,
             seed=request.get("seed"),
             request=request,

@@ -17,6 +17,7 @@ from dailies.app import zerogpu
 from dailies.app.collector import Collector
 from dailies.app.dataset import GenerationRow, LocalDataset, row_seed
 from dailies.app.errors import ApiError
+from dailies.app.groups import Groups
 from dailies.app.index import GalleryQuery, Index
 from dailies.app.jobs import Jobs
 from dailies.app.storage import Storage
@@ -37,6 +38,7 @@ class Service:
     dataset: LocalDataset = field(init=False)
     index: Index = field(init=False)
     jobs: Jobs = field(init=False)
+    groups: Groups = field(init=False)
     collector: Collector = field(init=False)
     storage: Storage = field(init=False)
     updates: Updates = field(init=False)
@@ -51,6 +53,7 @@ class Service:
         self.jobs = Jobs(self.redis, self.settings, self.availability, zerogpu.runs_in_request)
         self.updates = Updates(self.jobs)
         self.storage = Storage(self.settings, self.dataset, self.index)
+        self.groups = Groups(self.redis, self.settings, self.jobs, self.index, self.stored_generation)
         self.collector = Collector(self.redis, self.dataset, self.index, on_row=self.storage.on_row)
 
     def start(self) -> None:
@@ -111,10 +114,14 @@ class Service:
         return described
 
     def generation(self, generation_id: str) -> dict[str, Any]:
-        row = self.index.get(generation_id)
-        if row is None:
+        found = self.stored_generation(generation_id)
+        if found is None:
             raise ApiError(404, "not_found", f"no generation {generation_id!r}")
-        return public_generation(row, self.storage.media_urls([row])[row["id"]])
+        return found
+
+    def stored_generation(self, generation_id: str) -> dict[str, Any] | None:
+        row = self.index.get(generation_id)
+        return None if row is None else public_generation(row, self.storage.media_urls([row])[row["id"]])
 
     def generations(self, query: GalleryQuery) -> dict[str, Any]:
         rows, next_cursor = self.index.page(query)
@@ -147,6 +154,7 @@ def public_generation(row: GenerationRow, urls: dict[str, str]) -> dict[str, Any
     return {
         **{k: v for k, v in row.items() if k not in ("params", "timings", "video_path", "file_name")},
         "seed": row_seed(row),
+        "group": row.get("group", ""),  # rows from before comparisons have none
         "has_audio": row.get("has_audio", False),  # rows stored before sound have none
         "params": json.loads(row["params"]),
         "timings": json.loads(row["timings"]),

@@ -11,6 +11,7 @@
 | `dailies:active:<hash>` | sorted set | app | a visitor's queued and running jobs (only a hash of who they are) |
 | `dailies:hourly:<hash>` | sorted set, TTL | app | a visitor's submissions in the last hour |
 | `dailies:queued:<backend>` | sorted set | app | a backend's queued job ids, for the queue cap |
+| `dailies:group:<id>` | hash | app | a comparison: its prompt, creation time and job ids |
 | `dailies:due:<backend>` | sorted set | worker | hosted jobs by the due time of their next poll |
 | `dailies:polling:<id>` | string, TTL | worker | the lease of the worker polling a hosted job |
 | `dailies:backend:<name>:misconfigured` | string, TTL | worker | why a provider refused its key |
@@ -39,6 +40,10 @@ def cancel(job_id: str) -> str:
 
 def result(job_id: str) -> str:
     return f"dailies:result:{job_id}"
+
+
+def group(group_id: str) -> str:
+    return f"dailies:group:{group_id}"
 
 
 def _visitor(who: str) -> str:

@@ -45,6 +45,7 @@ class JobSpec:
     fps: int
     params: dict[str, Any] = field(default_factory=dict)
     image: bytes | None = None
+    group: str = ""  # the comparison this job is part of (one prompt sent to several backends)
 
     def recipe(self) -> dict[str, Any]:
         """What the job asked for, as shown to users and kept in the dataset (no image bytes)."""

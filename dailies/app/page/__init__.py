@@ -15,7 +15,7 @@ import gradio as gr
 
 from dailies.app import zerogpu
 from dailies.app.errors import ApiError
-from dailies.app.page import detail, gallery, generate, job_list, on_zerogpu
+from dailies.app.page import compare, detail, gallery, generate, job_list, on_zerogpu
 from dailies.app.service import Service
 from dailies.contract.spec import valid_id
 
@@ -30,13 +30,14 @@ def build(service: Service) -> gr.Blocks:
             gr.LoginButton(elem_id="sign-in")
         with gr.Tabs() as tabs:
             with gr.Tab("Generate", id="generate"):
-                form, jobs = generate.layout(service, demo)
+                form, jobs, comparison, compare_on = generate.layout(service, demo)
             with gr.Tab("Gallery", id="gallery"):
                 grid, view = gallery.layout(detail.layout)
-        generate.wire(service, form, jobs)
+        generate.wire(service, form, jobs, comparison, compare_on)
         if zerogpu.enabled():
             on_zerogpu.wire(service, demo, form, jobs)
-        job_list.wire(service, demo, jobs)
+        job_list.wire(service, demo, jobs, form.error)
+        compare.wire(service, demo, comparison)
         gallery.wire(service, tabs, grid)
         detail.wire(service, grid.grid, view)
         _wire_across(service, demo, tabs, form, grid, view)
@@ -96,6 +97,14 @@ def _programs_api(service: Service) -> None:
             return "", "", exc.body()
         return g["video_url"], g["prompt"], detail.recipe(g)
 
+    def cancel(job_id: str) -> dict[str, Any]:
+        """Cancel one job, as POST /api/v1/jobs/{id}/cancel answers."""
+        try:
+            return service.jobs.cancel(job_id)
+        except ApiError as exc:
+            return exc.body()
+
     gr.api(job_status, api_name="job_status", queue=False)
+    gr.api(cancel, api_name="cancel", queue=False)
     gr.api(gallery_items, api_name="gallery", queue=False)
     gr.api(generation, api_name="generation", queue=False)

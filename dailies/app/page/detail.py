@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from dailies.app import share
 from dailies.app.errors import ApiError
 from dailies.app.page.gallery import STATIC
 from dailies.app.service import Service
@@ -68,8 +69,35 @@ def player_html(g: dict[str, Any]) -> str:
     return player
 
 
-def share_html(generation_id: str) -> str:
-    return f'<a class="dailies-share" href="/?g={generation_id}">Share link: /?g={generation_id}</a>'
+def share_html(g: dict[str, Any]) -> str:
+    """The share page with a button that copies its absolute address, download, the comparison
+    it was made in, and the recipe as a visitor reads it."""
+    links = [
+        f'<a class="dailies-share" href="/g/{g["id"]}" target="_blank" rel="noopener">Share page</a>',
+        f'<button type="button" class="dailies-copy" data-copy="/g/{g["id"]}">Copy link</button>',
+        f'<a href="{html.escape(g["video_url"])}" download="dailies-{g["id"]}.mp4">Download</a>',
+    ]
+    if g.get("group"):
+        links.append(f'<a class="dailies-group-link" href="/?c={g["group"]}">See it side by side</a>')
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in share.recipe_rows(g))
+    return f'<p class="dailies-share-links">{" ".join(links)}</p><dl class="dailies-recipe">{rows}</dl>'
+
+
+# Visitors who asked for less motion get the player paused until they press play.
+STILL_JS = """const still = () => {
+  if (!matchMedia("(prefers-reduced-motion: reduce)").matches) return;
+  for (const video of element.querySelectorAll("video[autoplay]")) { video.autoplay = false; video.pause(); }
+};
+new MutationObserver(still).observe(element, { childList: true, subtree: true });
+still();"""
+
+# Copies the share page's absolute address (the clipboard wants a user's click, which this is).
+COPY_JS = """element.addEventListener("click", (e) => {
+  const button = e.target instanceof Element && e.target.closest("[data-copy]");
+  if (!button) return;
+  navigator.clipboard?.writeText(new URL(button.dataset.copy, location.href).href)
+    .then(() => { button.textContent = "Copied"; }, () => { button.textContent = "Copy failed"; });
+});"""
 
 
 def open_detail(service: Service, generation_id: str) -> tuple:
@@ -78,7 +106,7 @@ def open_detail(service: Service, generation_id: str) -> tuple:
         g = service.generation(generation_id)
     except ApiError:
         return gr.update(visible=False), "", "", {}, "", ""
-    return gr.update(visible=True), player_html(g), g["prompt"], recipe(g), g["id"], share_html(g["id"])
+    return gr.update(visible=True), player_html(g), g["prompt"], recipe(g), g["id"], share_html(g)
 
 
 def picked(service: Service, card_id: str) -> tuple:
@@ -88,13 +116,13 @@ def picked(service: Service, card_id: str) -> tuple:
 
 def layout() -> Detail:
     with gr.Column(visible=False, elem_id="detail") as column:
-        video = gr.HTML("", elem_id="detail-video", js_on_load=PLAYER_JS)
+        video = gr.HTML("", elem_id="detail-video", js_on_load=PLAYER_JS + "\n" + STILL_JS)
         prompt = gr.Textbox(label="Prompt", interactive=False, elem_id="detail-prompt")
         with gr.Row():
             reuse = gr.Button("Use these settings", elem_id="reuse", variant="primary", size="sm")
             close = gr.Button("Close", elem_id="detail-close", size="sm")
-        share = gr.HTML("", elem_id="detail-share", js_on_load=None)
-        recipe_json = gr.JSON(label="Recipe", elem_id="detail-recipe", open=False)
+        share = gr.HTML("", elem_id="detail-share", js_on_load=COPY_JS)
+        recipe_json = gr.JSON(label="Recipe (JSON)", elem_id="detail-recipe", open=False)
     return Detail(column, video, prompt, reuse, close, share, recipe_json, gr.State(""))
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
 
 import backends
+from dailies.app import share
 from dailies.app.index import GalleryQuery
 from dailies.app.service import Service
 
@@ -27,6 +29,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Gallery:
     search: gr.Textbox
+    search_button: gr.Button
     backend: gr.Dropdown
     grid: gr.HTML
     newer: gr.Button
@@ -38,21 +41,35 @@ class Gallery:
         return [self.grid, self.cursors, self.newer, self.older]
 
 
-def cards_html(items: list[dict[str, Any]]) -> str:
-    """The poster grid: lazy-loaded posters; the video loads only on hover or tap (static/gallery.js)."""
+def ago(created_at: str, now: datetime | None = None) -> str:
+    """'5 min ago', '3 h ago', '2 d ago' from an ISO time."""
+    seconds = ((now or datetime.now(UTC)) - datetime.fromisoformat(created_at)).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
+
+
+def cards_html(items: list[dict[str, Any]], searched: bool = False) -> str:
+    """The poster grid: lazy-loaded posters; the video loads only on hover or tap (static/gallery.js).
+    One caption per card (the prompt), then backend, age and a mark for a side-by-side."""
     if not items:
-        return '<p class="dailies-empty">No generations here yet.</p>'
+        text = "Nothing matches this search." if searched else "No generations yet: make the first on the Generate tab."
+        return f'<p class="dailies-empty">{text}</p>'
     cards = []
     for g in items:
         prompt = html.escape(g["prompt"])
-        sound = '<span class="dailies-card-sound" title="with sound">♪ sound</span>' if g["has_audio"] else ""
+        mark = '<span class="dailies-card-mark">side by side</span>' if g.get("group") else ""
+        if g["has_audio"]:
+            mark += '<span class="dailies-card-mark dailies-card-sound" title="with sound">♪ sound</span>'
         cards.append(
             f'<button type="button" class="dailies-card" data-id="{g["id"]}" '
             f'data-video="{html.escape(g["video_url"])}" title="{prompt}">'
-            f'<img src="{html.escape(g["poster_url"])}" loading="lazy" decoding="async" alt="" '
-            f'width="{g["width"]}" height="{g["height"]}">'
-            f'<span class="dailies-card-meta">{html.escape(g["backend"])} · {g["duration_s"]:g} s</span>{sound}'
-            f'<span class="dailies-card-prompt">{html.escape(g["prompt"][:140])}</span></button>'
+            f'<span class="dailies-card-media"><img src="{html.escape(g["poster_url"])}" loading="lazy" '
+            f'decoding="async" alt="" width="{g["width"]}" height="{g["height"]}"></span>'
+            f'<span class="dailies-card-prompt">{html.escape(g["prompt"][:140])}</span>'
+            f'<span class="dailies-card-meta">{html.escape(share.display_name(g["backend"]).split(" (")[0])} · '
+            f"{ago(g['created_at'])}{mark}</span></button>"
         )
     return f'<div class="dailies-grid">{"".join(cards)}</div>'
 
@@ -67,7 +84,7 @@ def _shown(service: Service, q: str, backend: str, stack: list[str | None]) -> t
     found = newest(service, q, backend, stack[-1])
     nxt = found["next_cursor"]
     return (
-        cards_html(found["items"]),
+        cards_html(found["items"], searched=bool(q or backend)),
         stack + [nxt],
         gr.update(interactive=len(stack) > 1),
         gr.update(interactive=nxt is not None),
@@ -92,6 +109,7 @@ def layout(between: Callable[[], T]) -> tuple[Gallery, T]:
     """The filters, then what `between` lays out (the detail view), then the grid and paging."""
     with gr.Row(equal_height=True):
         search = gr.Textbox(label="Search prompts", elem_id="gallery-search", scale=3, placeholder="lighthouse at dusk")
+        search_button = gr.Button("Search", elem_id="gallery-search-button", scale=0, min_width=80)
         backend = gr.Dropdown(
             [("All backends", "")] + [(n, n) for n in backends.BACKEND_CLASSES],
             value="",
@@ -104,14 +122,14 @@ def layout(between: Callable[[], T]) -> tuple[Gallery, T]:
     with gr.Row():
         newer_button = gr.Button("Newer", elem_id="gallery-prev", size="sm", interactive=False)
         older_button = gr.Button("Older", elem_id="gallery-next", size="sm", interactive=False)
-    return Gallery(search, backend, grid, newer_button, older_button, gr.State([None])), middle
+    return Gallery(search, search_button, backend, grid, newer_button, older_button, gr.State([None])), middle
 
 
 def wire(service: Service, tabs: gr.Tabs, gallery: Gallery) -> None:
     filters = [gallery.search, gallery.backend]
     quiet = {"api_visibility": "private", "queue": False}
     gr.on(
-        [gallery.search.submit, gallery.backend.change, tabs.select],
+        [gallery.search.submit, gallery.search_button.click, gallery.backend.change, tabs.select],
         lambda q, name: first_page(service, q, name),
         filters,
         gallery.page_outputs,

@@ -8,17 +8,19 @@ change, so a filled form keeps its parameters.
 
 from __future__ import annotations
 
+import base64
 import html
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 import backends
-from backends.base import Backend, Param
+from backends.base import IMAGE_TO_VIDEO, Backend, Param
 from dailies.app import zerogpu
 from dailies.app.errors import ApiError
-from dailies.app.page import job_list
+from dailies.app.page import backend_menu, compare, job_list, sizes
 from dailies.app.service import Service
 from dailies.app.visitors import Visitor, of_page
 
@@ -32,12 +34,14 @@ class Form:
     duration: gr.Slider
     width: gr.Slider
     height: gr.Slider
+    aspect: gr.Radio
     random_seed: gr.Checkbox
     seed: gr.Number
     params: gr.State
     version: gr.Number
+    settings: gr.Accordion
+    image: gr.Image
     submit: gr.Button
-    cancel: gr.Button
     error: gr.Markdown
     gpu_estimate: gr.Markdown  # on ZeroGPU only: the GPU time a job will ask for
 
@@ -75,7 +79,17 @@ class Form:
             self.note,
             self.params,
             self.version,
+            self.settings,
+            self.image,
         ]
+
+
+EXAMPLES = [
+    "A paper boat drifting down a rainy street at dusk",
+    "A lighthouse in a storm, waves crashing, cinematic",
+    "A red fox trotting through fresh snow, slow motion",
+    "Neon city at night seen from a train window",
+]
 
 
 def default_backend(service: Service) -> str:
@@ -85,23 +99,13 @@ def default_backend(service: Service) -> str:
 
 
 def backend_choices(service: Service) -> list[tuple[str, str]]:
-    return [
-        (info["display_name"] + ("" if info["available"] else " (unavailable)"), info["name"])
-        for info in service.describe_backends()
-    ]
+    """Only backends that can run now; the others are listed apart with a reason (backend_menu)."""
+    return backend_menu.choices(service.describe_backends())
 
 
 def backend_note(service: Service, name: str, width: float | None = None, height: float | None = None) -> str:
     info = next(b for b in service.describe_backends() if b["name"] == name)
-    lines = [html.escape(info["description"])]
-    if not info["available"]:
-        lines.append(f"**Unavailable:** {html.escape(info['unavailable_reason'] or '')}")
-    rec = info["size"]["recommended_min"]
-    if rec and ((width and width < rec) or (height and height < rec)):
-        lines.append(f"Sizes under {rec} px are below what the model card recommends; expect poor results.")
-    if not info["seed"]:
-        lines.append("This backend does not honour a seed.")
-    return "\n\n".join(lines)
+    return backend_menu.note(info, width, height)
 
 
 def defaults(backend: Backend) -> dict[str, Any]:
@@ -109,14 +113,18 @@ def defaults(backend: Backend) -> dict[str, Any]:
 
 
 def _fitted(service: Service, backend: Backend, width: float, height: float) -> tuple[dict, ...]:
-    """Updates that fit the form to a backend: note, negative prompt, width, height, random seed."""
+    """Updates that fit the form to a backend: note, negative prompt, duration, width, height,
+    random seed, start image (shown where the backend does image-to-video)."""
     size = {"minimum": backend.size.minimum, "maximum": backend.size.maximum, "step": backend.size.multiple}
+    shortest, longest, _ = sizes.duration_range(backend.default)
     return (
         gr.update(value=backend_note(service, backend.name, width, height)),
         gr.update(visible=backend.negative_prompt),
+        gr.update(minimum=shortest, maximum=longest),
         gr.update(**size),
         gr.update(**size),
         gr.update(interactive=backend.seeded),
+        gr.update(visible=IMAGE_TO_VIDEO in backend.modes, value=None),
     )
 
 
@@ -126,15 +134,27 @@ def pick_backend(service: Service, name: str, width: float, height: float, versi
     return (*_fitted(service, backend, width, height), defaults(backend), version + 1)
 
 
+def pick_aspect(service: Service, name: str, params: dict[str, Any], aspect: str) -> tuple[int, int]:
+    """Width and height for an aspect-ratio preset, snapped to the chosen model's rules."""
+    backend = backends.get(name, service.settings)
+    try:
+        rules = backend.rules((params or {}).get("model"))
+    except ValueError:
+        rules = backend.default
+    return sizes.preset(rules, aspect)
+
+
 def fill(service: Service, recipe: dict[str, Any], version: int) -> tuple:
     """'Use these settings': the form as the generation was made, its parameters included."""
     backend = backends.get(recipe["backend"], service.settings)
-    note, negative, width, height, random_seed = _fitted(service, backend, recipe["width"], recipe["height"])
+    note, negative, duration, width, height, random_seed, image = _fitted(
+        service, backend, recipe["width"], recipe["height"]
+    )
     return (
         recipe["prompt"],
         {**negative, "value": recipe["negative_prompt"]},
         recipe["backend"],
-        recipe["duration_s"],
+        {**duration, "value": recipe["duration_s"]},
         {**width, "value": recipe["width"]},
         {**height, "value": recipe["height"]},
         {**random_seed, "value": recipe["seed"] is None},
@@ -142,6 +162,8 @@ def fill(service: Service, recipe: dict[str, Any], version: int) -> tuple:
         note,
         recipe["params"],
         version + 1,
+        gr.Accordion(open=True),  # the visitor sees the settings they took
+        image,
     )
 
 
@@ -155,8 +177,9 @@ def request_body(
     random_seed: bool,
     seed: float | None,
     params: dict[str, Any] | None,
+    image: str | None = None,
 ) -> dict[str, Any]:
-    """The form as a POST /api/v1/jobs body."""
+    """The form as a POST /api/v1/jobs body (`image`: the uploaded start image's path)."""
     body: dict[str, Any] = {
         "prompt": text,
         "backend": name,
@@ -169,6 +192,8 @@ def request_body(
         body["negative_prompt"] = negative
     if not random_seed and seed is not None:
         body["seed"] = int(seed)
+    if image:
+        body["image"] = base64.b64encode(Path(image).read_bytes()).decode()
     return body
 
 
@@ -196,36 +221,60 @@ def param_input(p: Param, value: Any, key: str) -> gr.components.Component:
     return gr.Number(value, interactive=True, **kwargs)
 
 
-def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList]:
-    """The tab's two columns: the form, and the visitor's jobs beside it."""
+def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, compare.CompareView, gr.CheckboxGroup]:
+    """Phone first: prompt, backend and Generate at the top, the settings folded under them; the
+    visitor's comparison and jobs beside the form (under it on a phone, where a submission
+    scrolls them into view)."""
     settings = service.settings
     chosen = default_backend(service)
     first = backends.get(chosen, settings)
-    with gr.Row():
-        with gr.Column(scale=3):
+    with gr.Row(elem_id="generate-row"):
+        with gr.Column(scale=3, min_width=300):
             prompt = gr.Textbox(
                 label="Prompt",
-                lines=3,
+                lines=2,
                 max_length=2000,
                 elem_id="prompt",
                 placeholder="A paper boat drifting down a rainy street at dusk",
             )
-            negative = gr.Textbox(label="Negative prompt", elem_id="negative-prompt", visible=first.negative_prompt)
             backend = gr.Dropdown(backend_choices(service), value=chosen, label="Backend", elem_id="backend")
+            with gr.Row(elem_id="submit-row"):
+                submit_button = gr.Button("Generate", variant="primary", elem_id="submit", min_width=120)
+            error = gr.Markdown("", elem_id="submit-error")
+            gpu_estimate = gr.Markdown("", elem_id="gpu-estimate", visible=zerogpu.enabled())
             note = gr.Markdown(backend_note(service, chosen), elem_id="backend-note")
-            size = {"minimum": first.size.minimum, "maximum": first.size.maximum, "step": first.size.multiple}
-            with gr.Row():
-                duration = gr.Slider(
-                    0.1, 8, value=first.frames.default / first.fps, step=0.1, label="Duration (s)", elem_id="duration"
+            with gr.Accordion("Compare side by side", open=False, elem_id="compare-accordion"):
+                compare_on = gr.CheckboxGroup(
+                    compare.choices(service),
+                    value=[],
+                    label="Compare on",
+                    info="Pick two or more: the same prompt and seed go to each, sized to each one's rules.",
+                    elem_id="compare-on",
                 )
-                width = gr.Slider(value=first.size.default[0], label="Width", elem_id="width", **size)
-                height = gr.Slider(value=first.size.default[1], label="Height", elem_id="height", **size)
-            with gr.Row():
-                random_seed = gr.Checkbox(True, label="Random seed", elem_id="random-seed")
-                seed = gr.Number(None, label="Seed", precision=0, minimum=0, elem_id="seed")
-            params = gr.State(defaults(first))
-            version = gr.Number(0, precision=0, visible=False)
-            with gr.Accordion("Advanced settings", open=False):
+            with gr.Accordion("Settings", open=False, elem_id="settings") as settings_box:
+                negative = gr.Textbox(label="Negative prompt", elem_id="negative-prompt", visible=first.negative_prompt)
+                size = {"minimum": first.size.minimum, "maximum": first.size.maximum, "step": first.size.multiple}
+                shortest, longest, usual = sizes.duration_range(first.default)
+                aspect = gr.Radio(list(sizes.ASPECTS), value=None, label="Aspect ratio", elem_id="aspect")
+                with gr.Row():
+                    duration = gr.Slider(
+                        shortest, longest, value=usual, step=0.01, label="Duration (s)", elem_id="duration"
+                    )
+                    width = gr.Slider(value=first.size.default[0], label="Width", elem_id="width", **size)
+                    height = gr.Slider(value=first.size.default[1], label="Height", elem_id="height", **size)
+                with gr.Row():
+                    random_seed = gr.Checkbox(True, label="Random seed", elem_id="random-seed")
+                    # Shown only when the visitor picks a seed: an empty box would read as seed 0.
+                    seed = gr.Number(None, label="Seed", precision=0, minimum=0, elem_id="seed", visible=False)
+                image = gr.Image(
+                    label="Start image (image-to-video, optional)",
+                    type="filepath",
+                    sources=["upload", "clipboard"],
+                    visible=IMAGE_TO_VIDEO in first.modes,
+                    elem_id="start-image",
+                )
+                params = gr.State(defaults(first))
+                version = gr.Number(0, precision=0, visible=False)
 
                 @gr.render(inputs=[backend, params, version], triggers=[demo.load, version.change])
                 def advanced(name: str, values: dict[str, Any], drawn: int) -> None:
@@ -240,27 +289,44 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList]:
                             queue=False,
                         )
 
-            with gr.Row():
-                submit_button = gr.Button("Generate", variant="primary", elem_id="submit")
-                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
-            error = gr.Markdown("", elem_id="submit-error")
-            gpu_estimate = gr.Markdown("", elem_id="gpu-estimate", visible=zerogpu.enabled())
-        with gr.Column(scale=2):
+            gr.Examples(EXAMPLES, inputs=prompt, label="Try one", elem_id="examples")
+            gr.HTML(backend_menu.unavailable_html(service.describe_backends()), elem_id="backend-unavailable")
+        with gr.Column(scale=2, min_width=300, elem_id="results"):
+            view = compare.layout()
             jobs = job_list.layout()
     form = Form(
-        prompt, negative, backend, note, duration, width, height, random_seed, seed, params, version,
-        submit_button, cancel, error, gpu_estimate,
+        prompt, negative, backend, note, duration, width, height, aspect, random_seed, seed, params, version,
+        settings_box, image, submit_button, error, gpu_estimate,
     )  # fmt: skip
-    return form, jobs
+    return form, jobs, view, compare_on
 
 
-def wire(service: Service, form: Form, jobs: job_list.JobList) -> None:
+def wire(
+    service: Service, form: Form, jobs: job_list.JobList, view: compare.CompareView, compare_on: gr.CheckboxGroup
+) -> None:
     settings = service.settings
     # `input`, not `change`: "Use these settings" sets the backend too, and must keep its parameters.
     form.backend.input(
         lambda name, w, h, v: pick_backend(service, name, w, h, v),
         [form.backend, form.width, form.height, form.version],
-        [form.note, form.negative, form.width, form.height, form.random_seed, form.params, form.version],
+        [
+            form.note, form.negative, form.duration, form.width, form.height, form.random_seed, form.image,
+            form.params, form.version,
+        ],
+        api_visibility="private",
+        queue=False,
+    )  # fmt: skip
+    form.random_seed.change(
+        lambda random: gr.update(visible=not random),
+        form.random_seed,
+        form.seed,
+        api_visibility="private",
+        queue=False,
+    )
+    form.aspect.input(
+        lambda name, params, aspect: pick_aspect(service, name, params, aspect),
+        [form.backend, form.params, form.aspect],
+        [form.width, form.height],
         api_visibility="private",
         queue=False,
     )
@@ -284,21 +350,48 @@ def wire(service: Service, form: Form, jobs: job_list.JobList) -> None:
         seed: float | None,
         params: dict,
         tracked: list,
+        names: list[str] | None,
+        image: str | None,
         request: gr.Request,
         profile: gr.OAuthProfile | None,
     ) -> tuple:
-        body = request_body(text, negative, name, seconds, w, h, random_seed, seed, params)
+        body = request_body(text, negative, name, seconds, w, h, random_seed, seed, params, image)
         visitor = of_page(request.request, profile and profile.username, settings)
-        return submit(service, visitor, body, tracked)
+        if names and len(names) > 1:
+            error, group_id = compare.submit(service, visitor, compare.group_body(body, names))
+            return error, tracked, gr.skip(), group_id or gr.skip()
+        return (*submit(service, visitor, body, tracked), gr.skip())
 
     if not zerogpu.enabled():  # on ZeroGPU the Generate event also runs open models: on_zerogpu.py
         form.submit.click(
-            do_submit, [*form.as_body, jobs.my_jobs], form.submitted(jobs), api_name="submit", queue=False
+            do_submit,
+            [
+                form.prompt,
+                form.negative,
+                form.backend,
+                form.duration,
+                form.width,
+                form.height,
+                form.random_seed,
+                form.seed,
+                form.params,
+                jobs.my_jobs,
+                compare_on,
+                form.image,
+            ],
+            [form.error, jobs.my_jobs, jobs.listing, view.group_id],
+            api_name="submit",
+            queue=False,
+        ).then(
+            # Draw the comparison at once (not at the next tick); a single job hides it.
+            lambda group_id, names: compare.draw(service, group_id if names and len(names) > 1 else None, ""),
+            [view.group_id, compare_on],
+            view.outputs,
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        ).then(
+            # Bring the new card (or comparison) into view: on a phone it sits under the form.
+            None,
+            js=compare.scroll_to("#compare-view .dailies-compare, #jobs .dailies-job"),
         )
-    form.cancel.click(
-        lambda tracked: job_list.cancel_newest(service, tracked),
-        jobs.my_jobs,
-        form.error,
-        api_name="cancel",
-        queue=False,
-    )

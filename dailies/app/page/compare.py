@@ -1,0 +1,141 @@
+"""The compare view on the Generate tab: one prompt and seed sent to several backends at once.
+
+The form's "Compare on" choice sends a group (`Groups.submit`); the view shows the visitor's
+latest comparison, each backend's progress in its own column, and once they are done the
+videos side by side with one play, pause and scrub (the same block as the /c/ share page,
+driven by static/compare.js). `/?c=<group id>` opens a comparison here.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from dailies.app import share
+from dailies.app.errors import ApiError
+from dailies.app.service import Service
+from dailies.app.visitors import Visitor
+
+# Pushed, like the job cards: each column still rendering follows its job's event stream and
+# shows its progress; when one ends the view asks Python once to draw it again (its video).
+FOLLOW_JS = """const ENDED = ["succeeded", "failed", "canceled"];
+const followed = new Set();
+const follow = () => {
+  for (const column of element.querySelectorAll(".share-column[data-id]")) {
+    const id = column.dataset.id;
+    if (ENDED.includes(column.dataset.status) || followed.has(id)) continue;
+    followed.add(id);
+    const source = new EventSource(`/api/v1/jobs/${id}/events`);
+    source.addEventListener("status", (event) => {
+      const s = JSON.parse(event.data);
+      const pending = element.querySelector(`.share-column[data-id="${id}"] .share-pending`);
+      if (pending && s.status === "running") pending.textContent = `rendering, ${Math.round(s.progress * 100)}%`;
+      if (!ENDED.includes(s.status)) return;
+      source.close();
+      trigger("click");
+    });
+  }
+};
+new MutationObserver(follow).observe(element, { childList: true, subtree: true });
+follow();"""
+
+
+@dataclass(frozen=True)
+class CompareView:
+    group_id: gr.BrowserState  # the visitor's latest comparison, kept across reloads
+    drawn: gr.State  # what the view shows, so it is redrawn (and the players restarted) only on a change
+    view: gr.HTML
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        return [self.view, self.drawn]
+
+
+def scroll_to(selector: str, only_if: str = "true") -> str:
+    """JS for an event's `.then`: scroll the first match of `selector` into view once Gradio has
+    drawn it (it may take a few frames after the event's answer)."""
+    return f"""() => new Promise((done) => {{
+      if (!({only_if})) return done();
+      const show = (tries) => {{
+        const target = document.querySelector({selector!r});
+        if (target) target.scrollIntoView({{block: "center", behavior: "instant"}});
+        if (target || tries <= 0) return done();
+        setTimeout(() => show(tries - 1), 50);
+      }};
+      show(40);
+    }})"""
+
+
+def choices(service: Service) -> list[tuple[str, str]]:
+    """Backends a comparison may use: those that can run now."""
+    return [(b["display_name"], b["name"]) for b in service.describe_backends() if b["available"]]
+
+
+def group_body(body: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The form's job body as a comparison: `backends` instead of `backend`, and no `model`
+    (a checkpoint name belongs to one backend); each backend takes the rest as it can."""
+    return {**{k: v for k, v in body.items() if k not in ("backend", "model")}, "backends": list(names)}
+
+
+def submit(service: Service, visitor: Visitor, body: dict[str, Any]) -> tuple[str, str]:
+    """Queue the comparison: (error line, group id or "" when refused)."""
+    try:
+        answer = service.groups.submit(body, visitor)
+    except ApiError as exc:
+        field = f" ({exc.field})" if exc.field else ""
+        return f"**Not queued{field}:** {html.escape(exc.message)}", ""
+    return "", answer["group"]
+
+
+def draw(service: Service, group_id: str | None, drawn: str) -> tuple:
+    """The view for a comparison (hidden when there is none)."""
+    if not group_id:
+        return gr.update(value="", visible=False), ""
+    try:
+        group = service.groups.status(group_id)
+    except ApiError:
+        return gr.update(value="", visible=False), ""
+    state = json.dumps([(j["id"], j["status"]) for j in group["jobs"]])
+    if state == drawn:
+        return gr.skip(), drawn
+    heading = (
+        f'<div class="dailies-compare-head"><strong>Side by side</strong> '
+        f'<span class="dailies-compare-prompt">{html.escape(group["prompt"])}</span> '
+        f'<a href="/c/{group["id"]}" target="_blank" rel="noopener">share link</a></div>'
+    )
+    return gr.update(value=heading + share.compare_block(group), visible=True), state
+
+
+def layout() -> CompareView:
+    return CompareView(
+        group_id=gr.BrowserState("", storage_key="dailies-compare"),
+        drawn=gr.State(""),
+        view=gr.HTML("", elem_id="compare-view", visible=False, js_on_load=FOLLOW_JS),
+    )
+
+
+def wire(service: Service, demo: gr.Blocks, compare: CompareView) -> None:
+    def on_load(group_id: str, request: gr.Request) -> tuple:
+        shared = request.query_params.get("c", "") if request else ""
+        chosen = shared or group_id
+        return (chosen, *draw(service, chosen, ""))
+
+    demo.load(
+        on_load, compare.group_id, [compare.group_id, *compare.outputs], api_visibility="private", queue=False
+    ).then(
+        # A link to a comparison: on a phone the view sits under the form, so bring it up.
+        None,
+        js=scroll_to("#compare-view .dailies-compare", only_if="new URLSearchParams(location.search).has('c')"),
+    )
+    compare.view.click(
+        lambda group_id, drawn: draw(service, group_id, drawn),
+        [compare.group_id, compare.drawn],
+        compare.outputs,
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    )

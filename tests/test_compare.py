@@ -1,0 +1,272 @@
+"""Comparisons: one prompt sent to `preview` and two open models (tiny checkpoints on the CPU),
+the group API, the dataset's group column, and the share pages in a real browser."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from redis import Redis
+
+from dailies.contract.media import first_frame
+from tests.conftest import App, Processes, start_app
+from tests.tiny_pipelines import save_tiny
+
+pytest.importorskip("diffusers", reason="model dependencies are not installed (requirements-models.txt)")
+pytestmark = [pytest.mark.models, pytest.mark.browser]
+
+TRIO = ["preview", "ltx-video", "wan"]
+PROMPT = 'a red boat <img src=x onerror="alert(1)"> & the sea'
+
+
+@pytest.fixture(scope="module")
+def studio(redis_server: str, module_processes: Processes, tmp_path_factory: pytest.TempPathFactory) -> App:
+    """The app plus one CPU worker serving preview and tiny LTX-Video and Wan checkpoints."""
+    Redis.from_url(redis_server).flushdb()
+    folder = tmp_path_factory.mktemp("tiny-models")
+    module_processes.worker(
+        redis_server,
+        backends=",".join(TRIO),
+        DAILIES_DEVICE="cpu",
+        DAILIES_MODEL_LTX_VIDEO=str(save_tiny("ltx-video", folder)),
+        DAILIES_MODEL_WAN=str(save_tiny("wan", folder)),
+    )
+    return start_app(module_processes, module_processes.tmp_path, redis_server, DAILIES_USER_MAX_ACTIVE="50")
+
+
+@pytest.fixture(scope="module")
+def group(studio: App) -> dict:
+    """A finished comparison of the three backends: 1 s, 64x64 (asked 70 wide), seed 7, 2 steps."""
+    body = {
+        "prompt": PROMPT,
+        "backends": TRIO,
+        "seed": 7,
+        "width": 70,
+        "height": 64,
+        "duration_s": 1.0,
+        "steps": 2,
+        "negative_prompt": "blurry",
+    }
+    answer = studio.client.post("/api/v1/jobs", json=body)
+    assert answer.status_code == 202, answer.text
+    submitted = answer.json()
+    assert [j["backend"] for j in submitted["jobs"]] == TRIO
+    for job in submitted["jobs"]:
+        assert studio.wait_done(job["id"], timeout=180)["status"] == "succeeded"
+    return studio.client.get(f"/api/v1/groups/{submitted['group']}").json()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+
+
+def test_a_group_is_one_job_per_backend_snapped_to_its_rules(studio: App, group: dict) -> None:
+    assert group["status"] == "finished" and group["prompt"] == PROMPT
+    requests = {j["backend"]: j["request"] for j in group["jobs"]}
+    # 1 s at each one's fps, on each one's frame rule; 70 px wide snapped to /16 or /32.
+    shape = {n: (r["width"], r["height"], r["num_frames"], r["fps"]) for n, r in requests.items()}
+    assert shape == {"preview": (64, 64, 12, 12), "ltx-video": (64, 64, 25, 24), "wan": (64, 64, 17, 16)}
+    assert all(r["seed"] == 7 and r["prompt"] == PROMPT and r["group"] == group["id"] for r in requests.values())
+    # Fields a backend does not take are left out for it, not refused.
+    assert requests["preview"]["negative_prompt"] == "" and requests["wan"]["negative_prompt"] == "blurry"
+    assert "steps" not in requests["preview"]["params"] and requests["ltx-video"]["params"]["steps"] == 2
+    for job in group["jobs"]:
+        g = job["generation"]
+        assert g["group"] == group["id"] and g["id"] == job["id"]
+        assert studio.client.get(g["video_url"]).headers["content-type"] == "video/mp4"
+    # The dataset keeps the group in every row of the comparison.
+    rows = [json.loads(line) for p in (studio.data / "dataset").rglob("metadata.jsonl") for line in p.open()]
+    assert sorted(r["id"] for r in rows if r["group"] == group["id"]) == sorted(j["id"] for j in group["jobs"])
+
+
+def test_a_refused_group_queues_nothing(studio: App, redis_server: str) -> None:
+    redis = Redis.from_url(redis_server)
+    before = set(redis.keys("dailies:group:*")), {n: redis.llen(f"rq:queue:dailies:{n}") for n in TRIO}
+    base = {"prompt": "a dog", "duration_s": 1.0}
+    cases = [
+        ({**base, "backends": ["preview", "no-such"]}, 422, "backends"),
+        ({**base, "backends": ["preview"]}, 422, "backends"),
+        ({**base, "backends": ["preview", "preview"]}, 422, "backends"),
+        ({**base, "backends": "preview"}, 422, "backends"),
+        ({**base, "backends": ["preview", "wan"], "backend": "wan"}, 422, "backend"),
+        ({**base, "backends": ["preview", "wan"], "num_frames": 9}, 422, "num_frames"),
+        ({**base, "backends": ["preview", "wan"], "image": "aGk="}, 422, "image"),
+        ({**base, "backends": ["preview", "wan"], "colour": "red"}, 422, "colour"),
+        ({**base, "backends": ["preview", "wan"], "prompt": ""}, 422, "prompt"),
+        ({**base, "backends": ["preview", "wan"], "steps": 0}, 422, "steps"),
+        ({**base, "backends": ["preview", "mochi"]}, 503, "backend"),  # no worker serves mochi
+    ]
+    for body, status, field in cases:
+        answer = studio.client.post("/api/v1/jobs", json=body)
+        assert answer.status_code == status and answer.json()["error"]["field"] == field, (body, answer.text)
+    assert (set(redis.keys("dailies:group:*")), {n: redis.llen(f"rq:queue:dailies:{n}") for n in TRIO}) == before
+    assert studio.client.get("/api/v1/groups/000000000000000000000000").status_code == 404
+    assert studio.client.get("/c/000000000000000000000000").status_code == 404
+
+
+def _meta(html: str, name: str) -> str:
+    found = re.search(rf'<meta (?:property|name)="{re.escape(name)}" content="([^"]*)">', html)
+    assert found, name
+    return found.group(1)
+
+
+def test_share_page_unfurls_and_shows_the_prompt_as_text(studio: App, group: dict, page: Page) -> None:
+    g = group["jobs"][1]["generation"]
+    answer = studio.client.get(f"/g/{g['id']}")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+    html = answer.text
+    assert _meta(html, "og:title") == "a red boat &lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; the sea"
+    assert _meta(html, "og:image") == f"{studio.url}{g['poster_url']}"
+    assert _meta(html, "og:video") == f"{studio.url}{g['video_url']}"
+    assert _meta(html, "og:video:type") == "video/mp4" and _meta(html, "twitter:card") == "summary_large_image"
+    assert "<img src=x" not in html
+    assert studio.client.get(_meta(html, "og:image")).content[:2] == b"\xff\xd8"
+
+    page.goto(f"{studio.url}/g/{g['id']}")
+    expect(page.locator("h1.share-prompt")).to_have_text(PROMPT)
+    assert page.locator("main img").count() == 0  # the markup in the prompt stayed text
+    expect(page.locator(".share-recipe")).to_contain_text("LTX-Video")
+    expect(page.get_by_role("link", name="Open in Dailies")).to_have_attribute("href", f"/?g={g['id']}")
+    expect(page.get_by_role("link", name="See the comparison")).to_have_attribute("href", f"/c/{group['id']}")
+    # A video that has loaded frames.
+    page.wait_for_function("document.querySelector('video.share-video').readyState >= 2")
+
+
+SYNC = """() => [...document.querySelectorAll('.dailies-compare video')].map(v => ({
+    t: v.currentTime, paused: v.paused, ended: v.ended, ready: v.readyState, d: v.duration}))"""
+
+
+def _in_sync(players: list[dict]) -> bool:
+    # The shortest video waits on its last frame while the longest finishes (at most 0.0625 s here).
+    times = [min(p["t"], p["d"]) for p in players]
+    return max(times) - min(times) <= 0.1
+
+
+def test_comparison_plays_three_videos_in_sync(studio: App, group: dict, page: Page, tmp_path: Path) -> None:
+    html = studio.client.get(f"/c/{group['id']}").text
+    assert _meta(html, "og:video").endswith(group["jobs"][0]["generation"]["video_url"])
+    page.goto(f"{studio.url}/c/{group['id']}")
+    expect(page.locator("h1.share-prompt")).to_have_text(PROMPT)
+    expect(page.locator(".share-column figcaption strong")).to_have_text(
+        ["Preview (pipeline preview, not a model)", "LTX-Video", "Wan"]
+    )
+    expect(page.locator(".share-column figcaption").nth(1)).to_contain_text("rendered in")
+    videos = page.locator(".dailies-compare video")
+    expect(videos).to_have_count(3)
+    # They start by themselves, together, and stay together over several loops.
+    page.wait_for_function(f"({SYNC})().every(p => p.ready >= 2 && !p.paused && p.t > 0.2)")
+    for _ in range(20):
+        players = page.evaluate(SYNC)
+        # Playing, or a shorter one waiting on its last frame for the longest.
+        assert all(not p["paused"] or p["ended"] for p in players) and _in_sync(players), players
+        page.wait_for_timeout(150)
+
+    play = page.locator(".dailies-compare-play")
+    play.click()  # one pause for all
+    expect(play).to_have_text("Play")
+    players = page.evaluate(SYNC)
+    assert all(p["paused"] for p in players) and _in_sync(players), players
+    page.locator(".dailies-compare-scrub").fill("0.5")  # one scrub for all
+    page.wait_for_function(f"({SYNC})().every(p => Math.abs(p.t - 0.5) < 0.02)")
+    play.click()
+    page.wait_for_function(f"({SYNC})().every(p => !p.paused && p.t > 0.6)")
+    assert _in_sync(page.evaluate(SYNC))
+    page.screenshot(path=str(tmp_path / "compare.png"))
+
+
+def test_comparison_waits_for_a_tap_when_the_visitor_asks_for_less_motion(
+    studio: App, group: dict, browser: Browser
+) -> None:
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, reduced_motion="reduce")
+    page = context.new_page()
+    page.goto(f"{studio.url}/c/{group['id']}")
+    page.wait_for_function(f"({SYNC})().every(p => p.ready >= 2)")
+    page.wait_for_timeout(500)
+    assert all(p["paused"] and p["t"] == 0 for p in page.evaluate(SYNC))
+    page.locator(".dailies-compare-play").click()
+    page.wait_for_function(f"({SYNC})().every(p => !p.paused && p.t > 0.2)")
+    context.close()
+
+
+def test_compare_view_in_the_page_opens_by_link_and_plays_in_sync(studio: App, group: dict, page: Page) -> None:
+    page.goto(f"{studio.url}/?c={group['id']}")
+    block = page.locator("#compare-view .dailies-compare")
+    expect(block.locator("video")).to_have_count(3)
+    expect(block).to_be_in_viewport()  # on a phone the link brings the comparison up
+    expect(page.locator("#compare-view .dailies-compare-prompt")).to_have_text(PROMPT)
+    in_page = SYNC.replace(".dailies-compare video", "#compare-view .dailies-compare video")
+    page.wait_for_function(f"({in_page})().every(p => p.ready >= 2 && !p.paused && p.t > 0.2)")
+    for _ in range(10):
+        players = page.evaluate(in_page)
+        assert all(not p["paused"] or p["ended"] for p in players) and _in_sync(players), players
+        page.wait_for_timeout(150)
+    block.locator(".dailies-compare-play").click()
+    expect(block.locator(".dailies-compare-play")).to_have_text("Play")
+    assert all(p["paused"] for p in page.evaluate(in_page))
+
+
+def test_a_comparison_submitted_from_the_page_shows_each_backend_then_the_videos(studio: App, page: Page) -> None:
+    page.goto(studio.url)
+    page.locator("#prompt textarea").fill("a blue boat at night")
+    page.get_by_text("Settings", exact=True).click()
+    for name, value in (("width", "64"), ("height", "64"), ("duration", "1")):
+        box = page.locator(f"#{name} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.get_by_text("Compare side by side").click()
+    for label in ("Preview (pipeline preview, not a model)", "Wan"):
+        page.locator("#compare-on").get_by_label(label).check()
+    page.locator("#submit").click()
+    block = page.locator("#compare-view .dailies-compare")
+    expect(block).to_be_in_viewport()
+    expect(block.locator(".share-column figcaption strong")).to_have_text(
+        ["Preview (pipeline preview, not a model)", "Wan"]
+    )
+    expect(block.locator("video")).to_have_count(2, timeout=120_000)
+    group_id = block.get_attribute("data-group")
+    jobs = studio.client.get(f"/api/v1/groups/{group_id}").json()["jobs"]
+    shape = [(j["backend"], j["request"]["width"], j["request"]["num_frames"]) for j in jobs]
+    assert shape == [("preview", 64, 12), ("wan", 64, 17)]
+
+
+def test_the_form_offers_a_start_image_where_the_backend_does_image_to_video(
+    studio: App, page: Page, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    picture = tmp_path / "start.png"
+    Image.new("RGB", (96, 80), (200, 30, 30)).save(picture)
+    page.goto(studio.url)
+    page.get_by_text("Settings", exact=True).click()
+    expect(page.locator("#start-image")).to_be_hidden()  # preview: text only
+    page.locator("#backend input").click()
+    page.get_by_role("option", name=re.compile("^LTX-Video")).click()
+    expect(page.locator("#start-image")).to_be_visible()
+    page.locator("#start-image input[type=file]").set_input_files(str(picture))
+    expect(page.locator("#start-image img")).to_be_visible()
+    for name, value in (("width", "64"), ("height", "64"), ("duration", "0.4")):
+        box = page.locator(f"#{name} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#random-seed input").uncheck()
+    page.locator("#seed input").fill("3")
+    page.locator("#prompt textarea").fill("a cat walks")
+    page.locator("#submit").click()
+    card = page.locator("#jobs li.dailies-job").first
+    expect(card).to_have_attribute("data-status", "succeeded", timeout=120_000)
+    with_image = studio.client.get(f"/api/v1/jobs/{card.get_attribute('data-id')}").json()
+    assert with_image["request"]["seed"] == 3 and with_image["request"]["num_frames"] == 9
+    # The same job without the image starts elsewhere: the upload reached the model.
+    answer = studio.submit(prompt="a cat walks", backend="ltx-video", seed=3, width=64, height=64, num_frames=9)
+    without = studio.wait_done(answer.json()["id"], timeout=120)
+    frames = [first_frame(studio.client.get(j["result"]["video_url"]).content) for j in (with_image, without)]
+    assert frames[0].tolist() != frames[1].tolist()
