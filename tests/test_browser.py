@@ -120,7 +120,7 @@ def test_refused_submission_shows_the_reason(app: App, page: Page) -> None:
 
 def test_cancel_advanced_settings_and_gallery_paging(processes, tmp_path, redis_url: str, page: Page) -> None:
     slow = processes.worker(redis_url, DAILIES_PREVIEW_PACE="20")
-    app = start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_ACTIVE="100")
+    app = start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_ACTIVE="100", DAILIES_USER_MAX_PER_HOUR="1000")
     page.goto(app.url)
     page.locator("#prompt textarea").fill("a slow sunrise")
     page.get_by_text("Settings", exact=True).click()

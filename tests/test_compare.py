@@ -35,7 +35,13 @@ def studio(redis_server: str, module_processes: Processes, tmp_path_factory: pyt
         DAILIES_MODEL_LTX_VIDEO=str(save_tiny("ltx-video", folder)),
         DAILIES_MODEL_WAN=str(save_tiny("wan", folder)),
     )
-    return start_app(module_processes, module_processes.tmp_path, redis_server, DAILIES_USER_MAX_ACTIVE="50")
+    return start_app(
+        module_processes,
+        module_processes.tmp_path,
+        redis_server,
+        DAILIES_USER_MAX_ACTIVE="50",
+        DAILIES_USER_MAX_PER_HOUR="1000",
+    )
 
 
 @pytest.fixture(scope="module")

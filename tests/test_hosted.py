@@ -53,7 +53,7 @@ def hosted_worker(processes: Processes, redis_url: str, server: HostedServer, **
 @pytest.fixture
 def app(processes: Processes, tmp_path: Path, redis_url: str, server: HostedServer) -> App:
     hosted_worker(processes, redis_url, server)
-    return start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_ACTIVE="100")
+    return start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_ACTIVE="100", DAILIES_USER_MAX_PER_HOUR="1000")
 
 
 def submit(app: App, provider: str, **extra) -> str:

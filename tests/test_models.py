@@ -59,7 +59,13 @@ def studio(redis_server: str, tiny_models: dict[str, Path], module_processes: Pr
     """The app plus one CPU worker serving all four families from the tiny checkpoints."""
     Redis.from_url(redis_server).flushdb()
     module_processes.worker(redis_server, backends=",".join(FAMILIES), **model_env(tiny_models))
-    app = start_app(module_processes, module_processes.tmp_path, redis_server, DAILIES_USER_MAX_ACTIVE="50")
+    app = start_app(
+        module_processes,
+        module_processes.tmp_path,
+        redis_server,
+        DAILIES_USER_MAX_ACTIVE="50",
+        DAILIES_USER_MAX_PER_HOUR="1000",
+    )
     return app, module_processes
 
 

@@ -50,7 +50,14 @@ def studio(
         DAILIES_MODEL_HUNYUANVIDEO_I2V=str(tiny["hunyuanvideo-i2v"]),
     )
     hub_env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": hub.token, "HF_DATASET_REPO": REPO, "DAILIES_COMMIT_EVERY": "0.2"}
-    return start_app(module_processes, module_processes.tmp_path, url, DAILIES_USER_MAX_ACTIVE="50", **hub_env)
+    return start_app(
+        module_processes,
+        module_processes.tmp_path,
+        url,
+        DAILIES_USER_MAX_ACTIVE="50",
+        DAILIES_USER_MAX_PER_HOUR="1000",
+        **hub_env,
+    )
 
 
 def run_job(app: App, **body) -> dict:
