@@ -109,6 +109,19 @@ def rows() -> list[tuple[str, str, str]]:
                 "python -m bench.gallery",
             )
         )
+    if fuzz := load("fuzz"):
+        counts = ", ".join(f"{code} × {n}" for code, n in sorted(fuzz["by_status"].items()))
+        out.append(
+            (
+                f"fuzz, {fuzz['requests']:,} generated requests (job bodies, raw bodies and content types, routes, "
+                "gallery queries)",
+                f"{fuzz['server_errors']} server errors: {counts}; accepted jobs: "
+                + ", ".join(f"{n} {state}" for state, n in fuzz["accepted_jobs"].items())
+                + "; "
+                f"{fuzz['restarts_clean']} clean restarts; {fuzz['seconds']} s",
+                fuzz["command"],
+            )
+        )
     return out
 
 
