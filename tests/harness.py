@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import shutil
 import signal
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from PIL import Image
 from redis import Redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,6 +139,22 @@ class App:
             return status if status["status"] in ("succeeded", "failed", "canceled") else None
 
         return wait_for(done, timeout, interval=0.05, what=f"job {job_id} to finish")
+
+
+def run_job(app: App, timeout: float = 300.0, **body) -> dict:
+    """Submit a job and wait for it: its final status, which must be succeeded."""
+    answer = app.submit(**body)
+    assert answer.status_code == 202, answer.text
+    status = app.wait_done(answer.json()["id"], timeout=timeout)
+    assert status["status"] == "succeeded", status
+    return status
+
+
+def png(color: tuple[int, int, int]) -> str:
+    """A small one-colour PNG as base64, a start image for image-to-video jobs."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 80), color).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def start_app(

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import ast
 import base64
-import io
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from redis import Redis
 
 from backends import BACKEND_CLASSES
@@ -26,6 +24,7 @@ from dailies.contract.media import first_frame, probe_mp4
 from dailies.contract.settings import Settings
 from dailies.contract.spec import JobSpec, new_id
 from tests.conftest import ROOT, App, Processes, start_app, wait_for
+from tests.harness import png, run_job
 from tests.tiny_pipelines import FAMILIES, OwnPipeline, save_tiny, smallest_frames, tiny_job
 
 pytest.importorskip("diffusers", reason="model dependencies are not installed (requirements-models.txt)")
@@ -67,20 +66,6 @@ def studio(redis_server: str, tiny_models: dict[str, Path], module_processes: Pr
         DAILIES_USER_MAX_PER_HOUR="1000",
     )
     return app, module_processes
-
-
-def run_job(app: App, **body) -> dict:
-    answer = app.submit(**body)
-    assert answer.status_code == 202, answer.text
-    status = app.wait_done(answer.json()["id"], timeout=120)
-    assert status["status"] == "succeeded", status
-    return status
-
-
-def png(color: tuple[int, int, int]) -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", (96, 80), color).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 @pytest.mark.parametrize("family", FAMILIES)

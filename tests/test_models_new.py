@@ -6,16 +6,14 @@ tiny audio VAE and vocoder make a real (random) sound track that the worker muxe
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Iterator
 
 import pytest
-from PIL import Image
 from redis import Redis
 
 from dailies.contract.media import first_frame, probe_mp4
 from tests.conftest import App, Processes, start_app, wait_for
+from tests.harness import png, run_job
 from tests.hub_server import HubServer
 from tests.sound_checks import assert_video_with_sound
 from tests.tiny_pipelines import save_tiny, smallest_frames, tiny_job
@@ -60,24 +58,10 @@ def studio(
     )
 
 
-def run_job(app: App, **body) -> dict:
-    answer = app.submit(**body)
-    assert answer.status_code == 202, answer.text
-    status = app.wait_done(answer.json()["id"], timeout=300)
-    assert status["status"] == "succeeded", status
-    return status["result"]
-
-
-def png(color: tuple[int, int, int]) -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", (96, 80), color).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
 @pytest.mark.hub
 @pytest.mark.browser
 def test_ltx2_makes_video_with_sound_of_the_same_length(studio: App, hub: HubServer, browser) -> None:
-    result = run_job(studio, **tiny_job("ltx-2", prompt="a dog on a boat", seed=5))
+    result = run_job(studio, **tiny_job("ltx-2", prompt="a dog on a boat", seed=5))["result"]
     assert (result["width"], result["height"], result["num_frames"], result["fps"]) == (64, 64, 9, 24)
     assert result["has_audio"] is True and result["model"] == "local:ltx-2"
     info = assert_video_with_sound(studio.client.get(result["video_url"]).content)
@@ -105,7 +89,7 @@ def test_ltx2_makes_video_with_sound_of_the_same_length(studio: App, hub: HubSer
 
 
 def test_ltx2_sound_switched_off_gives_a_silent_video(studio: App) -> None:
-    result = run_job(studio, **tiny_job("ltx-2", prompt="a dog on a boat", seed=5, sound=False))
+    result = run_job(studio, **tiny_job("ltx-2", prompt="a dog on a boat", seed=5, sound=False))["result"]
     assert result["has_audio"] is False
     assert probe_mp4(studio.client.get(result["video_url"]).content).audio is None
 
@@ -115,7 +99,10 @@ def test_ltx2_distilled_runs_the_two_stage_recipe_with_the_latent_upsampler(
 ) -> None:
     body = tiny_job("ltx-2", prompt="the sea at night", model="2.0-distilled", seed=2)
     del body["steps"]  # the checkpoint's own 8 distilled steps, then 3 refining steps
-    results = [run_job(studio, **body), run_job(studio, **body, image=png((220, 40, 40)))]  # t2v, then i2v
+    results = [
+        run_job(studio, **body)["result"],
+        run_job(studio, **body, image=png((220, 40, 40)))["result"],
+    ]  # t2v, then i2v
     assert all((r["width"], r["height"], r["num_frames"]) == (64, 64, 9) for r in results)
     assert_video_with_sound(studio.client.get(results[0]["video_url"]).content)
     generation = studio.client.get(f"/api/v1/generations/{results[0]['generation_id']}").json()
@@ -125,8 +112,8 @@ def test_ltx2_distilled_runs_the_two_stage_recipe_with_the_latent_upsampler(
 
 
 def test_ltx2_image_to_video_with_sound(studio: App) -> None:
-    red = run_job(studio, **tiny_job("ltx-2", prompt="a cat walks", seed=3, image=png((220, 40, 40))))
-    blue = run_job(studio, **tiny_job("ltx-2", prompt="a cat walks", seed=3, image=png((40, 40, 220))))
+    red = run_job(studio, **tiny_job("ltx-2", prompt="a cat walks", seed=3, image=png((220, 40, 40))))["result"]
+    blue = run_job(studio, **tiny_job("ltx-2", prompt="a cat walks", seed=3, image=png((40, 40, 220))))["result"]
     videos = [studio.client.get(r["video_url"]).content for r in (red, blue)]
     assert_video_with_sound(videos[0])
     assert first_frame(videos[0]).tolist() != first_frame(videos[1]).tolist()  # the image reached the model
@@ -146,14 +133,14 @@ def test_ltx2_rules_are_refused_with_422(studio: App) -> None:
 
 
 def test_hunyuanvideo_text_to_video_and_image_to_video(studio: App) -> None:
-    text = run_job(studio, **tiny_job("hunyuanvideo", prompt="a red boat on the sea", seed=4))
+    text = run_job(studio, **tiny_job("hunyuanvideo", prompt="a red boat on the sea", seed=4))["result"]
     frames = smallest_frames("hunyuanvideo")
     assert (text["width"], text["height"], text["num_frames"], text["fps"]) == (64, 64, frames, 24)
     assert text["has_audio"] is False
     info = probe_mp4(studio.client.get(text["video_url"]).content)
     assert (info.codec, info.num_frames, info.audio) == ("h264", frames, None)
     body = tiny_job("hunyuanvideo", prompt="a red boat on the sea", seed=4, image=png((30, 200, 30)))
-    image = run_job(studio, **body)
+    image = run_job(studio, **body)["result"]
     assert image["model"] == "local:hunyuanvideo-i2v" and image["num_frames"] == frames
     assert probe_mp4(studio.client.get(image["video_url"]).content).num_frames == frames
 

@@ -6,17 +6,15 @@ folder; jobs are 64x64 and 9 frames (two latent frames), one step per stage.
 
 from __future__ import annotations
 
-import base64
-import io
 import shutil
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from redis import Redis
 
 from dailies.contract.media import first_frame, probe_mp4
 from tests.conftest import App, Processes, start_app, wait_for
+from tests.harness import png, run_job
 from tests.tiny_pyramid import save_tiny_pyramid
 
 pytest.importorskip("torch", reason="model dependencies are not installed (requirements-models.txt)")
@@ -51,23 +49,9 @@ def studio(redis_server: str, module_processes: Processes, tiny: Path) -> tuple[
     return app, module_processes
 
 
-def run_job(app: App, **body) -> dict:
-    answer = app.submit(**body)
-    assert answer.status_code == 202, answer.text
-    status = app.wait_done(answer.json()["id"], timeout=300)
-    assert status["status"] == "succeeded", status
-    return status["result"]
-
-
-def png(color: tuple[int, int, int]) -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", (96, 80), color).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
 def test_text_to_video_same_seed_same_frames(studio) -> None:
     app, processes = studio
-    results = [run_job(app, **job(seed=seed)) for seed in (5, 5, 6)]
+    results = [run_job(app, **job(seed=seed))["result"] for seed in (5, 5, 6)]
     first = results[0]
     assert (first["width"], first["height"], first["num_frames"], first["fps"]) == (64, 64, 9, 24)
     assert first["model"] == "local:diffusion_transformer_384p"  # a local folder: its name only
@@ -91,8 +75,8 @@ def test_text_to_video_same_seed_same_frames(studio) -> None:
 
 def test_image_to_video(studio) -> None:
     app, processes = studio
-    red = run_job(app, **job(seed=3, image=png((220, 40, 40))))
-    blue = run_job(app, **job(seed=3, image=png((40, 40, 220))))
+    red = run_job(app, **job(seed=3, image=png((220, 40, 40))))["result"]
+    blue = run_job(app, **job(seed=3, image=png((40, 40, 220))))["result"]
     video = app.client.get(red["video_url"]).content
     assert probe_mp4(video).num_frames == 9
     # Same seed and prompt, another start image: the video starts from the image.
@@ -104,8 +88,8 @@ def test_image_to_video(studio) -> None:
 
 def test_the_768p_checkpoint_loads_its_own_transformer(studio) -> None:
     app, processes = studio
-    low = run_job(app, **job(seed=7))
-    high = run_job(app, **job(seed=7, model="768p"))
+    low = run_job(app, **job(seed=7))["result"]
+    high = run_job(app, **job(seed=7, model="768p"))["result"]
     assert app.client.get(low["poster_url"]).content != app.client.get(high["poster_url"]).content
 
 
@@ -122,7 +106,7 @@ def test_cancel_mid_generation(studio) -> None:
     assert app.client.post(f"/api/v1/jobs/{answer['id']}/cancel").status_code == 202
     done = app.wait_done(answer["id"], timeout=120)
     assert done["status"] == "canceled" and done["progress"] < 0.9, (seen, done)
-    run_job(app, **job(seed=1))  # the worker and the pipeline still work
+    run_job(app, **job(seed=1))["result"]  # the worker and the pipeline still work
 
 
 def test_rules_and_description(studio) -> None:
@@ -161,5 +145,5 @@ def test_published_repo_from_the_hub_cache_offline(
         redis_url, backends="pyramid-flow", DAILIES_DEVICE="cpu", HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(repo.parent)
     )
     app = start_app(processes, tmp_path, redis_url)
-    result = run_job(app, **job(seed=2, model="768p"))
+    result = run_job(app, **job(seed=2, model="768p"))["result"]
     assert result["model"] == "rain1011/pyramid-flow-miniflux/diffusion_transformer_768p"
