@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from threading import Thread
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -41,6 +44,7 @@ def studio(redis_server: str, module_processes: Processes, tmp_path_factory: pyt
         redis_server,
         DAILIES_USER_MAX_ACTIVE="50",
         DAILIES_USER_MAX_PER_HOUR="1000",
+        DAILIES_TRUST_FORWARDED="1",  # as behind the Spaces proxy: share links use the forwarded address
     )
 
 
@@ -119,6 +123,26 @@ def test_a_refused_group_queues_nothing(studio: App, redis_server: str) -> None:
     assert studio.client.get("/c/000000000000000000000000").status_code == 404
 
 
+@contextmanager
+def another_site(html: str) -> Iterator[str]:
+    """A page of another origin: `html` served at http://localhost:<another port>/."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(html.encode())
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://localhost:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _meta(html: str, name: str) -> str:
     found = re.search(rf'<meta (?:property|name)="{re.escape(name)}" content="([^"]*)">', html)
     assert found, name
@@ -133,9 +157,31 @@ def test_share_page_unfurls_and_shows_the_prompt_as_text(studio: App, group: dic
     assert _meta(html, "og:title") == "a red boat &lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; the sea"
     assert _meta(html, "og:image") == f"{studio.url}{g['poster_url']}"
     assert _meta(html, "og:video") == f"{studio.url}{g['video_url']}"
-    assert _meta(html, "og:video:type") == "video/mp4" and _meta(html, "twitter:card") == "summary_large_image"
+    assert _meta(html, "og:video:type") == "video/mp4"
     assert "<img src=x" not in html
     assert studio.client.get(_meta(html, "og:image")).content[:2] == b"\xff\xd8"
+    # A Twitter player card: the post plays the video through the embeddable player page.
+    card = {
+        "twitter:card": "player",
+        "twitter:player": f"{studio.url}/g/{g['id']}/player",
+        "twitter:player:width": "64",
+        "twitter:player:height": "64",
+        "twitter:player:stream": f"{studio.url}{g['video_url']}",
+        "twitter:player:stream:content_type": "video/mp4",
+        "twitter:image": f"{studio.url}{g['poster_url']}",
+        "twitter:title": _meta(html, "og:title"),
+        "og:image:width": "64",
+        "og:video:height": "64",
+    }
+    assert {name: _meta(html, name) for name in card} == card
+    # Behind the Spaces proxy every absolute URL is the visitor's https one.
+    proxied = studio.client.get(
+        f"/g/{g['id']}", headers={"x-forwarded-proto": "https", "x-forwarded-host": "dailies.example"}
+    ).text
+    site = "https://dailies.example"
+    assert _meta(proxied, "twitter:player") == f"{site}/g/{g['id']}/player"
+    assert _meta(proxied, "twitter:player:stream") == _meta(proxied, "og:video:secure_url") == f"{site}{g['video_url']}"
+    assert _meta(proxied, "twitter:image") == _meta(proxied, "og:image") == f"{site}{g['poster_url']}"
 
     page.goto(f"{studio.url}/g/{g['id']}")
     expect(page.locator("h1.share-prompt")).to_have_text(PROMPT)
@@ -145,6 +191,36 @@ def test_share_page_unfurls_and_shows_the_prompt_as_text(studio: App, group: dic
     expect(page.get_by_role("link", name="See the comparison")).to_have_attribute("href", f"/c/{group['id']}")
     # A video that has loaded frames.
     page.wait_for_function("document.querySelector('video.share-video').readyState >= 2")
+
+
+def test_the_player_page_is_only_the_video_and_other_sites_may_frame_it(studio: App, group: dict, page: Page) -> None:
+    g = group["jobs"][0]["generation"]
+    answer = studio.client.get(f"/g/{g['id']}/player")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+    assert "x-frame-options" not in answer.headers
+    assert answer.headers["content-security-policy"] == "frame-ancestors *"
+    html = answer.text
+    assert re.findall(r'<video [^>]*src="([^"]*)"', html) == [g["video_url"]]
+    assert "<title>a red boat &lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; the sea · Dailies</title>" in html
+    assert "<img src=x" not in html and "<header" not in html and "<a " not in html  # no chrome
+    for missing in ("000000000000000000000000", "not-an-id"):
+        gone = studio.client.get(f"/g/{missing}/player")
+        assert gone.status_code == 404 and gone.headers["content-type"].startswith("text/html"), missing
+
+    # Framed by a page of another site (served from another origin on this machine, as Chromium
+    # lets only local pages frame local ones): the video fills the frame and plays.
+    player = f"{studio.url}/g/{g['id']}/player"
+    outer = f'<!doctype html><body style="margin:0"><iframe src="{player}" width="320" height="180" style="border:0">'
+    with another_site(outer) as elsewhere:
+        page.goto(elsewhere)
+        framed = page.locator("iframe").element_handle().content_frame()
+        assert framed is not None
+        framed.wait_for_function("(v => v && v.readyState >= 2 && !v.paused)(document.querySelector('video'))")
+        video = framed.locator("video")
+        expect(video).to_have_attribute("src", g["video_url"])
+        assert video.evaluate("v => v.muted && v.loop && v.controls && v.playsInline")
+        box = video.bounding_box()
+        assert box is not None and (box["width"], box["height"]) == (320, 180), box
 
 
 SYNC = """() => [...document.querySelectorAll('.dailies-compare video')].map(v => ({

@@ -2,7 +2,8 @@
 
 They are light (no Gradio, one stylesheet, one small script for the synced players) and carry
 Open Graph and Twitter card tags, so a link pasted in a chat unfurls with the prompt, the poster
-and the video. Every prompt goes through `html.escape`: it is text here as everywhere.
+and the video; `/g/<id>/player` is the bare video a Twitter player card (or any site) frames.
+Every prompt goes through `html.escape`: it is text here as everywhere.
 """
 
 from __future__ import annotations
@@ -70,58 +71,77 @@ def recipe_rows(g: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _meta(base: str, page_url: str, heading: str, description: str, g: dict[str, Any] | None) -> str:
+def _meta(base: str, page_url: str, heading: str, description: str, g: dict[str, Any] | None, player: bool) -> str:
+    """Open Graph and Twitter card tags; with `player`, a Twitter player card that plays `g` in the
+    post itself (through the embeddable /g/<id>/player page)."""
     tags = [
+        ("name", "description", description),
         ("property", "og:type", "video.other" if g else "website"),
         ("property", "og:site_name", "Dailies"),
         ("property", "og:title", heading),
         ("property", "og:description", description),
         ("property", "og:url", page_url),
-        ("name", "twitter:card", "summary_large_image" if g else "summary"),
+        ("name", "twitter:card", "player" if player else "summary_large_image" if g else "summary"),
         ("name", "twitter:title", heading),
         ("name", "twitter:description", description),
     ]
     if g:
         poster, video = urljoin(base, g["poster_url"]), urljoin(base, g["video_url"])
+        width, height = str(g["width"]), str(g["height"])
         tags += [
             ("property", "og:image", poster),
-            ("property", "og:image:width", str(g["width"])),
-            ("property", "og:image:height", str(g["height"])),
+            ("property", "og:image:width", width),
+            ("property", "og:image:height", height),
             ("property", "og:video", video),
             ("property", "og:video:type", "video/mp4"),
-            ("property", "og:video:width", str(g["width"])),
-            ("property", "og:video:height", str(g["height"])),
+            ("property", "og:video:width", width),
+            ("property", "og:video:height", height),
             ("name", "twitter:image", poster),
         ]
         if video.startswith("https://"):
             tags.append(("property", "og:video:secure_url", video))
+        if player:
+            tags += [
+                ("name", "twitter:player", urljoin(base, f"g/{g['id']}/player")),
+                ("name", "twitter:player:width", width),
+                ("name", "twitter:player:height", height),
+                ("name", "twitter:player:stream", video),
+                ("name", "twitter:player:stream:content_type", "video/mp4"),
+            ]
     return "\n".join(f'<meta {kind}="{name}" content="{escape(value)}">' for kind, name, value in tags)
 
 
-def page(
-    base: str, page_url: str, heading: str, description: str, g: dict[str, Any] | None, body: str, head: str = ""
-) -> str:
+def document(heading: str, head: str, body: str, body_class: str = "") -> str:
+    """The HTML around every server-rendered page: one stylesheet, the prompt as the title."""
     return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(heading)} · Dailies</title>
-<meta name="description" content="{escape(description)}">
-{_meta(base, page_url, heading, description, g)}
 <link rel="stylesheet" href="{STATIC_URL}/share.css">
-<link rel="stylesheet" href="{STATIC_URL}/compare.css">
-<script src="{STATIC_URL}/compare.js" defer></script>
 {head}
 </head>
-<body>
-<header class="share-top"><a href="/" class="share-brand">Dailies</a>
+<body{f' class="{body_class}"' if body_class else ""}>
+{body}
+</body>
+</html>"""
+
+
+def page(heading: str, meta: str, body: str, head: str = "") -> str:
+    """A share page: the Dailies bar above `body`, the synced players' script and CSS."""
+    return document(
+        heading,
+        f"""{meta}
+<link rel="stylesheet" href="{STATIC_URL}/compare.css">
+<script src="{STATIC_URL}/compare.js" defer></script>
+{head}""",
+        f"""<header class="share-top"><a href="/" class="share-brand">Dailies</a>
 <span>open text-to-video, side by side</span></header>
 <main class="share-main">
 {body}
-</main>
-</body>
-</html>"""
+</main>""",
+    )
 
 
 def _recipe(g: dict[str, Any]) -> str:
@@ -129,23 +149,36 @@ def _recipe(g: dict[str, Any]) -> str:
     return f'<dl class="share-recipe">{items}</dl>'
 
 
+# Autoplay only for visitors who have not asked for less motion (muted, so browsers allow it).
+AUTOPLAY = """<script>
+if (!matchMedia("(prefers-reduced-motion: reduce)").matches) document.querySelector(".share-video").autoplay = true;
+</script>"""
+
+
+def _video(g: dict[str, Any]) -> str:
+    return f"""<video class="share-video" src="{escape(g["video_url"])}" poster="{escape(g["poster_url"])}"
+ width="{g["width"]}" height="{g["height"]}" controls muted loop playsinline preload="metadata"></video>"""
+
+
 def generation_page(base: str, g: dict[str, Any]) -> str:
     heading = title(g["prompt"])
     description = f"{display_name(g['backend'])} · {g['model']} · {g['duration_s']:g} s, made with Dailies"
     compare = f'<a class="share-button" href="/c/{g["group"]}">See the comparison</a>' if g.get("group") else ""
     body = f"""<article class="share-one">
-<video class="share-video" src="{escape(g["video_url"])}" poster="{escape(g["poster_url"])}" width="{g["width"]}"
- height="{g["height"]}" controls muted loop playsinline preload="metadata"></video>
+{_video(g)}
 <h1 class="share-prompt">{escape(g["prompt"])}</h1>
 <p class="share-actions"><a class="share-button primary" href="/?g={g["id"]}">Open in Dailies</a>
 <a class="share-button" href="{escape(g["video_url"])}" download="dailies-{g["id"]}.mp4">Download</a>{compare}</p>
 {_recipe(g)}
 </article>
-<script>
-// Autoplay only for visitors who have not asked for less motion.
-if (!matchMedia("(prefers-reduced-motion: reduce)").matches) document.querySelector(".share-video").autoplay = true;
-</script>"""
-    return page(base, urljoin(base, f"g/{g['id']}"), heading, description, g, body)
+{AUTOPLAY}"""
+    meta = _meta(base, urljoin(base, f"g/{g['id']}"), heading, description, g, player=True)
+    return page(heading, meta, body)
+
+
+def player_page(g: dict[str, Any]) -> str:
+    """Only the video, filling the frame: what a Twitter player card (or any site) embeds."""
+    return document(title(g["prompt"]), '<meta name="robots" content="noindex">', _video(g) + AUTOPLAY, "share-player")
 
 
 def _column(job: dict[str, Any]) -> str:
@@ -196,7 +229,8 @@ def compare_page(base: str, group: dict[str, Any]) -> str:
 {compare_block(group)}
 <p class="share-actions"><a class="share-button primary" href="/?c={group["id"]}">Open in Dailies</a></p>"""
     head = f'<meta http-equiv="refresh" content="{RUNNING_REFRESH_S}">' if group["status"] == "running" else ""
-    return page(base, urljoin(base, f"c/{group['id']}"), heading, description, done[0] if done else None, body, head)
+    meta = _meta(base, urljoin(base, f"c/{group['id']}"), heading, description, done[0] if done else None, player=False)
+    return page(heading, meta, body, head)
 
 
 def router(service: Service) -> APIRouter:
@@ -204,14 +238,24 @@ def router(service: Service) -> APIRouter:
 
     def not_found(what: str) -> HTMLResponse:
         body = f'<h1>Not found</h1><p>There is no {escape(what)} here. <a href="/">Open Dailies</a></p>'
-        return HTMLResponse(page("/", "/", "Not found", "Dailies", None, body), status_code=404)
+        return HTMLResponse(page("Not found", "", body), status_code=404)
+
+    def stored(generation_id: str) -> dict[str, Any] | None:
+        return service.stored_generation(generation_id) if valid_id(generation_id) else None
 
     @pages.get("/g/{generation_id}", response_class=HTMLResponse)
     def generation(generation_id: str, request: Request) -> HTMLResponse:
-        g = service.stored_generation(generation_id) if valid_id(generation_id) else None
-        if g is None:
+        if (g := stored(generation_id)) is None:
             return not_found("generation")
         return HTMLResponse(generation_page(base_url(request, service.settings.trust_forwarded), g))
+
+    @pages.get("/g/{generation_id}/player", response_class=HTMLResponse)
+    def player(generation_id: str) -> HTMLResponse:
+        if (g := stored(generation_id)) is None:
+            return not_found("generation")
+        # The one page other sites may frame (the app sets no frame rule elsewhere, so that a Space
+        # still shows inside huggingface.co); saying so here also overrides a proxy's X-Frame-Options.
+        return HTMLResponse(player_page(g), headers={"Content-Security-Policy": "frame-ancestors *"})
 
     @pages.get("/c/{group_id}", response_class=HTMLResponse)
     def comparison(group_id: str, request: Request) -> HTMLResponse:
