@@ -188,6 +188,8 @@ def test_share_page_unfurls_and_shows_the_prompt_as_text(studio: App, group: dic
     assert page.locator("main img").count() == 0  # the markup in the prompt stayed text
     expect(page.locator(".share-recipe")).to_contain_text("LTX-Video")
     expect(page.get_by_role("link", name="Open in Dailies")).to_have_attribute("href", f"/?g={g['id']}")
+    # The page opens its form with this recipe on another backend.
+    expect(page.get_by_role("link", name="Try on another backend")).to_have_attribute("href", f"/?try={g['id']}")
     expect(page.get_by_role("link", name="See the comparison")).to_have_attribute("href", f"/c/{group['id']}")
     # A video that has loaded frames.
     page.wait_for_function("document.querySelector('video.share-video').readyState >= 2")

@@ -168,6 +168,7 @@ def generation_page(base: str, g: dict[str, Any]) -> str:
 {_video(g)}
 <h1 class="share-prompt">{escape(g["prompt"])}</h1>
 <p class="share-actions"><a class="share-button primary" href="/?g={g["id"]}">Open in Dailies</a>
+<a class="share-button" href="/?try={g["id"]}">Try on another backend</a>
 <a class="share-button" href="{escape(g["video_url"])}" download="dailies-{g["id"]}.mp4">Download</a>{compare}</p>
 {_recipe(g)}
 </article>
