@@ -54,9 +54,14 @@ def timing(g: dict[str, Any]) -> str:
     return f"rendered in {_seconds(rendered)}, waited {_seconds(t.get('queued_s'))} in the queue"
 
 
+def _shown(value: object) -> str:
+    """A recipe value as a visitor reads it: yes or no rather than True or False."""
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+
 def recipe_rows(g: dict[str, Any]) -> list[tuple[str, str]]:
-    """The recipe as a visitor reads it (label, value)."""
-    rows = [
+    """The recipe as a visitor reads it (label, value): the share page and the page's detail view."""
+    rows: list[tuple[str, object]] = [
         ("Backend", display_name(g["backend"])),
         ("Model", g["model"]),
         ("Seed", "random (not honoured)" if g.get("seed") is None else str(g["seed"])),
@@ -65,10 +70,10 @@ def recipe_rows(g: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     if g.get("negative_prompt"):
         rows.append(("Negative prompt", g["negative_prompt"]))
-    rows += [(k.replace("_", " ").capitalize(), str(v)) for k, v in sorted((g.get("params") or {}).items())]
+    rows += [(k.replace("_", " ").capitalize(), v) for k, v in sorted((g.get("params") or {}).items())]
     rows.append(("Time", timing(g)))
     rows.append(("Made", g["created_at"][:16].replace("T", " ") + " UTC"))
-    return rows
+    return [(label, _shown(value)) for label, value in rows]
 
 
 def _meta(base: str, page_url: str, heading: str, description: str, g: dict[str, Any] | None, player: bool) -> str:
