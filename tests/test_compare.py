@@ -12,7 +12,7 @@ from pathlib import Path
 from threading import Thread
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 from redis import Redis
 
 from dailies.contract.media import first_frame
@@ -238,17 +238,27 @@ def _in_sync(players: list[dict]) -> bool:
     return max(times) - min(times) <= 0.1
 
 
+def _one_row(videos: Locator, viewport_width: int) -> None:
+    """The videos side by side in one row of equal columns, all inside the viewport's width."""
+    boxes = [videos.nth(i).bounding_box() for i in range(videos.count())]
+    assert all(boxes), boxes
+    assert max(b["y"] for b in boxes) - min(b["y"] for b in boxes) < 1, boxes
+    assert max(b["width"] for b in boxes) - min(b["width"] for b in boxes) < 1, boxes
+    assert all(0 <= b["x"] and b["x"] + b["width"] <= viewport_width for b in boxes), boxes
+
+
 def test_comparison_plays_three_videos_in_sync(studio: App, group: dict, page: Page, tmp_path: Path) -> None:
     html = studio.client.get(f"/c/{group['id']}").text
     assert _meta(html, "og:video").endswith(group["jobs"][0]["generation"]["video_url"])
     page.goto(f"{studio.url}/c/{group['id']}")
     expect(page.locator("h1.share-prompt")).to_have_text(PROMPT)
-    expect(page.locator(".share-column figcaption strong")).to_have_text(
-        ["Preview (pipeline preview, not a model)", "LTX-Video", "Wan"]
-    )
+    names = page.locator(".share-column figcaption strong")
+    expect(names).to_have_text(["Preview", "LTX-Video", "Wan"])  # the short names; the note on hover
+    expect(names.first).to_have_attribute("title", "Preview (pipeline preview, not a model)")
     expect(page.locator(".share-column figcaption").nth(1)).to_contain_text("rendered in")
     videos = page.locator(".dailies-compare video")
     expect(videos).to_have_count(3)
+    _one_row(videos, 390)
     # They start by themselves, together, and stay together over several loops.
     page.wait_for_function(f"({SYNC})().every(p => p.ready >= 2 && !p.paused && p.t > 0.2)")
     for _ in range(20):
@@ -289,6 +299,8 @@ def test_compare_view_in_the_page_opens_by_link_and_plays_in_sync(studio: App, g
     block = page.locator("#compare-view .dailies-compare")
     expect(block.locator("video")).to_have_count(3)
     expect(block).to_be_in_viewport()  # on a phone the link brings the comparison up
+    _one_row(block.locator("video"), 390)  # in the page's narrower column too
+    expect(block.locator(".share-column figcaption strong")).to_have_text(["Preview", "LTX-Video", "Wan"])
     expect(page.locator("#compare-view .dailies-compare-prompt")).to_have_text(PROMPT)
     in_page = SYNC.replace(".dailies-compare video", "#compare-view .dailies-compare video")
     page.wait_for_function(f"({in_page})().every(p => p.ready >= 2 && !p.paused && p.t > 0.2)")
@@ -315,9 +327,7 @@ def test_a_comparison_submitted_from_the_page_shows_each_backend_then_the_videos
     page.locator("#submit").click()
     block = page.locator("#compare-view .dailies-compare")
     expect(block).to_be_in_viewport()
-    expect(block.locator(".share-column figcaption strong")).to_have_text(
-        ["Preview (pipeline preview, not a model)", "Wan"]
-    )
+    expect(block.locator(".share-column figcaption strong")).to_have_text(["Preview", "Wan"])
     expect(block.locator("video")).to_have_count(2, timeout=120_000)
     group_id = block.get_attribute("data-group")
     jobs = studio.client.get(f"/api/v1/groups/{group_id}").json()["jobs"]

@@ -43,6 +43,11 @@ def display_name(backend: str) -> str:
     return backends.BACKEND_CLASSES[backend].display_name if backend in backends.BACKEND_CLASSES else backend
 
 
+def short_name(backend: str) -> str:
+    """The name without its note: "Preview", not "Preview (pipeline preview, not a model)"."""
+    return display_name(backend).split(" (")[0]
+
+
 def _seconds(value: float | None) -> str:
     return f"{value:.1f} s" if isinstance(value, (int, float)) else "—"
 
@@ -189,12 +194,13 @@ def player_page(g: dict[str, Any]) -> str:
 
 def _column(job: dict[str, Any]) -> str:
     g = job.get("generation")
-    name = escape(display_name(job.get("backend") or (g or {}).get("backend", "")))
+    backend = job.get("backend") or (g or {}).get("backend", "")
+    name = f'<strong title="{escape(display_name(backend))}">{escape(short_name(backend))}</strong>'
     if g:
         return f"""<figure class="share-column" data-status="succeeded" data-backend="{escape(g["backend"])}">
 <video class="dailies-compare-video" src="{escape(g["video_url"])}" poster="{escape(g["poster_url"])}"
  width="{g["width"]}" height="{g["height"]}" muted playsinline preload="auto"></video>
-<figcaption><strong>{name}</strong> <span>{escape(g["model"])}</span>
+<figcaption>{name} <span>{escape(g["model"])}</span>
 <span>{escape(timing(g))}</span> <a href="/g/{g["id"]}">open</a></figcaption></figure>"""
     state = job["status"]
     if state == "running":
@@ -205,7 +211,7 @@ def _column(job: dict[str, Any]) -> str:
     else:
         detail = f"{state}: {job.get('error') or ''}".rstrip(": ")
     return f"""<figure class="share-column" data-status="{escape(state)}" data-id="{escape(job["id"])}">
-<div class="share-pending">{escape(detail)}</div><figcaption><strong>{name}</strong></figcaption></figure>"""
+<div class="share-pending">{escape(detail)}</div><figcaption>{name}</figcaption></figure>"""
 
 
 def compare_block(group: dict[str, Any]) -> str:
@@ -220,15 +226,16 @@ def compare_block(group: dict[str, Any]) -> str:
         else ""
     )
     columns = "".join(_column(j) for j in group["jobs"])
+    per_row = 2 if len(group["jobs"]) == 4 else len(group["jobs"])  # balanced rows: 2, 3, or 2×2
     return (
         f'<section class="dailies-compare" data-group="{group["id"]}" data-status="{group["status"]}">'
-        f'{controls}<div class="dailies-compare-grid">{columns}</div></section>'
+        f'{controls}<div class="dailies-compare-grid" style="--n: {per_row}">{columns}</div></section>'
     )
 
 
 def compare_page(base: str, group: dict[str, Any]) -> str:
     done = [j["generation"] for j in group["jobs"] if j.get("generation")]
-    names = ", ".join(display_name(j.get("backend") or "") for j in group["jobs"])
+    names = ", ".join(short_name(j.get("backend") or "") for j in group["jobs"])
     heading = title(group["prompt"])
     description = f"One prompt on {len(group['jobs'])} backends side by side ({names}), made with Dailies"
     body = f"""<h1 class="share-prompt">{escape(group["prompt"])}</h1>
