@@ -160,9 +160,11 @@ def test_share_page_unfurls_and_shows_the_prompt_as_text(studio: App, group: dic
     assert _meta(html, "og:video:type") == "video/mp4"
     assert "<img src=x" not in html
     assert studio.client.get(_meta(html, "og:image")).content[:2] == b"\xff\xd8"
-    # The recipe says yes or no (preview's sound switch, off here), not Python's True or False.
+    # The recipe says yes or no (preview's sound switch, off here) and "default" (guidance left empty),
+    # not Python's True, False or None.
     preview = studio.client.get(f"/g/{group['jobs'][0]['generation']['id']}").text
     assert "<dt>Sound</dt><dd>no</dd>" in preview and "False" not in preview
+    assert "<dt>Guidance</dt><dd>default</dd>" in html and "None" not in html
     # A Twitter player card: the post plays the video through the embeddable player page.
     card = {
         "twitter:card": "player",

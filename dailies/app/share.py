@@ -60,7 +60,10 @@ def timing(g: dict[str, Any]) -> str:
 
 
 def _shown(value: object) -> str:
-    """A recipe value as a visitor reads it: yes or no rather than True or False."""
+    """A recipe value as a visitor reads it: yes or no rather than True or False, and "default"
+    for a parameter left empty (the checkpoint's own steps or guidance) rather than None."""
+    if value is None:
+        return "default"
     return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
