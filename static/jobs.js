@@ -3,7 +3,8 @@
 // <ul class="dailies-jobs" data-ids="..." data-names="...">; each unfinished job gets one
 // EventSource on GET /api/v1/jobs/{id}/events, fed by the app's one update loop, and its card is
 // drawn from the status it sends (the prompt as text): progress and Cancel while it waits or
-// runs, then its player, download, share page and Retry. Buttons go to Python as click events.
+// runs, then its player, download, share page, "Use these settings" and Retry. Buttons go to
+// Python as click events.
 const ENDED = ["succeeded", "failed", "canceled"];
 const latest = new Map(); // job id -> last status seen
 const sources = new Map(); // job id -> EventSource of a job still running or queued
@@ -60,7 +61,10 @@ const dress = (row, s) => {
       link(`/g/${s.id}`, "Share", { target: "_blank", rel: "noopener" }),
     );
   }
-  actions.append(button("retry", s.id, s.status === "succeeded" ? "Again" : "Retry"));
+  actions.append(
+    button("reuse", s.id, "Use these settings"),
+    button("retry", s.id, s.status === "succeeded" ? "Again" : "Retry"),
+  );
 };
 
 const draw = (s) => {
@@ -119,10 +123,13 @@ const build = () => {
   }
 };
 
-// A card's button goes to Python with its action and job id.
+// A card's button goes to Python with its action and job id; "Use these settings" also brings
+// the form it fills into view (on a phone it is above the cards).
 element.addEventListener("click", (e) => {
   const target = e.target instanceof Element && e.target.closest("button[data-action]");
-  if (target) trigger("click", { action: target.dataset.action, id: target.dataset.id });
+  if (!target) return;
+  trigger("click", { action: target.dataset.action, id: target.dataset.id });
+  if (target.dataset.action === "reuse") document.getElementById("prompt")?.scrollIntoView({ block: "center" });
 });
 
 // Gradio may replace the list or only change its data-ids: either way the rows are built again.

@@ -104,8 +104,8 @@ path_parts = st.one_of(
     st.just("0" * 24),
 )
 queries = st.dictionaries(
-    st.sampled_from(["limit", "cursor", "q", "backend", "model", "x"]),
-    st.one_of(any_text, st.sampled_from(["0", "-1", "1000", "99999999999999999999999", "1e3", "NEAR(", '"'])),
+    st.sampled_from(["limit", "cursor", "q", "backend", "model", "order", "x"]),
+    st.one_of(any_text, st.sampled_from(["0", "-1", "1000", "99999999999999999999999", "1e3", "NEAR(", '"', "oldest"])),
     max_size=4,
 ).map(lambda d: {k: v.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for k, v in d.items()})
 

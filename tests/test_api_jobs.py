@@ -60,7 +60,7 @@ def test_duration_maps_to_frames_and_parameters_reach_the_backend(app: App) -> N
     assert probe_mp4(app.client.get(result["video_url"]).content).num_frames == 12
 
 
-def test_gallery_pages_newest_first_and_filters(app: App) -> None:
+def test_gallery_pages_newest_or_oldest_first_and_filters(app: App) -> None:
     ids = [
         app.submit(prompt=f"page test number {i}", backend="preview", num_frames=2, seed=i).json()["id"]
         for i in range(3)
@@ -71,6 +71,10 @@ def test_gallery_pages_newest_first_and_filters(app: App) -> None:
     assert [g["id"] for g in first["items"]] == [ids[2], ids[1]] and first["next_cursor"]
     second = app.client.get("/api/v1/generations", params={"limit": 2, "cursor": first["next_cursor"]}).json()
     assert [g["id"] for g in second["items"]] == [ids[0]] and second["next_cursor"] is None
+    oldest = app.client.get("/api/v1/generations", params={"limit": 2, "order": "oldest"}).json()
+    assert [g["id"] for g in oldest["items"]] == ids[:2]
+    after = {"limit": 2, "order": "oldest", "cursor": oldest["next_cursor"]}
+    assert [g["id"] for g in app.client.get("/api/v1/generations", params=after).json()["items"]] == [ids[2]]
     assert app.client.get("/api/v1/generations", params={"backend": "ltx-video"}).json()["items"] == []
     assert len(app.client.get("/api/v1/generations", params={"q": "numb"}).json()["items"]) == 3
     missing = app.client.get("/api/v1/generations/0123456789abcdef01234567")

@@ -117,6 +117,9 @@ def test_bad_paging_parameters(shared_app: App) -> None:
     for params in ({"limit": 0}, {"limit": 1000}, {"limit": "ten"}):
         answer = app.client.get("/api/v1/generations", params=params)
         assert answer.status_code == 422 and answer.json()["error"]["field"] == "limit"
+    for order in ("", "random", "NEWEST", "newest; DROP TABLE generations"):
+        answer = app.client.get("/api/v1/generations", params={"order": order})
+        assert answer.status_code == 422 and answer.json()["error"]["field"] == "order"
     # Search syntax is text, not FTS5 query language.
     for q in ('"', "NEAR(", "a OR", "*", "-x", "prompt:foo"):
         assert app.client.get("/api/v1/generations", params={"q": q}).status_code == 200

@@ -150,16 +150,29 @@ def test_cancel_advanced_settings_and_gallery_paging(processes, tmp_path, redis_
         what="26 generations",
     )
     page.get_by_role("tab", name="Gallery").click()
+    prompts = page.locator("#gallery-grid .dailies-card-prompt")
     expect(page.locator("#gallery-grid img")).to_have_count(24)
+    expect(prompts.first).to_have_text("page 25")
+    expect(page.locator("#gallery-page")).to_have_text("Page 1")
     page.locator("#gallery-next").click()
-    expect(page.locator("#gallery-grid img")).to_have_count(2)
+    expect(prompts).to_have_text(["page 1", "page 0"])
+    expect(page.locator("#gallery-page")).to_have_text("Page 2")
+    expect(page.locator("#gallery-next")).to_be_disabled()
+    expect(page.locator("#gallery-grid")).to_be_in_viewport()  # the new page from its top
     page.locator("#gallery-prev").click()
     expect(page.locator("#gallery-grid img")).to_have_count(24)
+    expect(page.locator("#gallery-prev")).to_be_disabled()
+
+    # Oldest first: the same walk the other way.
+    page.locator("#gallery-order input").click()
+    page.get_by_role("option", name="Oldest first").click()
+    expect(prompts.first).to_have_text("page 0")
+    expect(page.locator("#gallery-page")).to_have_text("Page 1")
+    page.locator("#gallery-next").click()
+    expect(prompts).to_have_text(["page 24", "page 25"])
 
 
-def test_use_these_settings_keeps_the_parameters_after_the_backend_changes(
-    processes, tmp_path, redis_url: str, page: Page
-) -> None:
+def test_use_these_settings_and_try_on_another_backend(processes, tmp_path, redis_url: str, page: Page) -> None:
     # A second usable backend to switch to: a worker serving CogVideoX on the CPU (no job runs on it).
     processes.worker(redis_url, backends="preview,cogvideox", DAILIES_DEVICE="cpu")
     app = start_app(processes, tmp_path, redis_url)
@@ -183,6 +196,42 @@ def test_use_these_settings_keeps_the_parameters_after_the_backend_changes(
     expect(reused).to_have_attribute("data-id", re.compile(".+"))
     status = app.client.get(f"/api/v1/jobs/{reused.get_attribute('data-id')}").json()
     assert (status["request"]["params"]["waves"], status["request"]["seed"]) == (5, 9)
+
+    # A job card's "Use these settings" fills the form the same way, and brings it into view.
+    expect(reused).to_have_attribute("data-status", "succeeded")
+    page.locator("#backend input").click()
+    page.get_by_role("option", name=re.compile("^CogVideoX")).click()
+    page.locator("#prompt textarea").fill("something else")
+    reused.get_by_role("button", name="Use these settings").click()
+    expect(page.locator("#backend input")).to_have_value(re.compile("^Preview"))
+    expect(page.locator("#prompt textarea")).to_have_value("five slow waves")
+    expect(page.locator("#prompt")).to_be_in_viewport()
+    expect(page.locator("#param-waves input[type=number]")).to_have_value("5")
+    expect(page.locator("#seed input")).to_have_value("9")
+
+    # "Try on another backend" from the gallery: the prompt and seed on CogVideoX, sized to its rules.
+    page.get_by_role("tab", name="Gallery").click()
+    page.locator("#gallery-grid img").first.click()
+    page.locator("#elsewhere").click()
+    expect(page.locator("#backend input")).to_have_value(re.compile("^CogVideoX"))
+    expect(page.locator("#prompt textarea")).to_have_value("five slow waves")
+    expect(page.locator("#seed input")).to_have_value("9")
+    # Its optional numbers start empty (the model's own), not 0; one typed in is sent as a number.
+    expect(page.get_by_label("Guidance")).to_have_value("")
+    page.get_by_label("Steps").fill("12")
+    page.locator("#submit").click()
+    expect(page.locator("#submit-error")).to_have_text("")
+    tried = page.locator("#jobs li.dailies-job").first
+    expect(tried.locator(".dailies-job-backend")).to_have_text("CogVideoX")
+    request = app.client.get(f"/api/v1/jobs/{tried.get_attribute('data-id')}").json()["request"]
+    assert (request["backend"], request["prompt"], request["seed"]) == ("cogvideox", "five slow waves", 9)
+    assert request["params"]["steps"] == 12 and request["params"].get("guidance") is None
+    app.client.post(f"/api/v1/jobs/{request['id']}/cancel")
+
+    # The share page's "Try on another backend" link does the same on a fresh page.
+    page.goto(f"{app.url}/?try={job['id']}")
+    expect(page.locator("#backend input")).to_have_value(re.compile("^CogVideoX"))
+    expect(page.locator("#prompt textarea")).to_have_value("five slow waves")
 
 
 def test_gallery_on_a_phone_two_columns_readable_recipe_copy_link_and_honest_empty_search(app: App, page: Page) -> None:

@@ -1,5 +1,5 @@
-"""The gallery index on its own: newest-first paging with search and filters, ids that share a
-millisecond, and a rebuild when the schema changes."""
+"""The gallery index on its own: newest-first (and oldest-first) paging with search and filters,
+ids that share a millisecond, and a rebuild when the schema changes."""
 
 from __future__ import annotations
 
@@ -47,6 +47,11 @@ def test_pages_newest_first_through_search_and_filters(tmp_path: Path) -> None:
     assert walk(index, model="m3") == [g for g in newest if by[g]["model"] == "m3"]
     assert walk(index, q="calm", model="m0") == [
         g for g in newest if by[g]["prompt"].startswith("calm") and by[g]["model"] == "m0"
+    ]
+    # Oldest first walks the same rows the other way, with and without a search.
+    assert walk(index, oldest_first=True) == newest[::-1]
+    assert walk(index, q="storm", backend="wan", oldest_first=True) == [
+        g for g in newest[::-1] if by[g]["prompt"].startswith("storm") and by[g]["backend"] == "wan"
     ]
     assert index.page(GalleryQuery(q="!!!")) == ([], None)
     with pytest.raises(ApiError):

@@ -94,7 +94,7 @@ def fill_tiny_ltx_job(page: Page, url: str, prompt: str, steps: int) -> None:
         number.press("Enter")
     page.locator("#random-seed input").uncheck()
     page.locator("#seed input").fill("7")
-    steps_box = page.locator("#param-steps input[type=number]")
+    steps_box = page.get_by_label("Steps")
     steps_box.fill(str(steps))
     steps_box.press("Enter")
 

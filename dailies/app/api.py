@@ -157,10 +157,13 @@ def router(service: Service) -> APIRouter:
         q: str | None = None,
         backend: str | None = None,
         model: str | None = None,
+        order: str = "newest",
     ) -> dict:
         if not 1 <= limit <= PAGE_MAX:
             raise ApiError(422, "invalid_field", f"limit must be between 1 and {PAGE_MAX}", "limit")
-        return service.generations(GalleryQuery(limit, cursor, q, backend, model))
+        if order not in ("newest", "oldest"):
+            raise ApiError(422, "invalid_field", "order must be newest or oldest", "order")
+        return service.generations(GalleryQuery(limit, cursor, q, backend, model, order == "oldest"))
 
     @api.get("/generations/{generation_id}")
     def generation(generation_id: str) -> dict:

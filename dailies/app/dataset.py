@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict, get_type_hints
 
-from dailies.contract.spec import new_id
+from dailies.contract.spec import duration_s, new_id
 
 
 class DatasetRow(TypedDict):
@@ -99,7 +99,7 @@ def make_row(generation: dict[str, Any], video_name: str, poster_path: str) -> D
         "height": int(generation["height"]),
         "num_frames": int(generation["num_frames"]),
         "fps": int(generation["fps"]),
-        "duration_s": round(generation["num_frames"] / generation["fps"], 3),
+        "duration_s": duration_s(generation["num_frames"], generation["fps"]),
         "has_audio": bool(generation.get("has_audio")),
         "params": json.dumps(generation.get("params") or {}, sort_keys=True),
         "timings": json.dumps(generation.get("timings") or {}, sort_keys=True),

@@ -2,8 +2,9 @@
 
 It is a view of the dataset and can always be rebuilt from it. Ids sort by creation time and
 each row's rowid is made from its id (milliseconds, then random bits), so "newest first" is a
-walk down the rowid, in the table and in the full-text index alike: a search stops after one
-page of matches instead of sorting them all, and a page costs the same at 100 rows or 100,000.
+walk down the rowid (and "oldest first" a walk up it), in the table and in the full-text index
+alike: a search stops after one page of matches instead of sorting them all, and a page costs
+the same at 100 rows or 100,000.
 The cursor is the last id seen.
 """
 
@@ -61,6 +62,7 @@ class GalleryQuery:
     q: str | None = None
     backend: str | None = None
     model: str | None = None
+    oldest_first: bool = False
 
 
 def id_rowid(generation_id: str) -> int:
@@ -152,7 +154,8 @@ class Index:
         return [json.loads(r[0]) for r in found]
 
     def page(self, query: GalleryQuery = GalleryQuery()) -> tuple[list[GenerationRow], str | None]:
-        """Newest first; the second value is the cursor of the next page (None: this is the last)."""
+        """Newest first (or oldest first); the second value is the cursor of the next page (None:
+        this is the last)."""
         limit = max(1, min(query.limit, PAGE_MAX))
         match = fts_query(query.q) if query.q else None
         if query.q and match is None:
@@ -162,15 +165,16 @@ class Index:
         key = "prompts.rowid" if match else "g.rowid"
         source = "prompts JOIN generations g ON g.rowid = prompts.rowid" if match else "generations g"
         where, args = (["prompts MATCH ?"], [match]) if match else ([], [])
+        after, order = (">", "ASC") if query.oldest_first else ("<", "DESC")
         if query.cursor:
-            where.append(f"{key} < ?")
+            where.append(f"{key} {after} ?")
             args.append(self._cursor_rowid(query.cursor))
         for column, value in (("backend", query.backend), ("model", query.model)):
             if value:
                 where.append(f"g.{column} = ?")
                 args.append(value)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        sql = f"SELECT g.row FROM {source} {clause} ORDER BY {key} DESC LIMIT ?"
+        sql = f"SELECT g.row FROM {source} {clause} ORDER BY {key} {order} LIMIT ?"
         rows = [json.loads(r[0]) for r in self._db().execute(sql, (*args, limit + 1))]
         more = len(rows) > limit
         rows = rows[:limit]

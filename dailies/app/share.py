@@ -44,7 +44,8 @@ def display_name(backend: str) -> str:
 
 
 def short_name(backend: str) -> str:
-    """The name without its note: "Preview", not "Preview (pipeline preview, not a model)"."""
+    """The name without its aside ("Preview (pipeline preview, not a model)" -> "Preview"), for
+    places a phone gives one line: menus, cards, captions."""
     return display_name(backend).split(" (")[0]
 
 

@@ -30,6 +30,11 @@ def valid_id(job_id: str) -> bool:
     return len(job_id) == 24 and all(c in "0123456789abcdef" for c in job_id)
 
 
+def duration_s(num_frames: int, fps: int) -> float:
+    """A clip's length as recipes show it."""
+    return round(num_frames / fps, 3)
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """A validated job: every field filled in (defaults applied, seed drawn)."""

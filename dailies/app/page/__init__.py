@@ -40,7 +40,7 @@ def build(service: Service) -> gr.Blocks:
         compare.wire(service, demo, comparison)
         gallery.wire(service, tabs, grid)
         detail.wire(service, grid.grid, view)
-        _wire_across(service, demo, tabs, form, grid, view)
+        _wire_across(service, demo, tabs, form, jobs, grid, view)
         _programs_api(service)
     return demo
 
@@ -50,31 +50,68 @@ def _wire_across(
     demo: gr.Blocks,
     tabs: gr.Tabs,
     form: generate.Form,
+    jobs: job_list.JobList,
     grid: gallery.Gallery,
     view: detail.Detail,
 ) -> None:
-    view.reuse.click(
-        lambda generation_id, version: (
-            *generate.fill(service, service.generation(generation_id), version),
-            gr.Tabs(selected="generate"),
-        ),
-        [view.generation_id, form.version],
-        form.filled_by_recipe + [tabs],
-        api_visibility="private",
-        queue=False,
-    )
+    """What crosses parts: "Use these settings" (the detail view, a job card) and "Try on
+    another backend" (the detail view, a `?try=<id>` link) fill the form; `?g=<id>` opens a
+    generation in the gallery."""
+    filled = form.filled_by_recipe + [tabs]
+    quiet: dict[str, Any] = {"api_visibility": "private", "queue": False}
 
-    def share_link(request: gr.Request) -> tuple:
-        generation_id = request.query_params.get("g", "") if request else ""
-        if not valid_id(generation_id):
-            return (gr.skip(),) * (len(view.outputs) + len(grid.page_outputs) + 1)
+    def to_form(recipe: dict[str, Any], version: int) -> tuple:
+        return (*generate.fill(service, recipe, version), gr.Tabs(selected="generate"))
+
+    view.reuse.click(
+        lambda generation_id, version: to_form(service.generation(generation_id), version),
+        [view.generation_id, form.version],
+        filled,
+        **quiet,
+    ).then(None, js=compare.scroll_to("#prompt"))
+    view.elsewhere.click(
+        lambda generation_id, version: to_form(generate.elsewhere(service, service.generation(generation_id)), version),
+        [view.generation_id, form.version],
+        filled,
+        **quiet,
+    ).then(None, js=compare.scroll_to("#backend"))
+
+    def card_reuse(ids: list[str] | None, version: int, evt: gr.EventData) -> tuple:
+        """A job card's "Use these settings" (its other buttons are job_list's)."""
+        data = evt._data or {}
+        job_id = str(data.get("id", ""))
+        if data.get("action") != "reuse" or job_id not in (ids or []):
+            return (gr.skip(),) * len(filled)
+        try:
+            request = service.jobs.status(job_id).request
+        except ApiError:
+            return (gr.skip(),) * len(filled)
+        return to_form(generate.job_recipe(request), version)
+
+    jobs.listing.click(card_reuse, [jobs.my_jobs, form.version], filled, **quiet)
+
+    def opened_by_link(version: int, request: gr.Request) -> tuple:
+        """`?g=<id>` opens the generation in the gallery; `?try=<id>` fills the form with it on
+        another backend."""
+        query = request.query_params if request else {}
+        shown = view.outputs + grid.page_outputs
+        tried, opened = query.get("try", ""), query.get("g", "")
+        if valid_id(tried):
+            try:
+                recipe = generate.elsewhere(service, service.generation(tried))
+            except ApiError:
+                return (gr.skip(),) * (len(shown) + len(filled))
+            return (gr.skip(),) * len(shown) + to_form(recipe, version)
+        if not valid_id(opened):
+            return (gr.skip(),) * (len(shown) + len(filled))
         return (
-            *detail.open_detail(service, generation_id),
+            *detail.open_detail(service, opened),
             *gallery.first_page(service, "", ""),
+            *(gr.skip(),) * (len(filled) - 1),
             gr.Tabs(selected="gallery"),
         )
 
-    demo.load(share_link, None, view.outputs + grid.page_outputs + [tabs], api_visibility="private", queue=False)
+    demo.load(opened_by_link, form.version, view.outputs + grid.page_outputs + filled, **quiet)
 
 
 def _programs_api(service: Service) -> None:
@@ -87,7 +124,7 @@ def _programs_api(service: Service) -> None:
 
     def gallery_items(q: str, backend: str) -> list[dict[str, Any]]:
         """The newest matching generations, as GET /api/v1/generations lists them."""
-        return gallery.newest(service, q, backend)["items"]
+        return gallery.listing(service, q, backend)["items"]
 
     def generation(generation_id: str) -> tuple[str, str, dict[str, Any]]:
         """One generation's video URL, prompt and recipe."""

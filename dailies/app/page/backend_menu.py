@@ -10,6 +10,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from dailies.app.share import short_name
+
 KIND = {"open": "open model", "hosted": "hosted, paid per video", "preview": "instant, on the CPU"}
 # Published figures (REFERENCE.md, model cards); none measured here yet.
 HINTS = {
@@ -43,7 +45,7 @@ def visitor_reason(info: dict[str, Any]) -> str:
 
 def choices(described: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """The dropdown: only backends that can run now, each labelled with what it is."""
-    return [(f"{b['display_name']} · {kind(b)}", b["name"]) for b in described if b["available"]]
+    return [(f"{short_name(b['name'])} · {kind(b)}", b["name"]) for b in described if b["available"]]
 
 
 def unavailable_html(described: list[dict[str, Any]]) -> str:

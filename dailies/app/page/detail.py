@@ -39,6 +39,7 @@ class Detail:
     video: gr.HTML
     prompt: gr.Textbox
     reuse: gr.Button
+    elsewhere: gr.Button
     close: gr.Button
     share: gr.HTML
     recipe: gr.JSON
@@ -120,10 +121,11 @@ def layout() -> Detail:
         prompt = gr.Textbox(label="Prompt", interactive=False, elem_id="detail-prompt")
         with gr.Row():
             reuse = gr.Button("Use these settings", elem_id="reuse", variant="primary", size="sm")
+            elsewhere = gr.Button("Try on another backend", elem_id="elsewhere", size="sm")
             close = gr.Button("Close", elem_id="detail-close", size="sm")
         share = gr.HTML("", elem_id="detail-share", js_on_load=COPY_JS)
         recipe_json = gr.JSON(label="Recipe (JSON)", elem_id="detail-recipe", open=False)
-    return Detail(column, video, prompt, reuse, close, share, recipe_json, gr.State(""))
+    return Detail(column, video, prompt, reuse, elsewhere, close, share, recipe_json, gr.State(""))
 
 
 def wire(service: Service, grid: gr.HTML, detail: Detail) -> None:

@@ -1,7 +1,7 @@
-"""The Gallery tab: a search box, a backend filter, the poster grid and Newer/Older paging.
+"""The Gallery tab: a search box, a backend filter, the order, the poster grid and paging.
 
 Paging keeps a stack of cursors, [cursor of page 1, cursor of page 2, ...]; its last entry is
-the cursor of the next (older) page, None when there is none.
+the cursor of the next page, None when there is none.
 """
 
 from __future__ import annotations
@@ -31,14 +31,20 @@ class Gallery:
     search: gr.Textbox
     search_button: gr.Button
     backend: gr.Dropdown
+    order: gr.Dropdown
     grid: gr.HTML
-    newer: gr.Button
-    older: gr.Button
+    previous: gr.Button
+    where: gr.Markdown
+    following: gr.Button
     cursors: gr.State
 
     @property
+    def filters(self) -> list[gr.components.Component]:
+        return [self.search, self.backend, self.order]
+
+    @property
     def page_outputs(self) -> list[gr.components.Component]:
-        return [self.grid, self.cursors, self.newer, self.older]
+        return [self.grid, self.cursors, self.previous, self.where, self.following]
 
 
 def ago(created_at: str, now: datetime | None = None) -> str:
@@ -68,82 +74,88 @@ def cards_html(items: list[dict[str, Any]], searched: bool = False) -> str:
             f'<span class="dailies-card-media"><img src="{html.escape(g["poster_url"])}" loading="lazy" '
             f'decoding="async" alt="" width="{g["width"]}" height="{g["height"]}"></span>'
             f'<span class="dailies-card-prompt">{html.escape(g["prompt"][:140])}</span>'
-            f'<span class="dailies-card-meta">{html.escape(share.display_name(g["backend"]).split(" (")[0])} · '
+            f'<span class="dailies-card-meta">{html.escape(share.short_name(g["backend"]))} · '
             f"{ago(g['created_at'])}{mark}</span></button>"
         )
     return f'<div class="dailies-grid">{"".join(cards)}</div>'
 
 
-def newest(service: Service, q: str, backend: str, cursor: str | None = None) -> dict[str, Any]:
+ORDERS = [("Newest first", "newest"), ("Oldest first", "oldest")]
+
+
+def listing(service: Service, q: str, backend: str, cursor: str | None = None, order: str = "newest") -> dict[str, Any]:
     """One page of generations as GET /api/v1/generations lists them; empty filters match all."""
-    return service.generations(GalleryQuery(PAGE_SIZE, cursor, q or None, backend or None))
+    return service.generations(GalleryQuery(PAGE_SIZE, cursor, q or None, backend or None, None, order == "oldest"))
 
 
-def _shown(service: Service, q: str, backend: str, stack: list[str | None]) -> tuple:
+def _shown(service: Service, q: str, backend: str, order: str, stack: list[str | None]) -> tuple:
     """Show the page whose cursor ends `stack`; push the cursor of the page after it."""
-    found = newest(service, q, backend, stack[-1])
+    found = listing(service, q, backend, stack[-1], order)
     nxt = found["next_cursor"]
     return (
         cards_html(found["items"], searched=bool(q or backend)),
         stack + [nxt],
         gr.update(interactive=len(stack) > 1),
+        f"Page {len(stack)}" if found["items"] and (nxt or len(stack) > 1) else "",
         gr.update(interactive=nxt is not None),
     )
 
 
-def first_page(service: Service, q: str, backend: str) -> tuple:
-    return _shown(service, q, backend, [None])
+def first_page(service: Service, q: str, backend: str, order: str = "newest") -> tuple:
+    return _shown(service, q, backend, order, [None])
 
 
-def older(service: Service, q: str, backend: str, stack: list[str | None]) -> tuple:
+def following(service: Service, q: str, backend: str, order: str, stack: list[str | None]) -> tuple:
     if stack[-1] is None:
-        return (gr.skip(),) * 4
-    return _shown(service, q, backend, stack)
+        return (gr.skip(),) * 5
+    return _shown(service, q, backend, order, stack)
 
 
-def newer(service: Service, q: str, backend: str, stack: list[str | None]) -> tuple:
-    return _shown(service, q, backend, stack[:-2] or [None])
+def previous(service: Service, q: str, backend: str, order: str, stack: list[str | None]) -> tuple:
+    return _shown(service, q, backend, order, stack[:-2] or [None])
 
 
 def layout(between: Callable[[], T]) -> tuple[Gallery, T]:
     """The filters, then what `between` lays out (the detail view), then the grid and paging."""
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_id="gallery-find"):
         search = gr.Textbox(label="Search prompts", elem_id="gallery-search", scale=3, placeholder="lighthouse at dusk")
         search_button = gr.Button("Search", elem_id="gallery-search-button", scale=0, min_width=80)
+    with gr.Row(elem_id="gallery-filters"):
         backend = gr.Dropdown(
-            [("All backends", "")] + [(n, n) for n in backends.BACKEND_CLASSES],
+            [("All backends", "")] + [(share.short_name(n), n) for n in backends.BACKEND_CLASSES],
             value="",
             label="Backend",
             elem_id="gallery-backend",
-            scale=1,
+            min_width=140,
         )
+        order = gr.Dropdown(ORDERS, value="newest", label="Sort", elem_id="gallery-order", min_width=140)
     middle = between()
     grid = gr.HTML(cards_html([]), elem_id="gallery-grid", js_on_load=GALLERY_JS)
-    with gr.Row():
-        newer_button = gr.Button("Newer", elem_id="gallery-prev", size="sm", interactive=False)
-        older_button = gr.Button("Older", elem_id="gallery-next", size="sm", interactive=False)
-    return Gallery(search, search_button, backend, grid, newer_button, older_button, gr.State([None])), middle
+    with gr.Row(elem_id="gallery-paging", equal_height=True):
+        previous_button = gr.Button("← Previous", elem_id="gallery-prev", size="sm", interactive=False)
+        where = gr.Markdown("", elem_id="gallery-page")
+        following_button = gr.Button("Next →", elem_id="gallery-next", size="sm", interactive=False)
+    gallery = Gallery(
+        search, search_button, backend, order, grid, previous_button, where, following_button, gr.State([None])
+    )
+    return gallery, middle
 
 
 def wire(service: Service, tabs: gr.Tabs, gallery: Gallery) -> None:
-    filters = [gallery.search, gallery.backend]
     quiet = {"api_visibility": "private", "queue": False}
     gr.on(
-        [gallery.search.submit, gallery.search_button.click, gallery.backend.change, tabs.select],
-        lambda q, name: first_page(service, q, name),
-        filters,
+        [gallery.search.submit, gallery.search_button.click, gallery.backend.change, gallery.order.change, tabs.select],
+        lambda q, name, order: first_page(service, q, name, order),
+        gallery.filters,
         gallery.page_outputs,
         **quiet,
     )
-    gallery.older.click(
-        lambda q, name, stack: older(service, q, name, stack),
-        filters + [gallery.cursors],
-        gallery.page_outputs,
-        **quiet,
-    )
-    gallery.newer.click(
-        lambda q, name, stack: newer(service, q, name, stack),
-        filters + [gallery.cursors],
-        gallery.page_outputs,
-        **quiet,
-    )
+    # A new page starts at its top: on a phone the buttons are far below it.
+    to_top = "() => document.getElementById('gallery-grid')?.scrollIntoView({block: 'start'})"
+    for button, turn in ((gallery.following, following), (gallery.previous, previous)):
+        button.click(
+            lambda q, name, order, stack, turn=turn: turn(service, q, name, order, stack),
+            gallery.filters + [gallery.cursors],
+            gallery.page_outputs,
+            **quiet,
+        ).then(None, js=to_top)

@@ -20,9 +20,11 @@ import backends
 from backends.base import IMAGE_TO_VIDEO, Backend, Param
 from dailies.app import zerogpu
 from dailies.app.errors import ApiError
+from dailies.app.groups import snapped_body
 from dailies.app.page import backend_menu, compare, job_list, sizes
 from dailies.app.service import Service
 from dailies.app.visitors import Visitor, of_page
+from dailies.contract.spec import duration_s
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,31 @@ def fill(service: Service, recipe: dict[str, Any], version: int) -> tuple:
     )
 
 
+def job_recipe(request: dict[str, Any]) -> dict[str, Any]:
+    """A job's request (`JobStatus.request`) as a recipe `fill` takes: a job card's "Use these
+    settings" (its seed is the one drawn, so the same video comes back)."""
+    return {**request, "duration_s": duration_s(request["num_frames"], request["fps"])}
+
+
+def elsewhere(service: Service, recipe: dict[str, Any]) -> dict[str, Any]:
+    """'Try on another backend': the recipe's prompt, seed, size and length moved to another
+    backend that can run now (an open model before the preview), snapped to its rules, with its
+    own parameters. The recipe itself when no other backend can run."""
+    usable = [b for b in service.describe_backends() if b["available"] and b["name"] != recipe["backend"]]
+    if not usable:
+        return recipe
+    other = backends.get(min(usable, key=lambda b: b["kind"] == "preview")["name"], service.settings)
+    shared = ("prompt", "negative_prompt", "seed", "width", "height", "fps", "duration_s")
+    body = snapped_body({k: recipe[k] for k in shared if recipe.get(k) is not None}, other)
+    return {
+        **body,
+        "negative_prompt": body.get("negative_prompt", ""),
+        "seed": body.get("seed"),
+        "duration_s": duration_s(body["num_frames"], body["fps"]),
+        "params": defaults(other),
+    }
+
+
 def request_body(
     text: str,
     negative: str,
@@ -218,7 +245,23 @@ def param_input(p: Param, value: Any, key: str) -> gr.components.Component:
     if p.minimum is not None and p.maximum is not None and p.default is not None:
         step = 1 if p.type is int else 0.1
         return gr.Slider(p.minimum, p.maximum, value=value, step=step, interactive=True, **kwargs)
-    return gr.Number(value, interactive=True, **kwargs)
+    # A text box, not a Number: Gradio's page turns an empty Number into 0 (and sends it), where
+    # empty means the model's own value.
+    return gr.Textbox("" if value is None else str(value), placeholder="the model's own", interactive=True, **kwargs)
+
+
+def typed(p: Param, value: Any) -> Any:
+    """An input's value as the parameter takes it: an empty text box is None (the model's own);
+    text that is not a number goes as typed, for the server to refuse with a clear error."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text or p.type is str:
+        return text or None
+    try:
+        return int(text) if p.type is int else float(text)
+    except ValueError:
+        return text
 
 
 def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, compare.CompareView, gr.CheckboxGroup]:
@@ -282,7 +325,7 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
                         # The key changes with each drawing, so a redrawn input shows the state's value.
                         comp = param_input(p, values.get(p.name, p.default), key=f"{name}-{p.name}-{drawn}")
                         comp.change(
-                            lambda v, s, n=p.name: {**s, n: v},
+                            lambda v, s, p=p: {**s, p.name: typed(p, v)},
                             [comp, params],
                             params,
                             api_visibility="private",

@@ -4,8 +4,9 @@ Python renders only the ids to follow; the page's script (static/jobs.js) opens 
 EventSource per unfinished job on GET /api/v1/jobs/{id}/events (fed by the app's one update
 loop, dailies/app/updates.py) and draws each card from the status it is sent, the prompt as
 text: its progress, queue position and estimated wait, cancel, and once done its player,
-download, share page and retry. A card's buttons come back here (`act`). The job ids live in
-the visitor's browser (BrowserState), so the list survives a reload.
+download, share page, "Use these settings" and retry. A card's buttons come back here (`act`;
+"Use these settings" fills the form: page/__init__.py). The job ids live in the visitor's
+browser (BrowserState), so the list survives a reload.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import gradio as gr
 
 import backends
+from dailies.app import share
 from dailies.app.errors import ApiError
 from dailies.app.service import Service
 from dailies.app.visitors import Visitor, of_page
@@ -34,7 +36,7 @@ class JobList:
 
 
 # Backend names as visitors read them, for the cards static/jobs.js draws.
-NAMES = html.escape(json.dumps({name: cls.display_name for name, cls in backends.BACKEND_CLASSES.items()}))
+NAMES = html.escape(json.dumps({name: share.short_name(name) for name in backends.BACKEND_CLASSES}))
 
 
 def listing_html(jobs: list[str] | None) -> str:
