@@ -14,11 +14,9 @@ let shownIds = null;
 let names = {}; // backend name -> the name visitors read
 
 const detail = (s) => {
-  if (s.status === "queued") return s.position ? `queued, ${s.position} ahead` : "queued, next to run";
-  if (s.status === "running") {
-    const eta = s.eta_s === null ? "" : `, about ${Math.round(s.eta_s)} s left`;
-    return `running ${Math.round(s.progress * 100)}%, ${s.elapsed_s.toFixed(1)} s${eta}`;
-  }
+  const eta = s.eta_s === null ? "" : `, about ${Math.round(s.eta_s)} s left`;
+  if (s.status === "queued") return (s.position ? `queued, ${s.position} ahead` : "queued, next to run") + eta;
+  if (s.status === "running") return `running ${Math.round(s.progress * 100)}%, ${s.elapsed_s.toFixed(1)} s${eta}`;
   if (s.status === "succeeded") {
     const seed = s.result.seed === null ? "" : ` · seed ${s.result.seed}`;
     return `rendered in ${s.elapsed_s.toFixed(1)} s, waited ${s.waited_s.toFixed(1)} s in the queue${seed}`;
