@@ -58,6 +58,7 @@ def main() -> None:
                 "generate": "/",
                 "detail": f"/?g={ids[0]}",
                 "compare-in-page": f"/?c={group_id}",
+                "try-another": f"/?try={ids[0]}",
                 "share-one": f"/g/{ids[0]}",
                 "share-compare": f"/c/{group_id}",
             }
@@ -82,6 +83,17 @@ def main() -> None:
                     page.locator("#submit").click()
                     page.wait_for_timeout(2500)
                     page.screenshot(path=str(out / f"submitted-{size}.png"))
+                    # The card once its video is there: player and buttons.
+                    card = page.locator("#jobs li.dailies-job[data-status=succeeded]").first
+                    card.locator(".dailies-job-actions").scroll_into_view_if_needed(timeout=60_000)
+                    page.wait_for_timeout(1000)
+                    page.screenshot(path=str(out / f"card-done-{size}.png"))
+                    # The settings, open.
+                    page.goto(app.url)
+                    page.get_by_text("Settings", exact=True).click()
+                    page.locator("#settings").scroll_into_view_if_needed()
+                    page.wait_for_timeout(1000)
+                    page.screenshot(path=str(out / f"settings-{size}.png"))
                     context.close()
                 browser.close()
         finally:

@@ -14,11 +14,9 @@ let shownIds = null;
 let names = {}; // backend name -> the name visitors read
 
 const detail = (s) => {
-  if (s.status === "queued") return s.position ? `queued, ${s.position} ahead` : "queued, next to run";
-  if (s.status === "running") {
-    const eta = s.eta_s === null ? "" : `, about ${Math.round(s.eta_s)} s left`;
-    return `running ${Math.round(s.progress * 100)}%, ${s.elapsed_s.toFixed(1)} s${eta}`;
-  }
+  const eta = s.eta_s === null ? "" : `, about ${Math.round(s.eta_s)} s left`;
+  if (s.status === "queued") return (s.position ? `queued, ${s.position} ahead` : "queued, next to run") + eta;
+  if (s.status === "running") return `running ${Math.round(s.progress * 100)}%, ${s.elapsed_s.toFixed(1)} s${eta}`;
   if (s.status === "succeeded") {
     const seed = s.result.seed === null ? "" : ` · seed ${s.result.seed}`;
     return `rendered in ${s.elapsed_s.toFixed(1)} s, waited ${s.waited_s.toFixed(1)} s in the queue${seed}`;
@@ -58,7 +56,7 @@ const dress = (row, s) => {
     media.replaceChildren(video);
     actions.append(
       link(s.result.video_url, "Download", { download: `dailies-${s.id}.mp4` }),
-      link(`/g/${s.id}`, "Share", { target: "_blank", rel: "noopener" }),
+      button("share", s.id, "Share"),
     );
   }
   actions.append(
@@ -123,11 +121,23 @@ const build = () => {
   }
 };
 
-// A card's button goes to Python with its action and job id; "Use these settings" also brings
-// the form it fills into view (on a phone it is above the cards).
+// Share: the phone's share sheet where there is one, else the share page's address copied.
+const share = (target) => {
+  const url = new URL(`/g/${target.dataset.id}`, location.href).href;
+  const prompt = latest.get(target.dataset.id)?.request.prompt;
+  if (navigator.share) return navigator.share({ url, title: prompt }).catch(() => {}); // dismissed
+  navigator.clipboard?.writeText(url).then(
+    () => { target.textContent = "Link copied"; },
+    () => { window.open(url, "_blank", "noopener"); },
+  );
+};
+
+// A card's button goes to Python with its action and job id (Share stays here); "Use these
+// settings" also brings the form it fills into view (on a phone it is above the cards).
 element.addEventListener("click", (e) => {
   const target = e.target instanceof Element && e.target.closest("button[data-action]");
   if (!target) return;
+  if (target.dataset.action === "share") return share(target);
   trigger("click", { action: target.dataset.action, id: target.dataset.id });
   if (target.dataset.action === "reuse") document.getElementById("prompt")?.scrollIntoView({ block: "center" });
 });

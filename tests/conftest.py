@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +90,14 @@ def browser() -> Iterator:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
+
+
+def choose_seed(page, seed: int) -> None:
+    """Untick "Random seed" and type `seed`, once the page has put its own offer in the box
+    (typing before it arrives would lose to it)."""
+    from playwright.sync_api import expect
+
+    page.locator("#random-seed input").uncheck()
+    box = page.locator("#seed input")
+    expect(box).not_to_have_value(re.compile("^0?$"))
+    box.fill(str(seed))

@@ -108,6 +108,27 @@ def test_cancel_queued_job_leaves_the_queue_at_once(processes: Processes, tmp_pa
     assert app.client.get("/api/v1/generations").json()["items"] == []
 
 
+def test_queued_jobs_estimate_their_wait_from_the_backends_recent_runs(
+    processes: Processes, tmp_path, redis_url: str
+) -> None:
+    processes.worker(redis_url, DAILIES_PREVIEW_PACE="3")
+    app = start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_ACTIVE="10")
+    first = app.wait_done(app.submit(prompt="the first run", backend="preview").json()["id"])
+    run_s = app.client.get(f"/api/v1/generations/{first['id']}").json()["timings"]["run_s"]
+
+    running = app.submit(prompt="running now", backend="preview").json()["id"]
+    wait_for(lambda: app.client.get(f"/api/v1/jobs/{running}").json()["status"] == "running", what="running")
+    waiting = [app.submit(prompt=f"waiting {i}", backend="preview").json()["id"] for i in range(2)]
+    statuses = [app.client.get(f"/api/v1/jobs/{j}").json() for j in waiting]
+    # Each queued job waits for the ones ahead and itself, each as long as the last run took.
+    assert [(s["status"], s["position"], s["eta_s"]) for s in statuses] == [
+        ("queued", 0, round(run_s, 1)),
+        ("queued", 1, round(2 * run_s, 1)),
+    ]
+    for job_id in [running, *waiting]:
+        app.client.post(f"/api/v1/jobs/{job_id}/cancel")
+
+
 def test_progress_is_visible_while_running(processes: Processes, tmp_path, redis_url: str) -> None:
     processes.worker(redis_url, DAILIES_PREVIEW_PACE="3")
     app = start_app(processes, tmp_path, redis_url)

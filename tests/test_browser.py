@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -41,7 +42,11 @@ def test_prompt_to_video_to_gallery_and_back(app: App, page: Page, tmp_path) -> 
     # The prompt is shown as text, not markup.
     expect(job.locator(".dailies-job-prompt")).to_have_text(prompt)
     job_id = job.get_attribute("data-id")
-    expect(job.get_by_role("link", name="Share")).to_have_attribute("href", f"/g/{job_id}")
+    # Share copies the share page's absolute address (a phone would open its share sheet instead).
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    job.get_by_role("button", name="Share").click()
+    expect(job.get_by_role("button", name="Link copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == f"{app.url}/g/{job_id}"
 
     job.get_by_role("button", name="Again").click()  # the same recipe, seed included, as a new job
     again = page.locator("#jobs li.dailies-job").first
@@ -108,7 +113,7 @@ def test_on_a_phone_generate_and_the_new_job_card_are_in_view(app: App, page: Pa
     expect(page.locator("#duration input[type=range]")).to_have_attribute("max", "8")
     expect(page.locator("#seed input")).to_be_hidden()  # no empty box reading as seed 0 while random
     page.locator("#random-seed input").uncheck()
-    expect(page.locator("#seed input")).to_be_visible()
+    expect(page.locator("#seed input")).not_to_have_value(re.compile("^0?$"))  # a seed to keep, not 0
 
 
 def test_refused_submission_shows_the_reason(app: App, page: Page) -> None:
@@ -201,6 +206,7 @@ def test_use_these_settings_and_try_on_another_backend(processes, tmp_path, redi
     expect(reused).to_have_attribute("data-status", "succeeded")
     page.locator("#backend input").click()
     page.get_by_role("option", name=re.compile("^CogVideoX")).click()
+    expect(page.get_by_label("Steps")).to_be_visible()  # its own parameters are drawn
     page.locator("#prompt textarea").fill("something else")
     reused.get_by_role("button", name="Use these settings").click()
     expect(page.locator("#backend input")).to_have_value(re.compile("^Preview"))
@@ -257,6 +263,14 @@ def test_gallery_on_a_phone_two_columns_readable_recipe_copy_link_and_honest_emp
     share.get_by_role("button", name="Copy link").click()
     expect(share.get_by_role("button", name="Copied")).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == f"{app.url}/g/{ids[2]}"
+    # The recipe copies as the API request that makes the same video again.
+    share.get_by_role("button", name="Copy recipe").click()
+    expect(share.get_by_role("button", name="Copied")).to_have_count(2)
+    recipe = json.loads(page.evaluate("navigator.clipboard.readText()"))
+    again = app.wait_done(app.submit(**recipe).json()["id"])["request"]
+    first = app.client.get(f"/api/v1/jobs/{ids[2]}").json()["request"]
+    assert {**again, "id": ""} == {**first, "id": ""}
+    assert share.get_by_role("link", name="Recipe (JSON)").get_attribute("download") == f"dailies-{ids[2]}.json"
 
     page.locator("#gallery-search textarea, #gallery-search input").first.fill("zebra")
     page.locator("#gallery-search-button").click()
@@ -275,3 +289,44 @@ def test_the_detail_player_waits_for_a_tap_when_the_visitor_asks_for_less_motion
     page.wait_for_timeout(500)
     assert player.evaluate("v => v.paused && v.currentTime === 0")
     context.close()
+
+
+def test_the_form_follows_the_chosen_backend_and_checkpoint(processes, tmp_path, redis_url: str, page: Page) -> None:
+    processes.worker(redis_url, backends="preview,cogvideox", DAILIES_DEVICE="cpu")
+    app = start_app(processes, tmp_path, redis_url)
+    page.goto(app.url)
+    page.get_by_text("Settings", exact=True).click()
+    duration, longest = page.locator("#duration"), page.locator("#duration input[type=range]")
+
+    # The preview takes 4-24 fps: a choice, and the longest clip (96 frames) follows it.
+    expect(duration).to_contain_text("at 12 fps")
+    expect(longest).to_have_attribute("max", "8")
+    rate = page.locator("#fps input[type=number]")
+    rate.fill("24")
+    rate.press("Enter")
+    expect(duration).to_contain_text("at 24 fps")
+    expect(longest).to_have_attribute("max", "4")
+    page.locator("#prompt textarea").fill("a quick clip")
+    page.locator("#submit").click()
+    card = page.locator("#jobs li.dailies-job").first
+    expect(card).to_have_attribute("data-id", re.compile(".+"))
+    assert app.client.get(f"/api/v1/jobs/{card.get_attribute('data-id')}").json()["request"]["fps"] == 24
+
+    # CogVideoX runs at its own 8 fps (no choice), 720 px at most, and the 5B takes a start image.
+    page.locator("#backend input").click()
+    page.get_by_role("option", name=re.compile("^CogVideoX")).click()
+    expect(duration).to_contain_text("at 8 fps")
+    expect(page.locator("#fps")).to_be_hidden()
+    expect(longest).to_have_attribute("max", "6.12")
+    expect(page.locator("#width input[type=range]")).to_have_attribute("max", "720")
+    expect(page.locator("#start-image")).to_be_visible()
+    # The 2B has no image-to-video; the 1.5 5B makes 81 or 161 frames at 16 fps, up to 1360 px.
+    for model, fps, shortest, widest, image in (("2b", 8, "1.12", "720", False), ("1.5-5b", 16, "5.06", "1360", True)):
+        page.locator("#param-model input").click()
+        page.get_by_role("option", name=model, exact=True).click()
+        expect(duration).to_contain_text(f"at {fps} fps")
+        expect(page.locator("#duration input[type=range]")).to_have_attribute("min", shortest)
+        expect(page.locator("#width input[type=range]")).to_have_attribute("max", widest)
+        expect(page.locator("#start-image")).to_be_visible() if image else expect(
+            page.locator("#start-image")
+        ).to_be_hidden()

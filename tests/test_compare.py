@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from redis import Redis
 
 from dailies.contract.media import first_frame
-from tests.conftest import App, Processes, start_app
+from tests.conftest import App, Processes, choose_seed, start_app
 from tests.tiny_pipelines import save_tiny
 
 pytest.importorskip("diffusers", reason="model dependencies are not installed (requirements-models.txt)")
@@ -356,8 +356,7 @@ def test_the_form_offers_a_start_image_where_the_backend_does_image_to_video(
         box = page.locator(f"#{name} input[type=number]")
         box.fill(value)
         box.press("Enter")
-    page.locator("#random-seed input").uncheck()
-    page.locator("#seed input").fill("3")
+    choose_seed(page, 3)
     page.locator("#prompt textarea").fill("a cat walks")
     page.locator("#submit").click()
     card = page.locator("#jobs li.dailies-job").first

@@ -20,7 +20,7 @@ import backends
 from dailies.app import zerogpu
 from dailies.app.validation import validate
 from dailies.contract.settings import Settings
-from tests.conftest import App, Processes, start_app, wait_for
+from tests.conftest import App, Processes, choose_seed, start_app, wait_for
 from tests.tiny_pipelines import save_tiny, tiny_job
 from tests.zerogpu_server import Scheduler, serve, visitor_token
 
@@ -92,8 +92,7 @@ def fill_tiny_ltx_job(page: Page, url: str, prompt: str, steps: int) -> None:
         number = page.locator(f"{slider} input[type=number]")
         number.fill(value)
         number.press("Enter")
-    page.locator("#random-seed input").uncheck()
-    page.locator("#seed input").fill("7")
+    choose_seed(page, 7)
     steps_box = page.get_by_label("Steps")
     steps_box.fill(str(steps))
     steps_box.press("Enter")

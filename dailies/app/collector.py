@@ -23,6 +23,7 @@ from dailies.contract import keys
 from dailies.contract.loop import BackgroundLoop
 
 log = logging.getLogger("dailies.app.collector")
+RUN_SECONDS_WEIGHT = 0.3  # how far one run moves its backend's average run time
 
 
 class Collector:
@@ -122,7 +123,12 @@ class Collector:
         self.index.add([row])
         if self.on_row:
             self.on_row(row)
+        # The backend's recent run time, from which queued jobs' waits are estimated (jobs.py).
+        before = self.redis.hget(keys.RUN_SECONDS, request["backend"])
+        run_s = generation["timings"]["run_s"]
+        typical = run_s if before is None else (1 - RUN_SECONDS_WEIGHT) * float(before) + RUN_SECONDS_WEIGHT * run_s
         with self.redis.pipeline() as pipe:
+            pipe.hset(keys.RUN_SECONDS, request["backend"], round(typical, 3))
             pipe.hset(
                 keys.job(job_id),
                 mapping={

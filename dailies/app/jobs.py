@@ -53,7 +53,7 @@ class JobStatus:
     position: int | None  # jobs ahead in our queue, or in the provider's while it runs there
     elapsed_s: float  # running (or ran) for
     waited_s: float  # in the queue before it started (so far, while queued)
-    eta_s: float | None
+    eta_s: float | None  # until done: running, from its progress; queued, from the runs ahead (None: unknown)
     seed: int | None
     request: dict[str, Any]
     error: str | None  # failed only
@@ -201,11 +201,21 @@ class Jobs:
         }
         queued = [j for j, (raw, _) in found.items() if raw["status"] == "queued"]
         positions = dict(zip(queued, self._positions([(found[j][0]["backend"], j) for j in queued]), strict=True))
+        typical = keys.decode(self.redis.hgetall(keys.RUN_SECONDS)) if queued else {}
         now = time.time()
-        return {j: self._describe(j, raw, rq, positions.get(j), now) for j, (raw, rq) in found.items()}
+        return {
+            j: self._describe(j, raw, rq, positions.get(j), typical.get(raw["backend"]), now)
+            for j, (raw, rq) in found.items()
+        }
 
     def _describe(
-        self, job_id: str, raw: dict[str, str], rq_status: str | None, position: int | None, now: float
+        self,
+        job_id: str,
+        raw: dict[str, str],
+        rq_status: str | None,
+        position: int | None,
+        typical_s: str | None,
+        now: float,
     ) -> JobStatus:
         status = raw["status"]
         # A hosted job between polls runs no RQ job; its heartbeat is the due time of its next poll.
@@ -229,6 +239,9 @@ class Jobs:
         elapsed = ((finished or now) - started) if started else 0.0
         waited = (started or finished or now) - float(raw.get("created", now))
         eta = elapsed * (1 - progress) / progress if status == "running" and progress >= 0.02 else None
+        if status == "queued" and typical_s is not None:
+            # The jobs ahead and this one, each as long as the backend's recent runs (one worker).
+            eta = ((position or 0) + 1) * float(typical_s)
         request = json.loads(raw["request"])
         # Queued: our queue; running on a hosted backend: the provider's queue, when it says.
         if status != "queued":

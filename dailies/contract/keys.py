@@ -15,6 +15,7 @@
 | `dailies:due:<backend>` | sorted set | worker | hosted jobs by the due time of their next poll |
 | `dailies:polling:<id>` | string, TTL | worker | the lease of the worker polling a hosted job |
 | `dailies:backend:<name>:misconfigured` | string, TTL | worker | why a provider refused its key |
+| `dailies:run_seconds` | hash | app | each backend's recent run time (a moving average), for queued jobs' wait |
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hashlib
 
 COLLECT = "dailies:collect"
 COLLECTING = "dailies:collecting"
+RUN_SECONDS = "dailies:run_seconds"
 
 
 def queue_name(backend: str) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import gradio as gr
 
@@ -70,13 +72,26 @@ def player_html(g: dict[str, Any]) -> str:
     return player
 
 
+def request_of(g: dict[str, Any]) -> dict[str, Any]:
+    """The POST /api/v1/jobs body that makes this generation again (its seed included)."""
+    body = {k: g[k] for k in ("prompt", "backend", "seed", "width", "height", "num_frames", "fps")}
+    if g.get("negative_prompt"):
+        body["negative_prompt"] = g["negative_prompt"]
+    return {**body, **(g.get("params") or {})}
+
+
 def share_html(g: dict[str, Any]) -> str:
     """The share page with a button that copies its absolute address, download, the comparison
-    it was made in, and the recipe as a visitor reads it."""
+    it was made in, and the recipe as a visitor reads it, to copy or download as the API
+    request that makes it again."""
+    request = json.dumps(request_of(g), indent=2)
     links = [
         f'<a class="dailies-share" href="/g/{g["id"]}" target="_blank" rel="noopener">Share page</a>',
-        f'<button type="button" class="dailies-copy" data-copy="/g/{g["id"]}">Copy link</button>',
+        f'<button type="button" class="dailies-copy" data-copy-link="/g/{g["id"]}">Copy link</button>',
         f'<a href="{html.escape(g["video_url"])}" download="dailies-{g["id"]}.mp4">Download</a>',
+        f'<button type="button" class="dailies-copy" data-copy-text="{html.escape(request)}">Copy recipe</button>',
+        f'<a href="data:application/json;charset=utf-8,{quote(request)}" download="dailies-{g["id"]}.json">'
+        "Recipe (JSON)</a>",
     ]
     if g.get("group"):
         links.append(f'<a class="dailies-group-link" href="/?c={g["group"]}">See it side by side</a>')
@@ -92,11 +107,13 @@ STILL_JS = """const still = () => {
 new MutationObserver(still).observe(element, { childList: true, subtree: true });
 still();"""
 
-# Copies the share page's absolute address (the clipboard wants a user's click, which this is).
+# Copies the share page's absolute address, or the recipe (the clipboard wants a user's click,
+# which this is).
 COPY_JS = """element.addEventListener("click", (e) => {
-  const button = e.target instanceof Element && e.target.closest("[data-copy]");
+  const button = e.target instanceof Element && e.target.closest("[data-copy-link], [data-copy-text]");
   if (!button) return;
-  navigator.clipboard?.writeText(new URL(button.dataset.copy, location.href).href)
+  const link = button.dataset.copyLink;
+  navigator.clipboard?.writeText(link ? new URL(link, location.href).href : button.dataset.copyText)
     .then(() => { button.textContent = "Copied"; }, () => { button.textContent = "Copy failed"; });
 });"""
 

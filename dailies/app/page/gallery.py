@@ -74,8 +74,8 @@ def cards_html(items: list[dict[str, Any]], searched: bool = False) -> str:
             f'<span class="dailies-card-media"><img src="{html.escape(g["poster_url"])}" loading="lazy" '
             f'decoding="async" alt="" width="{g["width"]}" height="{g["height"]}"></span>'
             f'<span class="dailies-card-prompt">{html.escape(g["prompt"][:140])}</span>'
-            f'<span class="dailies-card-meta">{html.escape(share.short_name(g["backend"]))} · '
-            f"{ago(g['created_at'])}{mark}</span></button>"
+            f'<span class="dailies-card-meta"><span class="dailies-card-when">'
+            f"{html.escape(share.short_name(g['backend']))} · {ago(g['created_at'])}</span>{mark}</span></button>"
         )
     return f'<div class="dailies-grid">{"".join(cards)}</div>'
 
@@ -117,10 +117,12 @@ def previous(service: Service, q: str, backend: str, order: str, stack: list[str
 
 def layout(between: Callable[[], T]) -> tuple[Gallery, T]:
     """The filters, then what `between` lays out (the detail view), then the grid and paging."""
-    with gr.Row(equal_height=True, elem_id="gallery-find"):
-        search = gr.Textbox(label="Search prompts", elem_id="gallery-search", scale=3, placeholder="lighthouse at dusk")
+    # One row on a desktop; on a phone it wraps to search + button, then the two menus.
+    with gr.Row(equal_height=True, elem_id="gallery-filters"):
+        search = gr.Textbox(
+            label="Search prompts", elem_id="gallery-search", scale=3, min_width=190, placeholder="lighthouse at dusk"
+        )
         search_button = gr.Button("Search", elem_id="gallery-search-button", scale=0, min_width=80)
-    with gr.Row(elem_id="gallery-filters"):
         backend = gr.Dropdown(
             [("All backends", "")] + [(share.short_name(n), n) for n in backends.BACKEND_CLASSES],
             value="",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,13 @@ from typing import Any
 import gradio as gr
 
 import backends
-from backends.base import IMAGE_TO_VIDEO, Backend, Param
+from backends.base import IMAGE_TO_VIDEO, Backend, Checkpoint, Param
 from dailies.app import zerogpu
 from dailies.app.errors import ApiError
 from dailies.app.groups import snapped_body
 from dailies.app.page import backend_menu, compare, job_list, sizes
 from dailies.app.service import Service
+from dailies.app.validation import SEED_MAX
 from dailies.app.visitors import Visitor, of_page
 from dailies.contract.spec import duration_s
 
@@ -34,6 +36,7 @@ class Form:
     backend: gr.Dropdown
     note: gr.Markdown
     duration: gr.Slider
+    fps: gr.Slider
     width: gr.Slider
     height: gr.Slider
     aspect: gr.Radio
@@ -79,11 +82,19 @@ class Form:
             self.random_seed,
             self.seed,
             self.note,
+            self.fps,
             self.params,
             self.version,
             self.settings,
             self.image,
         ]
+
+    @property
+    def fitted(self) -> list[gr.components.Component]:
+        """What `fitted` sets, in its order."""
+        return [
+            self.note, self.negative, self.fps, self.duration, self.width, self.height, self.random_seed, self.image,
+        ]  # fmt: skip
 
 
 EXAMPLES = [
@@ -114,55 +125,76 @@ def defaults(backend: Backend) -> dict[str, Any]:
     return {p.name: p.default for p in backend.params}
 
 
-def _fitted(service: Service, backend: Backend, width: float, height: float) -> tuple[dict, ...]:
-    """Updates that fit the form to a backend: note, negative prompt, duration, width, height,
-    random seed, start image (shown where the backend does image-to-video)."""
-    size = {"minimum": backend.size.minimum, "maximum": backend.size.maximum, "step": backend.size.multiple}
-    shortest, longest, _ = sizes.duration_range(backend.default)
+def checkpoint(backend: Backend, params: dict[str, Any] | None) -> Checkpoint:
+    """The rules of the checkpoint the form's `model` parameter names (the default one when it
+    names none, or one the backend does not know: validation says so on submit)."""
+    try:
+        return backend.rules((params or {}).get("model"))
+    except ValueError:
+        return backend.default
+
+
+def fitted(
+    service: Service, name: str, params: dict[str, Any] | None, seconds: float, width: float, height: float
+) -> tuple[dict, ...]:
+    """Updates that fit the form to a backend and its chosen checkpoint (`Form.fitted`): the
+    note, negative prompt, fps (a choice where the checkpoint has a range), duration range at
+    that fps, size range with the size snapped to it, seed, and the start image where the
+    checkpoint does image-to-video. `params` may hold `fps`, the visitor's choice."""
+    backend = backends.get(name, service.settings)
+    rules = checkpoint(backend, params)
+    low, high = rules.fps_bounds
+    fps = min(max(int((params or {}).get("fps") or rules.fps), low), high)
+    shortest, longest, _ = sizes.duration_range(rules, fps)
+    rule = rules.size
+    size = {"minimum": rule.minimum, "maximum": rule.maximum, "step": rule.multiple}
+    w, h = rule.nearest(int(width)), rule.nearest(int(height))
     return (
-        gr.update(value=backend_note(service, backend.name, width, height)),
+        gr.update(value=backend_note(service, name, w, h)),
         gr.update(visible=backend.negative_prompt),
-        gr.update(minimum=shortest, maximum=longest),
-        gr.update(**size),
-        gr.update(**size),
+        # A slider wants minimum < maximum: a checkpoint with one fps gets no choice at all.
+        gr.update(visible=True, minimum=low, maximum=high, value=fps) if low < high else gr.update(visible=False),
+        gr.update(minimum=shortest, maximum=longest, value=min(max(seconds, shortest), longest), info=f"at {fps} fps"),
+        gr.update(value=w, **size),
+        gr.update(value=h, **size),
         gr.update(interactive=backend.seeded),
-        gr.update(visible=IMAGE_TO_VIDEO in backend.modes, value=None),
+        gr.update(visible=IMAGE_TO_VIDEO in rules.modes, value=None),
     )
 
 
-def pick_backend(service: Service, name: str, width: float, height: float, version: int) -> tuple:
+def pick_backend(service: Service, name: str, seconds: float, width: float, height: float, version: int) -> tuple:
     """A visitor picked a backend: fit the form to it, its parameters back to their defaults."""
-    backend = backends.get(name, service.settings)
-    return (*_fitted(service, backend, width, height), defaults(backend), version + 1)
+    params = defaults(backends.get(name, service.settings))
+    return (*fitted(service, name, params, seconds, width, height), params, version + 1)
 
 
 def pick_aspect(service: Service, name: str, params: dict[str, Any], aspect: str) -> tuple[int, int]:
     """Width and height for an aspect-ratio preset, snapped to the chosen model's rules."""
-    backend = backends.get(name, service.settings)
-    try:
-        rules = backend.rules((params or {}).get("model"))
-    except ValueError:
-        rules = backend.default
-    return sizes.preset(rules, aspect)
+    return sizes.preset(checkpoint(backends.get(name, service.settings), params), aspect)
 
 
 def fill(service: Service, recipe: dict[str, Any], version: int) -> tuple:
     """'Use these settings': the form as the generation was made, its parameters included."""
     backend = backends.get(recipe["backend"], service.settings)
-    note, negative, duration, width, height, random_seed, image = _fitted(
-        service, backend, recipe["width"], recipe["height"]
+    params = dict(recipe["params"])
+    low, high = checkpoint(backend, params).fps_bounds
+    if low < high:
+        params["fps"] = recipe["fps"]  # a choice this checkpoint offers: the one it was made at
+    note, negative, fps, duration, width, height, random_seed, image = fitted(
+        service, recipe["backend"], params, recipe["duration_s"], recipe["width"], recipe["height"]
     )
     return (
         recipe["prompt"],
         {**negative, "value": recipe["negative_prompt"]},
         recipe["backend"],
-        {**duration, "value": recipe["duration_s"]},
-        {**width, "value": recipe["width"]},
-        {**height, "value": recipe["height"]},
+        duration,
+        width,
+        height,
         {**random_seed, "value": recipe["seed"] is None},
         recipe["seed"],
         note,
-        recipe["params"],
+        fps,
+        params,
         version + 1,
         gr.Accordion(open=True),  # the visitor sees the settings they took
         image,
@@ -299,10 +331,22 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
                 size = {"minimum": first.size.minimum, "maximum": first.size.maximum, "step": first.size.multiple}
                 shortest, longest, usual = sizes.duration_range(first.default)
                 aspect = gr.Radio(list(sizes.ASPECTS), value=None, label="Aspect ratio", elem_id="aspect")
+                low, high = first.default.fps_bounds
                 with gr.Row():
                     duration = gr.Slider(
-                        shortest, longest, value=usual, step=0.01, label="Duration (s)", elem_id="duration"
+                        shortest,
+                        longest,
+                        value=usual,
+                        step=0.01,
+                        label="Duration (s)",
+                        info=f"at {first.default.fps} fps",
+                        elem_id="duration",
                     )
+                    fps = gr.Slider(
+                        # Hidden where the checkpoint has one fps (a slider still wants a range).
+                        low, max(high, low + 1), value=first.default.fps, step=1, label="Frames per second",
+                        elem_id="fps", visible=low < high,
+                    )  # fmt: skip
                     width = gr.Slider(value=first.size.default[0], label="Width", elem_id="width", **size)
                     height = gr.Slider(value=first.size.default[1], label="Height", elem_id="height", **size)
                 with gr.Row():
@@ -331,6 +375,16 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
                             api_visibility="private",
                             queue=False,
                         )
+                        if p.name == "model":  # another checkpoint: other sizes, lengths, fps, modes
+                            comp.input(
+                                lambda model, s, seconds, w, h, name=name: fitted(
+                                    service, name, {**s, "model": model}, seconds, w, h
+                                ),
+                                [comp, params, duration, width, height],
+                                form.fitted,  # drawn once the page is built, so `form` exists by then
+                                api_visibility="private",
+                                queue=False,
+                            )
 
             gr.Examples(EXAMPLES, inputs=prompt, label="Try one", elem_id="examples")
             gr.HTML(backend_menu.unavailable_html(service.describe_backends()), elem_id="backend-unavailable")
@@ -338,7 +392,7 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
             view = compare.layout()
             jobs = job_list.layout()
     form = Form(
-        prompt, negative, backend, note, duration, width, height, aspect, random_seed, seed, params, version,
+        prompt, negative, backend, note, duration, fps, width, height, aspect, random_seed, seed, params, version,
         settings_box, image, submit_button, error, gpu_estimate,
     )  # fmt: skip
     return form, jobs, view, compare_on
@@ -350,17 +404,32 @@ def wire(
     settings = service.settings
     # `input`, not `change`: "Use these settings" sets the backend too, and must keep its parameters.
     form.backend.input(
-        lambda name, w, h, v: pick_backend(service, name, w, h, v),
-        [form.backend, form.width, form.height, form.version],
-        [
-            form.note, form.negative, form.duration, form.width, form.height, form.random_seed, form.image,
-            form.params, form.version,
-        ],
+        lambda name, seconds, w, h, v: pick_backend(service, name, seconds, w, h, v),
+        [form.backend, form.duration, form.width, form.height, form.version],
+        form.fitted + [form.params, form.version],
         api_visibility="private",
         queue=False,
-    )  # fmt: skip
+    )
+    form.fps.input(
+        lambda rate, name, params, seconds, w, h: (
+            {**params, "fps": int(rate)},
+            *fitted(service, name, {**params, "fps": int(rate)}, seconds, w, h),
+        ),
+        [form.fps, form.backend, form.params, form.duration, form.width, form.height],
+        [form.params, *form.fitted],
+        api_visibility="private",
+        queue=False,
+    )
     form.random_seed.change(
         lambda random: gr.update(visible=not random),
+        form.random_seed,
+        form.seed,
+        api_visibility="private",
+        queue=False,
+    )
+    # A visitor who unticks it gets a seed to keep or change (an empty box would show 0).
+    form.random_seed.input(
+        lambda random: gr.skip() if random else secrets.randbelow(SEED_MAX + 1),
         form.random_seed,
         form.seed,
         api_visibility="private",

@@ -19,10 +19,10 @@ def preset(rules: Checkpoint, aspect: str) -> tuple[int, int]:
     return rule.nearest(round(math.sqrt(area * ratio))), rule.nearest(round(math.sqrt(area / ratio)))
 
 
-def duration_range(rules: Checkpoint) -> tuple[float, float, float]:
-    """Shortest, longest and default length in seconds at the model's own fps (rounded down to
-    1/100 s, so the shortest clip is still inside the range)."""
-    rate = rules.fps
+def duration_range(rules: Checkpoint, fps: int | None = None) -> tuple[float, float, float]:
+    """Shortest, longest and default length in seconds at `fps` (the model's own when None),
+    rounded down to 1/100 s, so the shortest clip is still inside the range."""
+    rate = fps or rules.fps
     frames = rules.frames
     return (
         math.floor(frames.minimum / rate * 100) / 100,
