@@ -206,7 +206,7 @@ def test_use_these_settings_and_try_on_another_backend(processes, tmp_path, redi
     expect(reused).to_have_attribute("data-status", "succeeded")
     page.locator("#backend input").click()
     page.get_by_role("option", name=re.compile("^CogVideoX")).click()
-    expect(page.get_by_label("Steps")).to_be_visible()  # its own parameters are drawn
+    expect(page.get_by_label("Steps")).to_be_attached()  # its own parameters are drawn
     page.locator("#prompt textarea").fill("something else")
     reused.get_by_role("button", name="Use these settings").click()
     expect(page.locator("#backend input")).to_have_value(re.compile("^Preview"))
