@@ -81,6 +81,24 @@ CHROMIUM_FLAGS = [
 ]
 
 
+# The two screens the page is made for: most visitors are on a phone.
+SCREENS = {
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+    "desktop": {"viewport": {"width": 1440, "height": 900}},
+}
+
+
+@pytest.fixture
+def page(browser, request: pytest.FixtureRequest) -> Iterator:
+    """A fresh page on a phone, or on the screen a test names with
+    `@pytest.mark.parametrize("page", ["phone", "desktop"], indirect=True)`."""
+    context = browser.new_context(**SCREENS[getattr(request, "param", "phone")])
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     """Debian's chromium driven by Playwright (a test tool's own browser download fails here)."""

@@ -1,10 +1,10 @@
-"""The page in a real browser (Debian's chromium via Playwright), on a phone-sized screen."""
+"""The page in a real browser (Debian's chromium via Playwright), on a phone-sized screen; the main
+flows on a desktop screen too."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -14,15 +14,7 @@ from tests.conftest import App, start_app, wait_for
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
-
-
+@pytest.mark.parametrize("page", ["phone", "desktop"], indirect=True)
 def test_prompt_to_video_to_gallery_and_back(app: App, page: Page, tmp_path) -> None:
     prompt = "A paper boat <b>drifting</b> down a rainy street"
     page.goto(app.url)
@@ -177,6 +169,7 @@ def test_cancel_advanced_settings_and_gallery_paging(processes, tmp_path, redis_
     expect(prompts).to_have_text(["page 24", "page 25"])
 
 
+@pytest.mark.parametrize("page", ["phone", "desktop"], indirect=True)
 def test_use_these_settings_and_try_on_another_backend(processes, tmp_path, redis_url: str, page: Page) -> None:
     # A second usable backend to switch to: a worker serving CogVideoX on the CPU (no job runs on it).
     processes.worker(redis_url, backends="preview,cogvideox", DAILIES_DEVICE="cpu")
@@ -258,6 +251,8 @@ def test_gallery_on_a_phone_two_columns_readable_recipe_copy_link_and_honest_emp
     expect(cards.first.locator(".dailies-card-meta")).to_have_text("Preview · just now")
 
     cards.first.click()
+    expect(page.locator("#reuse")).to_be_visible()
+    expect(page.locator("#elsewhere")).to_be_hidden()  # the preview is the only backend running here
     share = page.locator("#detail-share")
     expect(share.locator(".dailies-recipe")).to_contain_text("Seed2")
     share.get_by_role("button", name="Copy link").click()
@@ -291,6 +286,7 @@ def test_the_detail_player_waits_for_a_tap_when_the_visitor_asks_for_less_motion
     context.close()
 
 
+@pytest.mark.parametrize("page", ["phone", "desktop"], indirect=True)
 def test_the_form_follows_the_chosen_backend_and_checkpoint(processes, tmp_path, redis_url: str, page: Page) -> None:
     processes.worker(redis_url, backends="preview,cogvideox", DAILIES_DEVICE="cpu")
     app = start_app(processes, tmp_path, redis_url)

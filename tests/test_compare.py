@@ -70,15 +70,6 @@ def group(studio: App) -> dict:
     return studio.client.get(f"/api/v1/groups/{submitted['group']}").json()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
-
-
 def test_a_group_is_one_job_per_backend_snapped_to_its_rules(studio: App, group: dict) -> None:
     assert group["status"] == "finished" and group["prompt"] == PROMPT
     requests = {j["backend"]: j["request"] for j in group["jobs"]}
@@ -296,12 +287,13 @@ def test_comparison_waits_for_a_tap_when_the_visitor_asks_for_less_motion(
     context.close()
 
 
+@pytest.mark.parametrize("page", ["phone", "desktop"], indirect=True)
 def test_compare_view_in_the_page_opens_by_link_and_plays_in_sync(studio: App, group: dict, page: Page) -> None:
     page.goto(f"{studio.url}/?c={group['id']}")
     block = page.locator("#compare-view .dailies-compare")
     expect(block.locator("video")).to_have_count(3)
     expect(block).to_be_in_viewport()  # on a phone the link brings the comparison up
-    _one_row(block.locator("video"), 390)  # in the page's narrower column too
+    _one_row(block.locator("video"), page.viewport_size["width"])  # in the page's narrower column too
     expect(block.locator(".share-column figcaption strong")).to_have_text(["Preview", "LTX-Video", "Wan"])
     expect(page.locator("#compare-view .dailies-compare-prompt")).to_have_text(PROMPT)
     in_page = SYNC.replace(".dailies-compare video", "#compare-view .dailies-compare video")

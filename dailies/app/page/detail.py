@@ -12,6 +12,7 @@ import gradio as gr
 
 from dailies.app import share
 from dailies.app.errors import ApiError
+from dailies.app.page import generate
 from dailies.app.page.gallery import STATIC
 from dailies.app.service import Service
 from dailies.contract.spec import valid_id
@@ -50,7 +51,7 @@ class Detail:
     @property
     def outputs(self) -> list[gr.components.Component]:
         """What `open_detail` sets, in its order."""
-        return [self.column, self.video, self.prompt, self.recipe, self.generation_id, self.share]
+        return [self.column, self.video, self.prompt, self.recipe, self.generation_id, self.share, self.elsewhere]
 
 
 def recipe(generation: dict[str, Any]) -> dict[str, Any]:
@@ -119,17 +120,22 @@ COPY_JS = """element.addEventListener("click", (e) => {
 
 
 def open_detail(service: Service, generation_id: str) -> tuple:
-    """The detail view of one generation; hidden when there is no such generation."""
+    """The detail view of one generation; hidden when there is no such generation. "Try on
+    another backend" shows only when another one can run now."""
     try:
         g = service.generation(generation_id)
     except ApiError:
-        return gr.update(visible=False), "", "", {}, "", ""
-    return gr.update(visible=True), player_html(g), g["prompt"], recipe(g), g["id"], share_html(g)
-
-
-def picked(service: Service, card_id: str) -> tuple:
-    """A click on the grid: open the card's generation, ignoring clicks beside the cards."""
-    return open_detail(service, card_id) if valid_id(card_id) else (gr.skip(),) * 6
+        return gr.update(visible=False), "", "", {}, "", "", gr.skip()
+    another = generate.other_backend(service, g["backend"]) is not None
+    return (
+        gr.update(visible=True),
+        player_html(g),
+        g["prompt"],
+        recipe(g),
+        g["id"],
+        share_html(g),
+        gr.update(visible=another),
+    )
 
 
 def layout() -> Detail:
@@ -147,7 +153,9 @@ def layout() -> Detail:
 
 def wire(service: Service, grid: gr.HTML, detail: Detail) -> None:
     def pick(evt: gr.EventData) -> tuple:
-        return picked(service, str((evt._data or {}).get("id", "")))
+        """A click on the grid: open the card's generation, ignoring clicks beside the cards."""
+        card_id = str((evt._data or {}).get("id", ""))
+        return open_detail(service, card_id) if valid_id(card_id) else (gr.skip(),) * len(detail.outputs)
 
     grid.click(pick, None, detail.outputs, api_visibility="private", queue=False).then(
         None, js="() => document.getElementById('detail')?.scrollIntoView({behavior: 'smooth'})"

@@ -207,14 +207,20 @@ def job_recipe(request: dict[str, Any]) -> dict[str, Any]:
     return {**request, "duration_s": duration_s(request["num_frames"], request["fps"])}
 
 
+def other_backend(service: Service, name: str) -> str | None:
+    """A backend other than `name` that can run now (an open model before the preview)."""
+    usable = [b for b in service.describe_backends() if b["available"] and b["name"] != name]
+    return min(usable, key=lambda b: b["kind"] == "preview")["name"] if usable else None
+
+
 def elsewhere(service: Service, recipe: dict[str, Any]) -> dict[str, Any]:
-    """'Try on another backend': the recipe's prompt, seed, size and length moved to another
-    backend that can run now (an open model before the preview), snapped to its rules, with its
-    own parameters. The recipe itself when no other backend can run."""
-    usable = [b for b in service.describe_backends() if b["available"] and b["name"] != recipe["backend"]]
-    if not usable:
+    """'Try on another backend': the recipe's prompt, seed, size and length moved to
+    `other_backend`, snapped to its rules, with its own parameters. The recipe itself when no
+    other backend can run."""
+    name = other_backend(service, recipe["backend"])
+    if name is None:
         return recipe
-    other = backends.get(min(usable, key=lambda b: b["kind"] == "preview")["name"], service.settings)
+    other = backends.get(name, service.settings)
     shared = ("prompt", "negative_prompt", "seed", "width", "height", "fps", "duration_s")
     body = snapped_body({k: recipe[k] for k in shared if recipe.get(k) is not None}, other)
     return {
