@@ -119,3 +119,17 @@ def choose_seed(page, seed: int) -> None:
     box = page.locator("#seed input")
     expect(box).not_to_have_value(re.compile("^0?$"))
     box.fill(str(seed))
+
+
+def type_number(page, elem_id: str, value: str) -> None:
+    """Type into a slider's number box until it holds: Gradio's page may put a box that was
+    drawn a moment ago (in a Settings fold just opened) back to its first value (about 1 in 6
+    under load; never after a second's wait). What it finally holds is asserted."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    for _ in range(3):
+        box.fill(value)
+        box.press("Enter")
+        page.wait_for_timeout(200)
+        if box.input_value() == value:
+            return
+    raise AssertionError(f"{elem_id} did not take {value}")

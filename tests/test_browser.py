@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import App, start_app, wait_for
+from tests.conftest import App, start_app, type_number, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -121,9 +121,7 @@ def test_cancel_advanced_settings_and_gallery_paging(processes, tmp_path, redis_
     page.goto(app.url)
     page.locator("#prompt textarea").fill("a slow sunrise")
     page.get_by_text("Settings", exact=True).click()
-    waves = page.locator("#param-waves input[type=number]")
-    waves.fill("5")
-    waves.press("Enter")
+    type_number(page, "param-waves", "5")
     page.locator("#submit").click()
     job = page.locator("#jobs li.dailies-job").first
     expect(job).to_have_attribute("data-status", "running")
@@ -297,9 +295,7 @@ def test_the_form_follows_the_chosen_backend_and_checkpoint(processes, tmp_path,
     # The preview takes 4-24 fps: a choice, and the longest clip (96 frames) follows it.
     expect(duration).to_contain_text("at 12 fps")
     expect(longest).to_have_attribute("max", "8")
-    rate = page.locator("#fps input[type=number]")
-    rate.fill("24")
-    rate.press("Enter")
+    type_number(page, "fps", "24")
     expect(duration).to_contain_text("at 24 fps")
     expect(longest).to_have_attribute("max", "4")
     page.locator("#prompt textarea").fill("a quick clip")

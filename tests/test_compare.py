@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from redis import Redis
 
 from dailies.contract.media import first_frame
-from tests.conftest import App, Processes, choose_seed, start_app
+from tests.conftest import App, Processes, choose_seed, start_app, type_number
 from tests.tiny_pipelines import save_tiny
 
 pytest.importorskip("diffusers", reason="model dependencies are not installed (requirements-models.txt)")
@@ -307,25 +307,12 @@ def test_compare_view_in_the_page_opens_by_link_and_plays_in_sync(studio: App, g
     assert all(p["paused"] for p in page.evaluate(in_page))
 
 
-def _type_number(page: Page, name: str, value: str) -> None:
-    """Type into a Settings slider's box until it holds: on a fresh page the box opened a moment
-    ago sometimes drops the first value typed (about 1 in 6 in a loop; never after a 1 s wait)."""
-    box = page.locator(f"#{name} input[type=number]")
-    for _ in range(3):
-        box.fill(value)
-        box.press("Enter")
-        page.wait_for_timeout(200)
-        if box.input_value() == value:
-            return
-    raise AssertionError(f"{name} did not take {value}")
-
-
 def test_a_comparison_submitted_from_the_page_shows_each_backend_then_the_videos(studio: App, page: Page) -> None:
     page.goto(studio.url)
     page.locator("#prompt textarea").fill("a blue boat at night")
     page.get_by_text("Settings", exact=True).click()
     for name, value in (("width", "64"), ("height", "64"), ("duration", "1")):
-        _type_number(page, name, value)
+        type_number(page, name, value)
     page.get_by_text("Compare side by side").click()
     for label in ("Preview (pipeline preview, not a model)", "Wan"):
         page.locator("#compare-on").get_by_label(label).check()
@@ -356,9 +343,7 @@ def test_the_form_offers_a_start_image_where_the_backend_does_image_to_video(
     page.locator("#start-image input[type=file]").set_input_files(str(picture))
     expect(page.locator("#start-image img")).to_be_visible()
     for name, value in (("width", "64"), ("height", "64"), ("duration", "0.4")):
-        box = page.locator(f"#{name} input[type=number]")
-        box.fill(value)
-        box.press("Enter")
+        type_number(page, name, value)
     choose_seed(page, 3)
     page.locator("#prompt textarea").fill("a cat walks")
     page.locator("#submit").click()

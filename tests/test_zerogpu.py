@@ -20,7 +20,7 @@ import backends
 from dailies.app import zerogpu
 from dailies.app.validation import validate
 from dailies.contract.settings import Settings
-from tests.conftest import App, Processes, choose_seed, start_app, wait_for
+from tests.conftest import App, Processes, choose_seed, start_app, type_number, wait_for
 from tests.tiny_pipelines import save_tiny, tiny_job
 from tests.zerogpu_server import Scheduler, serve, visitor_token
 
@@ -88,10 +88,8 @@ def fill_tiny_ltx_job(page: Page, url: str, prompt: str, steps: int) -> None:
     page.get_by_role("option", name="LTX-Video").click()
     expect(page.locator("#backend-note")).to_contain_text("LTX-Video")
     page.get_by_text("Settings", exact=True).click()
-    for slider, value in (("#duration", "0.375"), ("#width", "64"), ("#height", "64")):
-        number = page.locator(f"{slider} input[type=number]")
-        number.fill(value)
-        number.press("Enter")
+    for name, value in (("duration", "0.375"), ("width", "64"), ("height", "64")):
+        type_number(page, name, value)
     choose_seed(page, 7)
     steps_box = page.get_by_label("Steps")
     steps_box.fill(str(steps))

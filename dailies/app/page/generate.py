@@ -149,17 +149,24 @@ def fitted(
     rule = rules.size
     size = {"minimum": rule.minimum, "maximum": rule.maximum, "step": rule.multiple}
     w, h = rule.nearest(int(width)), rule.nearest(int(height))
+    length = min(max(seconds, shortest), longest)
     return (
         gr.update(value=backend_note(service, name, w, h)),
         gr.update(visible=backend.negative_prompt),
         # A slider wants minimum < maximum: a checkpoint with one fps gets no choice at all.
         gr.update(visible=True, minimum=low, maximum=high, value=fps) if low < high else gr.update(visible=False),
-        gr.update(minimum=shortest, maximum=longest, value=min(max(seconds, shortest), longest), info=f"at {fps} fps"),
-        gr.update(value=w, **size),
-        gr.update(value=h, **size),
+        gr.update(minimum=shortest, maximum=longest, info=f"at {fps} fps", **moved(seconds, length)),
+        gr.update(**size, **moved(width, w)),
+        gr.update(**size, **moved(height, h)),
         gr.update(interactive=backend.seeded),
         gr.update(visible=IMAGE_TO_VIDEO in rules.modes, value=None),
     )
+
+
+def moved(current: float, fitted: float) -> dict[str, float]:
+    """The value to set only where fitting moved it: setting a box the visitor may be typing
+    into at that moment would undo what they typed."""
+    return {} if fitted == current else {"value": fitted}
 
 
 def pick_backend(service: Service, name: str, seconds: float, width: float, height: float, version: int) -> tuple:
@@ -187,9 +194,9 @@ def fill(service: Service, recipe: dict[str, Any], version: int) -> tuple:
         recipe["prompt"],
         {**negative, "value": recipe["negative_prompt"]},
         recipe["backend"],
-        duration,
-        width,
-        height,
+        {**duration, "value": recipe["duration_s"]},
+        {**width, "value": recipe["width"]},
+        {**height, "value": recipe["height"]},
         {**random_seed, "value": recipe["seed"] is None},
         recipe["seed"],
         note,
