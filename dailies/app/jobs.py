@@ -142,7 +142,8 @@ class Jobs:
             # No queue: the caller takes the spec and runs it inside the visitor's request.
             self._in_request[job_id] = spec
             return {"id": job_id, "status": "queued", "position": 0, "seed": spec.seed}
-        return {"id": job_id, "status": "queued", "position": self._positions([(name, job_id)])[0], "seed": spec.seed}
+        (ahead,), _ = self._queue_state([(name, job_id)])
+        return {"id": job_id, "status": "queued", "position": ahead, "seed": spec.seed}
 
     def _write(self, spec: JobSpec, here: bool) -> None:
         now = time.time()
@@ -171,14 +172,17 @@ class Jobs:
         """The spec of a job just accepted to run in this request (ZeroGPU), once; None for a queued job."""
         return self._in_request.pop(job_id, None)
 
-    def _positions(self, queued: list[tuple[str, str]]) -> list[int]:
-        """Jobs ahead of each (backend, job id) in its queue (0: next to run, or being picked up by a worker)."""
+    def _queue_state(self, queued: list[tuple[str, str]]) -> tuple[list[int], dict[str, str]]:
+        """Jobs ahead of each (backend, job id) in its queue (0: next to run, or being picked up by
+        a worker), and each backend's recent run time, in one round trip."""
         if not queued:
-            return []
+            return [], {}
         with self.redis.pipeline(transaction=False) as pipe:
             for backend, job_id in queued:
                 pipe.lpos(Queue.redis_queue_namespace_prefix + keys.queue_name(backend), job_id)
-            return [p or 0 for p in pipe.execute()]
+            pipe.hgetall(keys.RUN_SECONDS)
+            *positions, typical = pipe.execute()
+        return [p or 0 for p in positions], keys.decode(typical)
 
     def status(self, job_id: str) -> JobStatus:
         found = self.statuses([job_id]).get(job_id)
@@ -200,8 +204,8 @@ class Jobs:
             if raw
         }
         queued = [j for j, (raw, _) in found.items() if raw["status"] == "queued"]
-        positions = dict(zip(queued, self._positions([(found[j][0]["backend"], j) for j in queued]), strict=True))
-        typical = keys.decode(self.redis.hgetall(keys.RUN_SECONDS)) if queued else {}
+        ahead, typical = self._queue_state([(found[j][0]["backend"], j) for j in queued])
+        positions = dict(zip(queued, ahead, strict=True))
         now = time.time()
         return {
             j: self._describe(j, raw, rq, positions.get(j), typical.get(raw["backend"]), now)

@@ -71,23 +71,8 @@ class Form:
 
     @property
     def filled_by_recipe(self) -> list[gr.components.Component]:
-        """What `fill` sets, in its order."""
-        return [
-            self.prompt,
-            self.negative,
-            self.backend,
-            self.duration,
-            self.width,
-            self.height,
-            self.random_seed,
-            self.seed,
-            self.note,
-            self.fps,
-            self.params,
-            self.version,
-            self.settings,
-            self.image,
-        ]
+        """What `fill` sets, in its order: the form's fields, then what shows them."""
+        return [*self.as_body, self.note, self.fps, self.version, self.settings, self.image]
 
     @property
     def fitted(self) -> list[gr.components.Component]:
@@ -199,9 +184,9 @@ def fill(service: Service, recipe: dict[str, Any], version: int) -> tuple:
         {**height, "value": recipe["height"]},
         {**random_seed, "value": recipe["seed"] is None},
         recipe["seed"],
+        params,
         note,
         fps,
-        params,
         version + 1,
         gr.Accordion(open=True),  # the visitor sees the settings they took
         image,
@@ -490,20 +475,8 @@ def wire(
     if not zerogpu.enabled():  # on ZeroGPU the Generate event also runs open models: on_zerogpu.py
         form.submit.click(
             do_submit,
-            [
-                form.prompt,
-                form.negative,
-                form.backend,
-                form.duration,
-                form.width,
-                form.height,
-                form.random_seed,
-                form.seed,
-                form.params,
-                jobs.my_jobs,
-                compare_on,
-                form.image,
-            ],
+            # /submit's inputs for programs (gradio_client): the form, tracked ids, compare on, image.
+            [*form.as_body, jobs.my_jobs, compare_on, form.image],
             [form.error, jobs.my_jobs, jobs.listing, view.group_id],
             api_name="submit",
             queue=False,
