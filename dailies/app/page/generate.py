@@ -345,6 +345,8 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
                         low, max(high, low + 1), value=first.default.fps, step=1, label="Frames per second",
                         elem_id="fps", visible=low < high,
                     )  # fmt: skip
+                # Length and size on rows of two: four across left the labels wrapped and clipped.
+                with gr.Row():
                     width = gr.Slider(value=first.size.default[0], label="Width", elem_id="width", **size)
                     height = gr.Slider(value=first.size.default[1], label="Height", elem_id="height", **size)
                 with gr.Row():
