@@ -11,7 +11,6 @@ import argparse
 import logging
 import sys
 import threading
-import time
 
 from redis import Redis
 from rq import SimpleWorker
@@ -22,7 +21,7 @@ from rq.worker import WorkerStatus
 import backends
 from backends.hosted_common import PolledBackend
 from backends.local_model import LocalModelBackend
-from dailies.contract import keys
+from dailies.contract import job_record, keys
 from dailies.contract.settings import Settings, model_env_name
 from dailies.worker.polling import Dispatcher
 
@@ -41,7 +40,7 @@ class DailiesWorker(SimpleWorker):
             while not done.wait(self.beat_s):
                 self.maintain_heartbeats(job, execution)
                 # A hosted job's poll step beats for the job it polls.
-                self.connection.hset(keys.job(job.meta.get("job", job.id)), "heartbeat", time.time())
+                job_record.beat(self.connection, job.meta.get("job", job.id))
 
         thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
         thread.start()

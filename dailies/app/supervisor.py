@@ -30,12 +30,14 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import Job
+from rq.job import JobStatus as RqStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from dailies.app.embedded import Children, EmbeddedRedis, start_worker
 from dailies.contract import keys
-from dailies.contract.spec import JOB_TTL, MAX_ATTEMPTS, RUNNER, STALE_BEATS, TERMINAL
+from dailies.contract.job_record import Field, JobRecord, JobStatus
+from dailies.contract.spec import JOB_TTL, MAX_ATTEMPTS, RUNNER, STALE_BEATS
 
 CHECK_S = 0.5
 STEADY_S = 10.0  # a child that lived this long is healthy again: its next restart is immediate
@@ -160,7 +162,7 @@ class Reaper:
         for name in self.backend_names:
             registry = StartedJobRegistry(keys.queue_name(name), connection=self.redis)
             for job_id in registry.get_job_ids(cleanup=False):
-                beat = self.redis.hget(keys.job(job_id), "heartbeat")
+                beat = JobRecord(self.redis, job_id).get(Field.HEARTBEAT)
                 if beat and float(beat) < silent_before:
                     retry_or_fail(self.redis, job_id)
 
@@ -179,8 +181,9 @@ def retire(redis: Redis, worker_name: str) -> None:
 def retry_or_fail(redis: Redis, job_id: str) -> str | None:
     """A local job whose worker died: back to the front of its queue once, then failed.
     Returns the job's new status (None: not ours to handle)."""
-    raw = keys.decode(redis.hgetall(keys.job(job_id)))
-    if not raw or raw["status"] in TERMINAL or "remote" in raw:
+    record = JobRecord(redis, job_id)
+    raw = record.read()
+    if not raw or JobStatus(raw[Field.STATUS]).terminal or Field.REMOTE in raw:
         return None
     try:
         job = Job.fetch(job_id, connection=redis)
@@ -190,17 +193,15 @@ def retry_or_fail(redis: Redis, job_id: str) -> str | None:
         return None  # a hosted poll step: claimed again when its lease ends
     queue = Queue(job.origin, connection=redis)
     StartedJobRegistry(queue=queue).remove_executions(job)
-    if int(raw.get("attempts", 0)) < MAX_ATTEMPTS:
-        redis.hset(
-            keys.job(job_id),
-            mapping={"status": "queued", "progress": 0, "message": "worker stopped; running again"},
-        )
+    if int(raw.get(Field.ATTEMPTS, 0)) < MAX_ATTEMPTS:
+        if not record.requeue("worker stopped; running again"):
+            return None  # it ended meanwhile
         queue.enqueue_job(job, at_front=True)
         log.warning("job %s: its worker died; queued again", job_id)
         return "queued"
     error = f"the worker stopped {MAX_ATTEMPTS} times while running this job; it was not tried again"
-    redis.hset(keys.job(job_id), mapping={"status": "failed", "finished": time.time(), "error": error})
-    job.set_status(JobStatus.FAILED)
+    record.end(JobStatus.FAILED, error=error)
+    job.set_status(RqStatus.FAILED)
     FailedJobRegistry(queue=queue).add(job, ttl=JOB_TTL, exc_string=error)
     log.warning("job %s: its worker died again; failed", job_id)
     return "failed"

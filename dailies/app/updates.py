@@ -21,7 +21,7 @@ from rq import Queue
 from rq.job import Job
 from starlette.concurrency import run_in_threadpool
 
-from dailies.app.jobs import Jobs, JobStatus
+from dailies.app.jobs import Jobs, JobView
 from dailies.contract import keys
 
 INTERVAL_S = 0.2  # how often the watched jobs are read; a change reaches a page within about this
@@ -49,7 +49,7 @@ return out
 """
 
 
-def _signature(status: JobStatus) -> tuple:
+def _signature(status: JobView) -> tuple:
     """What makes a status a change worth sending (elapsed time alone is not: pages count it)."""
     return status.status, status.progress, status.message, status.position, status.error
 
@@ -58,10 +58,10 @@ class _Subscriber:
     __slots__ = ("latest", "ready")
 
     def __init__(self) -> None:
-        self.latest: JobStatus | None = None
+        self.latest: JobView | None = None
         self.ready = asyncio.Event()
 
-    def push(self, status: JobStatus | None) -> None:
+    def push(self, status: JobView | None) -> None:
         self.latest = status
         self.ready.set()
 
@@ -97,7 +97,7 @@ class Updates:
         with self._lock:
             return len(self._subscribers)
 
-    async def follow(self, job_id: str) -> AsyncIterator[JobStatus | None]:
+    async def follow(self, job_id: str) -> AsyncIterator[JobView | None]:
         """The job's status now, then each change until it ends; None now and then while nothing changes.
 
         Raises ApiError (404) here, before anything is streamed, when there is no such job.
@@ -115,9 +115,7 @@ class Updates:
             raise
         return self._stream(job_id, subscriber, current)
 
-    async def _stream(
-        self, job_id: str, subscriber: _Subscriber, current: JobStatus
-    ) -> AsyncIterator[JobStatus | None]:
+    async def _stream(self, job_id: str, subscriber: _Subscriber, current: JobView) -> AsyncIterator[JobView | None]:
         try:
             yield current
             last = _signature(current)
@@ -177,7 +175,7 @@ class Updates:
         if not due:
             return
         statuses = self.jobs.statuses(list(due))
-        changed: dict[str, JobStatus | None] = {}
+        changed: dict[str, JobView | None] = {}
         for job_id in due:
             status = statuses.get(job_id)
             signature = _signature(status) if status else None
@@ -187,7 +185,7 @@ class Updates:
         if changed and self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._fan_out, changed)
 
-    def _fan_out(self, changed: dict[str, JobStatus | None]) -> None:
+    def _fan_out(self, changed: dict[str, JobView | None]) -> None:
         """On the event loop: wake every subscriber of each changed job; an ended job drops its subscribers."""
         with self._lock:
             for job_id, status in changed.items():

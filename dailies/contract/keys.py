@@ -3,7 +3,8 @@
 | key | type | written by | holds |
 |---|---|---|---|
 | `rq:queue:dailies:<backend>` | list (RQ) | app | queued jobs of one backend (`queue_name`) |
-| `dailies:job:<id>` | hash | app and worker | status, progress, message, request, result, heartbeat |
+| `dailies:job:<id>` | hash | `job_record` only | status, progress, message, request, result, heartbeat |
+| `dailies:changes` | pub/sub channel | `job_record` | the id of each job whose record changed |
 | `dailies:cancel:<id>` | string | app | a cancel request the backend checks between steps |
 | `dailies:result:<id>` | hash, TTL | worker | MP4, poster and metadata waiting for the collector |
 | `dailies:collect` | list | worker | ids of results to collect |
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 
+CHANGES = "dailies:changes"
 COLLECT = "dailies:collect"
 COLLECTING = "dailies:collecting"
 RUN_SECONDS = "dailies:run_seconds"

@@ -12,8 +12,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
-TERMINAL = ("succeeded", "failed", "canceled")
 JOB_TTL = 7 * 86400
 STALE_BEATS = 6  # a running job whose worker missed this many heartbeats is reported failed
 POLL_LEASE_S = 60  # a claimed poll of a hosted job that has not reported back by then is claimed again

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
@@ -29,10 +29,11 @@ from rq import Queue
 from backends.base import Backend, GenerationError, Video
 from backends.hosted_common import Misconfigured, Pending, PolledBackend, RetryLater
 from dailies.contract import keys
+from dailies.contract.job_record import Field, JobRecord, JobStatus, Reporter
 from dailies.contract.loop import BackgroundLoop
 from dailies.contract.retry import backoff
 from dailies.contract.settings import Settings
-from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, TERMINAL, JobSpec
+from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, JobSpec
 
 log = logging.getLogger("dailies.worker.polling")
 POLL = "dailies.worker.runner.poll"
@@ -46,12 +47,6 @@ return due
 """
 
 
-class Reporter(Protocol):
-    def progress(self, fraction: float, message: str = "") -> None: ...
-    def cancelled(self) -> bool: ...
-    def end(self, status: str, **fields: Any) -> None: ...
-
-
 Deliver = Callable[[Video], str]
 
 
@@ -60,32 +55,32 @@ def schedule(redis: Redis | Pipeline, backend: str, job_id: str, after_s: float)
     poll is long overdue has no worker left to move it, and the app reports it failed."""
     due = time.time() + after_s
     redis.zadd(keys.due(backend), {job_id: due})
-    redis.hset(keys.job(job_id), "heartbeat", due)
+    JobRecord(redis, job_id).update(**{Field.HEARTBEAT: due})
 
 
 def fail(redis: Redis, reporter: Reporter, backend: Backend, exc: GenerationError) -> str:
     """End the job with the provider's reason; a refused key marks the backend unavailable."""
     if isinstance(exc, Misconfigured):
         redis.set(keys.misconfigured(backend.name), str(exc), ex=MISCONFIGURED_TTL)
-    reporter.end("failed", error=str(exc))
+    reporter.end(JobStatus.FAILED, error=str(exc))
     return "failed"
 
 
 def submit(redis: Redis, request: JobSpec, backend: PolledBackend, reporter: Reporter, settings: Settings) -> str:
     """Send the job once and store its remote state; the first poll is then due."""
-    key = keys.job(request.id)
-    remote, submitting = redis.hmget(key, "remote", "remote_submitting")
+    record = reporter.record
+    remote, submitting = record.get(Field.REMOTE), record.get(Field.REMOTE_SUBMITTING)
     if remote:  # this step ran before and got as far as the provider: resume polling
         schedule(redis, backend.name, request.id, 0)
         return "polling"
     if submitting:
         reporter.end(
-            "failed",
+            JobStatus.FAILED,
             error=f"the worker stopped while sending this job to {backend.provider}; "
             "it was not sent again so that it is not paid twice",
         )
         return "failed"
-    redis.hset(key, "remote_submitting", 1)
+    record.update(**{Field.REMOTE_SUBMITTING: 1})
     tries = 0
     while True:
         try:
@@ -99,13 +94,13 @@ def submit(redis: Redis, request: JobSpec, backend: PolledBackend, reporter: Rep
             reporter.progress(0.0, f"{exc.reason}; trying again in {wait:.0f} s")
             time.sleep(wait)
             if reporter.cancelled():
-                reporter.end("canceled")
+                reporter.end(JobStatus.CANCELED)
                 return "canceled"
         except GenerationError as exc:
             return fail(redis, reporter, backend, exc)
     with redis.pipeline() as pipe:
-        pipe.hset(key, mapping={"remote": json.dumps(state), "message": f"sent to {backend.provider}"})
-        pipe.hdel(key, "remote_submitting")
+        record.update(pipe, **{Field.REMOTE: json.dumps(state), Field.MESSAGE: f"sent to {backend.provider}"})
+        record.forget(Field.REMOTE_SUBMITTING, client=pipe)
         schedule(pipe, backend.name, request.id, backend.poll_every)
         pipe.execute()
     return "submitted"
@@ -126,33 +121,35 @@ def poll(
 def _poll(
     redis: Redis, job_id: str, backend: PolledBackend, reporter: Reporter, settings: Settings, deliver: Deliver
 ) -> str:
-    key, due = keys.job(job_id), keys.due(backend.name)
-    raw = keys.decode(redis.hgetall(key))
-    if not raw or raw["status"] in TERMINAL or "remote" not in raw or raw.get("remote_done"):
+    record, due = reporter.record, keys.due(backend.name)
+    raw = record.read()
+    if not raw or JobStatus(raw[Field.STATUS]).terminal or Field.REMOTE not in raw or raw.get(Field.REMOTE_DONE):
         redis.zrem(due, job_id)
         return "gone"
     state = json.loads(raw["remote"])
 
-    def end(status: str, **fields: Any) -> str:
+    def end(status: JobStatus, **fields: Any) -> str:
         redis.zrem(due, job_id)
         reporter.end(status, **fields)
         return status
 
     if reporter.cancelled():
         backend.cancel(state)
-        return end("canceled")
-    if time.time() - float(raw["started"]) > settings.job_timeout:
+        return end(JobStatus.CANCELED)
+    if time.time() - float(raw[Field.STARTED]) > settings.job_timeout:
         backend.cancel(state)
-        return end("failed", error=f"{backend.provider} did not finish within {settings.job_timeout} s")
+        return end(JobStatus.FAILED, error=f"{backend.provider} did not finish within {settings.job_timeout} s")
     try:
         answer = backend.poll(state)
     except RetryLater as exc:
-        tries = redis.hincrby(key, "remote_retries", 1)
+        tries = int(raw.get(Field.REMOTE_RETRIES, 0)) + 1  # one poll of a job at a time (the polling lease)
         if tries > settings.hosted_retries:
-            return end("failed", error=f"{exc.reason}; gave up after {tries} tries")
+            return end(JobStatus.FAILED, error=f"{exc.reason}; gave up after {tries} tries")
         wait = exc.after_s if exc.after_s is not None else backoff(tries)
         with redis.pipeline() as pipe:
-            pipe.hset(key, "message", f"{exc.reason}; trying again in {wait:.0f} s")
+            record.update(
+                pipe, **{Field.REMOTE_RETRIES: tries, Field.MESSAGE: f"{exc.reason}; trying again in {wait:.0f} s"}
+            )
             schedule(pipe, backend.name, job_id, wait)
             pipe.execute()
         return "retry"
@@ -161,24 +158,24 @@ def _poll(
         return fail(redis, reporter, backend, exc)
     except Exception:
         log.exception("polling job %s on %s failed", job_id, backend.name)
-        return end("failed", error=f"{backend.display_name} failed; the error is in the worker's log")
+        return end(JobStatus.FAILED, error=f"{backend.display_name} failed; the error is in the worker's log")
     if isinstance(answer, Pending):
-        mapping: dict[str, Any] = {"message": answer.message, "remote_retries": 0}
+        mapping: dict[str, Any] = {Field.MESSAGE: answer.message, Field.REMOTE_RETRIES: 0}
         if answer.progress is not None:
-            mapping["progress"] = round(min(max(answer.progress, 0.0), 0.99), 4)
+            mapping[Field.PROGRESS] = round(min(max(answer.progress, 0.0), 0.99), 4)
+        if answer.position is not None:
+            mapping[Field.REMOTE_POSITION] = answer.position
         with redis.pipeline() as pipe:
-            pipe.hset(key, mapping=mapping)
-            if answer.position is not None:
-                pipe.hset(key, "remote_position", answer.position)
-            else:
-                pipe.hdel(key, "remote_position")
+            record.update(pipe, **mapping)
+            if answer.position is None:
+                record.forget(Field.REMOTE_POSITION, client=pipe)
             schedule(pipe, backend.name, job_id, answer.after_s)
             pipe.execute()
         return "pending"
     redis.zrem(due, job_id)
-    if not redis.hsetnx(key, "remote_done", 1):
+    if not record.claim(Field.REMOTE_DONE):
         return "duplicate"  # a poll that outlived its lock already handed this video back
-    redis.hdel(key, "remote_position")
+    record.forget(Field.REMOTE_POSITION)
     return deliver(answer)
 
 

@@ -1,17 +1,17 @@
-"""The function RQ runs on a worker: one job through one backend, result handed back via Redis.
+"""The functions RQ runs on a worker: one job through one backend (`run`), and one poll step of a
+hosted job (`poll`). RQ finds them by these dotted paths, which jobs queued before an upgrade
+also hold: keep them importable here.
 
-Only this side writes a running job's progress. The result (MP4, poster, metadata) goes into
-`dailies:result:<id>` with a TTL and the id onto the collect list, so workers need no shared
-disk and no Hub token.
+The job's record is written only through `dailies.contract.job_record`. The result (MP4, poster,
+metadata) goes into `dailies:result:<id>` with a TTL and the id onto the collect list, so workers
+need no shared disk and no Hub token.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from functools import cache
-from typing import Any
 
 from redis import Redis
 from rq import get_current_job
@@ -20,13 +20,12 @@ from rq.timeouts import JobTimeoutException
 import backends
 from backends.base import Cancelled, GenerationError, Video
 from backends.hosted_common import PolledBackend
-from dailies.contract import keys
+from dailies.contract.job_record import Field, JobRecord, JobStatus, Reporter, Superseded
 from dailies.contract.settings import Settings
 from dailies.contract.spec import JobSpec
 from dailies.worker import polling
 
 log = logging.getLogger("dailies.worker.runner")
-PROGRESS_EVERY = 0.25  # seconds between progress writes; the final state is always written
 
 
 @cache
@@ -34,95 +33,52 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-class JobReporter:
-    """Progress, cancel flag and end state of one job in its Redis hash (a worker's, or the app's on ZeroGPU)."""
-
-    def __init__(self, redis: Redis, job_id: str) -> None:
-        self.redis, self.key, self.cancel = redis, keys.job(job_id), keys.cancel(job_id)
-        self.last = 0.0
-
-    def progress(self, fraction: float, message: str = "") -> None:
-        now = time.monotonic()
-        if now - self.last >= PROGRESS_EVERY:
-            self.last = now
-            self.redis.hset(self.key, mapping={"progress": round(min(max(fraction, 0.0), 0.99), 4), "message": message})
-
-    def cancelled(self) -> bool:
-        return bool(self.redis.exists(self.cancel))
-
-    def end(self, status: str, **fields: Any) -> None:
-        self.redis.hset(self.key, mapping={"status": status, "finished": time.time(), **fields})
-
-
 def run(spec: JobSpec) -> str:
     rq_job = get_current_job()
     redis: Redis = rq_job.connection
-    reporter = JobReporter(redis, spec.id)
-    if reporter.cancelled():
-        reporter.end("canceled")
+    record = JobRecord(redis, spec.id)
+    if record.cancel_requested():
+        record.end(JobStatus.CANCELED)
         return "canceled"
     started = time.time()
-    with redis.pipeline() as pipe:
-        pipe.hset(
-            keys.job(spec.id), mapping={"status": "running", "started": started, "heartbeat": started, "progress": 0}
-        )
-        # Counted so that the app runs a job whose worker died once more, not for ever.
-        pipe.hincrby(keys.job(spec.id), "attempts", 1)
-        pipe.execute()
+    # Counted so that the app runs a job whose worker died once more, not for ever; the count is
+    # this run's token, so a stalled run that wakes after its job was handed on writes nothing.
+    if record.start() is None:
+        return "gone"  # canceled or failed while it waited
+    reporter = Reporter(record)
     backend = backends.get(spec.backend, settings())
     if isinstance(backend, PolledBackend):
         return polling.submit(redis, spec, backend, reporter, settings())
     try:
         video = backend.generate(spec, reporter.progress, reporter.cancelled)
-    except Cancelled:
-        reporter.end("canceled")
+    except (Cancelled, Superseded):
+        reporter.end(JobStatus.CANCELED)
         return "canceled"
     except GenerationError as exc:
         return polling.fail(redis, reporter, backend, exc)
     except JobTimeoutException:
-        reporter.end("failed", error=f"the job ran longer than its limit of {rq_job.timeout} s")
+        reporter.end(JobStatus.FAILED, error=f"the job ran longer than its limit of {rq_job.timeout} s")
         raise
     except Exception:
         log.exception("job %s failed in backend %s", spec.id, spec.backend)
-        reporter.end("failed", error=f"{backend.display_name} failed; the error is in the worker's log")
+        reporter.end(JobStatus.FAILED, error=f"{backend.display_name} failed; the error is in the worker's log")
         raise
-    return hand_back(redis, reporter, spec.id, video, started)
+    return hand_back(reporter, video, started)
 
 
 def poll(job_id: str, backend_name: str) -> str:
     """One poll step of a hosted job (enqueued by the worker's dispatcher when it is due)."""
     redis: Redis = get_current_job().connection
     backend = backends.get(backend_name, settings())
-    reporter = JobReporter(redis, job_id)
-    started = float(redis.hget(keys.job(job_id), "started") or time.time())
-    return polling.poll(
-        redis, job_id, backend, reporter, settings(), lambda video: hand_back(redis, reporter, job_id, video, started)
-    )
+    record = JobRecord(redis, job_id)
+    run_token = record.get(Field.ATTEMPTS)
+    record.run = int(run_token) if run_token else None
+    started = float(record.get(Field.STARTED) or time.time())
+    reporter = Reporter(record)
+    return polling.poll(redis, job_id, backend, reporter, settings(), lambda video: hand_back(reporter, video, started))
 
 
-def hand_back(redis: Redis, reporter: JobReporter, job_id: str, video: Video, started: float) -> str:
-    """The video and its metadata into Redis for the collector."""
-    size = len(video.mp4) + len(video.poster)
-    if size > settings().result_max_bytes:
-        reporter.end(
-            "failed", error=f"the video is {size // 2**20} MB, over the {settings().result_max_bytes // 2**20} MB limit"
-        )
-        return "failed"
-    meta = {
-        "model": video.model,
-        "width": video.width,
-        "height": video.height,
-        "num_frames": video.num_frames,
-        "fps": video.fps,
-        "has_audio": video.has_audio,
-        "extra": video.extra,
-        "started": started,
-        "finished": time.time(),
-    }
-    with redis.pipeline() as pipe:
-        pipe.hset(keys.result(job_id), mapping={"video": video.mp4, "poster": video.poster, "meta": json.dumps(meta)})
-        pipe.expire(keys.result(job_id), settings().result_ttl)
-        pipe.hset(keys.job(job_id), mapping={"progress": 0.99, "message": "saving"})
-        pipe.lpush(keys.COLLECT, job_id)
-        pipe.execute()
-    return "done"
+def hand_back(reporter: Reporter, video: Video, started: float) -> str:
+    """The video to the collector, within the result limits."""
+    handed = reporter.hand_back(video, started, settings().result_max_bytes, settings().result_ttl)
+    return "done" if handed is JobStatus.RUNNING else str(handed or "gone")
