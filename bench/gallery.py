@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench.common import record, summary_ms
-from dailies.app.dataset import LocalDataset, make_row
+from dailies.app.dataset import Generation, LocalDataset, make_row
 from dailies.app.hub import HubRepo, IndexSync
 from dailies.app.index import GalleryQuery, Index, fts_query
 from dailies.app.publisher import COMMIT_MAX_ROWS, Publisher, PublishQueue
@@ -66,20 +66,23 @@ def synthetic_rows(n: int, seed: int = 1, start_ms: int = 1_760_000_000_000) -> 
             rng.choice(COMMON) if rng.random() < 0.35 else w for w in rng.choices(words, weights, k=k)
         ).capitalize()
         backend = rng.choice(BACKENDS)
-        generation = {
-            "id": gid,
-            "created": ms / 1000,
-            "prompt": prompt,
-            "backend": backend,
-            "model": f"{backend}-model",
-            "seed": rng.randint(0, 2**31),
-            "width": 512,
-            "height": 320,
-            "num_frames": 49,
-            "fps": 8,
-            "params": {"steps": 30},
-            "timings": {"run_s": 12.5},
-        }
+        generation = Generation(
+            id=gid,
+            prompt=prompt,
+            negative_prompt="",
+            backend=backend,
+            seed=rng.randint(0, 2**31),
+            params={"steps": 30},
+            group="",
+            created=ms / 1000,
+            model=f"{backend}-model",
+            width=512,
+            height=320,
+            num_frames=49,
+            fps=8,
+            has_audio=False,
+            timings={"run_s": 12.5},
+        )
         date = time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
         row = make_row(generation, f"{gid}.mp4", f"posters/{date}/{gid}.jpg")
         row["video_path"] = f"data/{date}/{i // COMMIT_MAX_ROWS:08d}/{gid}.mp4"

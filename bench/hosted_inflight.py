@@ -43,7 +43,8 @@ def run(procs: Processes, url: str, server: HostedServer, jobs: int) -> dict[str
     submit = Jobs(redis, Settings.from_env({"DAILIES_QUEUE_MAX": str(jobs)}), availability=lambda b: served)
     start = time.monotonic()
     ids = [
-        submit.submit({"prompt": f"in flight {i}", "backend": "fal"}, Visitor(f"bench-{i}"))["id"] for i in range(jobs)
+        submit.submit({"prompt": f"in flight {i}", "backend": "fal"}, Visitor(f"bench-{i}")).spec.id
+        for i in range(jobs)
     ]
     submitted = time.monotonic() - start
     most, peak = 0, idle

@@ -53,7 +53,7 @@ def ours(procs: Processes, url: str, jobs: int, pace: float) -> dict[str, float]
         submit.submit(
             {"prompt": f"duty {i}", "backend": "preview", "num_frames": 12, "width": 128, "height": 128},
             Visitor(f"bench-{i}"),
-        )["id"]
+        ).spec.id
         for i in range(jobs)
     ]
     wait_for(lambda: redis.llen("dailies:collect") == jobs, timeout=jobs * pace * 3 + 30, what="all jobs")

@@ -28,7 +28,7 @@ def test_results_finished_while_the_app_was_down_are_collected_once(
     # Submit without any app running (as a second app replica would): the results wait in Redis.
     jobs = Jobs(redis, Settings.from_env({}), availability=lambda b: b.availability())
     ids = [
-        jobs.submit({"prompt": f"while away {i}", "backend": "preview", "num_frames": 2}, Visitor("tester"))["id"]
+        jobs.submit({"prompt": f"while away {i}", "backend": "preview", "num_frames": 2}, Visitor("tester")).spec.id
         for i in range(3)
     ]
     wait_for(lambda: redis.llen("dailies:collect") == 3, what="results waiting in Redis")

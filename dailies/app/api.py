@@ -15,10 +15,9 @@ from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dailies.app import zerogpu
 from dailies.app.errors import ApiError
 from dailies.app.index import PAGE_MAX, GalleryQuery
-from dailies.app.jobs import JobStatus
+from dailies.app.jobs import JobView
 from dailies.app.service import Service
 from dailies.app.visitors import Whoami
 
@@ -101,7 +100,7 @@ async def read_json(request: Request) -> Any:
         raise ApiError(400, "bad_json", "the body is not valid JSON") from None
 
 
-async def server_sent(statuses: AsyncIterator[JobStatus | None]) -> AsyncIterator[str]:
+async def server_sent(statuses: AsyncIterator[JobView | None]) -> AsyncIterator[str]:
     """Each status as a `status` event (the last one is the job's end); None as a keep-alive comment."""
     async for status in statuses:
         yield ": keep-alive\n\n" if status is None else f"event: status\ndata: {json.dumps(status.to_json())}\n\n"
@@ -122,12 +121,8 @@ def router(service: Service) -> APIRouter:
         if isinstance(body, dict) and "backends" in body:
             # A comparison, one job per backend (on the queue, also on ZeroGPU).
             return JSONResponse(await run_in_threadpool(service.groups.submit, body, visitor), status_code=202)
-        answer = await run_in_threadpool(service.jobs.submit, body, visitor)
-        spec = service.jobs.take_in_request(answer["id"])
-        if spec is not None:
-            # ZeroGPU: the GPU is lent to this request's visitor, so the job runs now, as them.
-            zerogpu.run_for_api(service.redis, service.settings, spec, request)
-        return AsciiJSONResponse(answer, status_code=202)
+        accepted = await run_in_threadpool(service.jobs.submit, body, visitor)
+        return AsciiJSONResponse(accepted.to_json(), status_code=202)
 
     @api.get("/jobs/{job_id}")
     def job_status(job_id: str) -> dict:

@@ -17,9 +17,10 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from dailies.app.dataset import GenerationRow, LocalDataset, row_seed
+from dailies.app.dataset import Generation, GenerationRow, LocalDataset, row_seed
 from dailies.app.index import Index
 from dailies.contract import keys
+from dailies.contract.job_record import Field, JobRecord, JobStatus, ResultMeta
 from dailies.contract.loop import BackgroundLoop
 
 log = logging.getLogger("dailies.app.collector")
@@ -69,53 +70,34 @@ class Collector:
             raise
         except Exception as exc:
             log.exception("result %s cannot be stored; setting it aside", job_id)
-            with self.redis.pipeline() as pipe:
-                pipe.hset(
-                    keys.job(job_id),
-                    mapping={
-                        "status": "failed",
-                        "finished": time.time(),
-                        "error": f"the result could not be stored ({type(exc).__name__}); please submit it again",
-                    },
-                )
-                pipe.lrem(keys.COLLECTING, 1, job_id)
-                pipe.delete(keys.result(job_id))
-                pipe.execute()
+            error = f"the result could not be stored ({type(exc).__name__}); please submit it again"
+            JobRecord(self.redis, job_id).end(JobStatus.FAILED, error=error)
+            self._drop(job_id)
+
+    def _drop(self, job_id: str) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.lrem(keys.COLLECTING, 1, job_id)
+            pipe.delete(keys.result(job_id))
+            pipe.execute()
 
     def collect(self, job_id: str, recovering: bool = False) -> None:
-        job = keys.decode(self.redis.hgetall(keys.job(job_id)))
+        record = JobRecord(self.redis, job_id)
+        job = record.read()
         result = self.redis.hgetall(keys.result(job_id))
         if not job or not result:
             if job:
-                self.redis.hset(
-                    keys.job(job_id),
-                    mapping={
-                        "status": "failed",
-                        "finished": time.time(),
-                        "error": "the result expired before it could be stored",
-                    },
-                )
-            self.redis.lrem(keys.COLLECTING, 1, job_id)
+                record.end(JobStatus.FAILED, error="the result expired before it could be stored")
+            self._drop(job_id)
             return
-        meta = json.loads(result[b"meta"])
-        request = json.loads(job["request"])
-        created = float(job["created"])
-        generation = {
-            **request,
-            "created": created,
-            "model": meta["model"],
-            "width": meta["width"],
-            "height": meta["height"],
-            "num_frames": meta["num_frames"],
-            "fps": meta["fps"],
-            "has_audio": meta.get("has_audio", False),  # a worker from before sound sends none
-            "timings": {
-                "queued_s": round(meta["started"] - created, 3),
-                "run_s": round(meta["finished"] - meta["started"], 3),
-                "total_s": round(time.time() - created, 3),
-                **meta.get("extra", {}).get("timings", {}),  # a backend's own, e.g. load_s
-            },
-        }
+        meta = ResultMeta.from_json(result[b"meta"])
+        record.run = meta.run
+        if JobStatus(job[Field.STATUS]).terminal and not (recovering and job[Field.STATUS] == JobStatus.SUCCEEDED):
+            # Canceled or failed while its video was on the way (or a stale run's late video): not kept.
+            log.info("job %s ended %s before its result was stored; dropping the result", job_id, job[Field.STATUS])
+            self._drop(job_id)
+            return
+        created = float(job[Field.CREATED])
+        generation = Generation.of(json.loads(job[Field.REQUEST]), created, meta, time.time())
         if recovering and (self.index.has(job_id) or self.dataset.contains(job_id, created)):
             row = self.index.get(job_id) or next(r for r in self.dataset.rows() if r["id"] == job_id)
         else:
@@ -124,23 +106,14 @@ class Collector:
         if self.on_row:
             self.on_row(row)
         # The backend's recent run time, from which queued jobs' waits are estimated (jobs.py).
-        before = self.redis.hget(keys.RUN_SECONDS, request["backend"])
-        run_s = generation["timings"]["run_s"]
+        before = self.redis.hget(keys.RUN_SECONDS, generation.backend)
+        run_s = generation.timings["run_s"]
         typical = run_s if before is None else (1 - RUN_SECONDS_WEIGHT) * float(before) + RUN_SECONDS_WEIGHT * run_s
-        with self.redis.pipeline() as pipe:
-            pipe.hset(keys.RUN_SECONDS, request["backend"], round(typical, 3))
-            pipe.hset(
-                keys.job(job_id),
-                mapping={
-                    "status": "succeeded",
-                    "finished": time.time(),
-                    "message": "",
-                    "result": json.dumps(result_payload(row)),
-                },
-            )
-            pipe.lrem(keys.COLLECTING, 1, job_id)
-            pipe.delete(keys.result(job_id))
-            pipe.execute()
+        self.redis.hset(keys.RUN_SECONDS, generation.backend, round(typical, 3))
+        ended = record.end(JobStatus.SUCCEEDED, **{Field.MESSAGE: "", Field.RESULT: json.dumps(result_payload(row))})
+        if not ended and not recovering:
+            log.warning("job %s ended while its result was being stored; the generation is kept", job_id)
+        self._drop(job_id)
 
 
 def result_payload(row: GenerationRow) -> dict[str, Any]:

@@ -17,11 +17,60 @@ import json
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict, get_type_hints
 
+from dailies.contract.job_record import ResultMeta
 from dailies.contract.spec import duration_s, new_id
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A finished job as the collector stores it: what it asked for and what came back."""
+
+    id: str
+    prompt: str
+    negative_prompt: str
+    backend: str
+    seed: int | None
+    params: dict[str, Any]
+    group: str  # the comparison it was made in, "" for none
+    created: float
+    model: str
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    has_audio: bool
+    timings: dict[str, float]
+
+    @classmethod
+    def of(cls, request: dict[str, Any], created: float, meta: ResultMeta, stored: float) -> Generation:
+        """From the job's recipe (JobSpec.recipe) and the run's ResultMeta, stored at `stored`."""
+        return cls(
+            id=request["id"],
+            prompt=request["prompt"],
+            negative_prompt=request.get("negative_prompt") or "",
+            backend=request["backend"],
+            seed=request.get("seed"),
+            params=request.get("params") or {},
+            group=request.get("group") or "",  # jobs from before comparisons have none
+            created=created,
+            model=meta.model,
+            width=meta.width,
+            height=meta.height,
+            num_frames=meta.num_frames,
+            fps=meta.fps,
+            has_audio=meta.has_audio,
+            timings={
+                "queued_s": round(meta.started - created, 3),
+                "run_s": round(meta.finished - meta.started, 3),
+                "total_s": round(stored - created, 3),
+                **meta.extra.get("timings", {}),  # a backend's own, e.g. load_s
+            },
+        )
 
 
 class DatasetRow(TypedDict):
@@ -84,27 +133,27 @@ def utc_date(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
 
 
-def make_row(generation: dict[str, Any], video_name: str, poster_path: str) -> DatasetRow:
-    """A metadata row with every column, typed, from a finished job's recipe and result."""
+def make_row(generation: Generation, video_name: str, poster_path: str) -> DatasetRow:
+    """A metadata row with every column, typed."""
     row: DatasetRow = {
         "file_name": video_name,
-        "id": generation["id"],
-        "created_at": datetime.fromtimestamp(generation["created"], UTC).isoformat(),
-        "prompt": generation["prompt"],
-        "negative_prompt": generation.get("negative_prompt") or "",
-        "backend": generation["backend"],
-        "model": generation["model"],
-        "seed": NO_SEED if generation.get("seed") is None else int(generation["seed"]),
-        "width": int(generation["width"]),
-        "height": int(generation["height"]),
-        "num_frames": int(generation["num_frames"]),
-        "fps": int(generation["fps"]),
-        "duration_s": duration_s(generation["num_frames"], generation["fps"]),
-        "has_audio": bool(generation.get("has_audio")),
-        "params": json.dumps(generation.get("params") or {}, sort_keys=True),
-        "timings": json.dumps(generation.get("timings") or {}, sort_keys=True),
+        "id": generation.id,
+        "created_at": datetime.fromtimestamp(generation.created, UTC).isoformat(),
+        "prompt": generation.prompt,
+        "negative_prompt": generation.negative_prompt,
+        "backend": generation.backend,
+        "model": generation.model,
+        "seed": NO_SEED if generation.seed is None else int(generation.seed),
+        "width": int(generation.width),
+        "height": int(generation.height),
+        "num_frames": int(generation.num_frames),
+        "fps": int(generation.fps),
+        "duration_s": duration_s(generation.num_frames, generation.fps),
+        "has_audio": bool(generation.has_audio),
+        "params": json.dumps(generation.params, sort_keys=True),
+        "timings": json.dumps(generation.timings, sort_keys=True),
         "poster": poster_path,
-        "group": generation.get("group") or "",  # the comparison it was made in, "" for none
+        "group": generation.group,
     }
     assert list(row) == list(COLUMNS)
     return row
@@ -145,18 +194,18 @@ class LocalDataset:
         with self._lock:
             self._batch = None
 
-    def write(self, generation: dict[str, Any], video: bytes, poster: bytes) -> GenerationRow:
+    def write(self, generation: Generation, video: bytes, poster: bytes) -> GenerationRow:
         """Store video and poster, then append the row: the row is written last, so a row always
         points at files that exist. Returns the row plus `video_path` (relative to the root)."""
-        date = utc_date(generation["created"])
+        date = utc_date(generation.created)
         with self._lock:
             folder = self._batch_dir(date)
-            poster_path = f"posters/{date}/{generation['id']}.jpg"
-            files = (self.root / poster_path, folder / f"{generation['id']}.mp4")
+            poster_path = f"posters/{date}/{generation.id}.jpg"
+            files = (self.root / poster_path, folder / f"{generation.id}.mp4")
             try:
                 _write_atomic(files[0], poster)
                 _write_atomic(files[1], video)
-                row = make_row(generation, f"{generation['id']}.mp4", poster_path)
+                row = make_row(generation, f"{generation.id}.mp4", poster_path)
                 line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
             except Exception:
                 # No row points at them: leave no orphan files behind.

@@ -26,8 +26,9 @@ from dailies.app.jobs import Jobs
 from dailies.app.validation import COMMON_FIELDS
 from dailies.app.visitors import Visitor
 from dailies.contract import keys
+from dailies.contract.job_record import TERMINAL
 from dailies.contract.settings import Settings
-from dailies.contract.spec import JOB_TTL, TERMINAL, new_id, valid_id
+from dailies.contract.spec import JOB_TTL, new_id, valid_id
 
 GROUP_MAX = 4
 # Fields every job of a group shares as given; the others are snapped or left out per backend.
@@ -130,8 +131,8 @@ class Groups:
             )
             pipe.expire(keys.group(group_id), JOB_TTL)
             pipe.execute()
-        answers = self.jobs.enqueue(specs, visitor)
-        return {"group": group_id, "jobs": [{**a, "backend": s.backend} for a, s in zip(answers, specs, strict=True)]}
+        accepted = self.jobs.enqueue(specs, visitor)
+        return {"group": group_id, "jobs": [{**a.to_json(), "backend": a.spec.backend} for a in accepted]}
 
     def status(self, group_id: str) -> dict[str, Any]:
         """Each job of the group (its status, and its generation once stored), oldest first."""

@@ -1,14 +1,14 @@
-"""Jobs on the Redis queue: submit, status and cancel (app side), and the Redis keys both sides use.
+"""Jobs on the Redis queue, app side: prepare, enqueue, status and cancel.
 
-Each job has our own hash `dailies:job:<id>` next to RQ's job. Its `status` moves
-queued -> running -> succeeded | failed | canceled; the app writes queued, canceled (of a
-job still in the queue) and succeeded (once the collector has stored the result); the worker
-writes running, progress, failed and canceled. Cancellation of a running job is a separate
-flag the backend checks between steps.
+A job's record (`dailies:job:<id>`) is written only through `dailies.contract.job_record`, which
+enforces its life: queued -> running -> succeeded | failed | canceled. The app creates it queued,
+cancels a job still in the queue, and (the collector) ends it succeeded once its result is stored;
+whoever runs it writes the rest. Cancelling a running job raises a flag its backend checks
+between steps.
 
-On a ZeroGPU Space an open-model job is recorded the same way (with `runner: request`) but not
-queued: the caller takes its spec and runs it in the visitor's request (dailies/app/zerogpu.py),
-which then writes what a worker would.
+There is one way in, `enqueue`: it answers what it accepted and where each job runs. On a
+ZeroGPU Space an open-model job is recorded the same way but runs in the visitor's own request
+(`Accepted.in_request`): the page's event that submitted it drives it (dailies/app/zerogpu.py).
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from dailies.app.limits import Limits, quota_for
 from dailies.app.validation import validate
 from dailies.app.visitors import Visitor
 from dailies.contract import keys
+from dailies.contract.job_record import IN_REQUEST, TERMINAL, Field, JobRecord, JobStatus
 from dailies.contract.settings import Settings
-from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, RUNNER, STALE_BEATS, TERMINAL, JobSpec, valid_id
+from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, RUNNER, STALE_BEATS, JobSpec, valid_id
 
 UNAVAILABLE_RETRY_S = 30
-IN_REQUEST = "request"  # the `runner` of a job that runs in the visitor's request (ZeroGPU)
 
 
 def _int(value: str | None) -> int | None:
@@ -42,11 +42,24 @@ def _int(value: str | None) -> int | None:
 
 
 @dataclass(frozen=True)
-class JobStatus:
+class Accepted:
+    """A job `enqueue` took: its answer to the caller, and where it runs."""
+
+    spec: JobSpec
+    position: int  # jobs ahead in its queue
+    in_request: bool  # ZeroGPU: it runs in the visitor's request, driven by the caller (zerogpu.run)
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer of POST /api/v1/jobs."""
+        return {"id": self.spec.id, "status": JobStatus.QUEUED, "position": self.position, "seed": self.spec.seed}
+
+
+@dataclass(frozen=True)
+class JobView:
     """One job as GET /api/v1/jobs/{id} answers it (`to_json`)."""
 
     id: str
-    status: str
+    status: JobStatus
     backend: str
     progress: float
     message: str
@@ -80,12 +93,12 @@ class Jobs:
         self.availability = availability
         self.limits = Limits(redis, settings.queue_max, settings.heartbeat_s)
         self.in_request = in_request  # ZeroGPU: open models run in the visitor's request, not on the queue
-        self._in_request: dict[str, JobSpec] = {}
 
-    def submit(self, body: Any, visitor: Visitor) -> dict:
-        return self.enqueue([self.prepare(body, visitor)], visitor)[0]
+    def submit(self, body: Any, visitor: Visitor, from_page: bool = False) -> Accepted:
+        """One job. `from_page`: a page event that can drive a job run in its request (ZeroGPU)."""
+        return self.enqueue([self.prepare(body, visitor, from_page)], visitor)[0]
 
-    def prepare(self, body: Any, visitor: Visitor) -> JobSpec:
+    def prepare(self, body: Any, visitor: Visitor, from_page: bool = False) -> JobSpec:
         """The validated job for a usable backend this visitor may use, or ApiError; nothing is written."""
         name = body.get("backend") if isinstance(body, dict) else None
         if not isinstance(name, str) or name not in backends.BACKEND_CLASSES:
@@ -102,6 +115,15 @@ class Jobs:
                 f"sign in with Hugging Face to use {backend.display_name} (on the API: a Hugging Face token as bearer)",
                 "backend",
             )
+        if self.in_request(backend) and not from_page:
+            # The GPU is lent to a page's request for the visitor's quota: a program's request has no page.
+            raise ApiError(
+                409,
+                "runs_in_page",
+                f"on this ZeroGPU Space {backend.display_name} runs in a visitor's page, not through the JSON API:"
+                " use the page, or the page's /submit endpoint with gradio_client",
+                "backend",
+            )
         availability = self.availability(backend)
         if not availability.usable:
             raise ApiError(
@@ -113,9 +135,9 @@ class Jobs:
             )
         return spec
 
-    def enqueue(self, specs: list[JobSpec], visitor: Visitor) -> list[dict]:
-        """Queue prepared jobs (a comparison has several), or on ZeroGPU hold them for the request to
-        run: room for all of them is reserved first, or none is taken."""
+    def enqueue(self, specs: list[JobSpec], visitor: Visitor) -> list[Accepted]:
+        """Record prepared jobs (a comparison has several) and queue those that run on a worker:
+        room for all of them is reserved first, or none is taken."""
         quota = quota_for(visitor, self.settings)
         for i, spec in enumerate(specs):
             try:
@@ -134,43 +156,17 @@ class Jobs:
                 raise
         return answers
 
-    def _enqueue(self, spec: JobSpec) -> dict:
+    def _enqueue(self, spec: JobSpec) -> Accepted:
         here = self.in_request(backends.get(spec.backend, self.settings))
-        self._write(spec, here)
-        job_id, name = spec.id, spec.backend
+        # The record exists before the job can reach a worker.
+        JobRecord(self.redis, spec.id).create(spec.backend, spec.recipe(), in_request=here)
         if here:
-            # No queue: the caller takes the spec and runs it inside the visitor's request.
-            self._in_request[job_id] = spec
-            return {"id": job_id, "status": "queued", "position": 0, "seed": spec.seed}
-        (ahead,), _ = self._queue_state([(name, job_id)])
-        return {"id": job_id, "status": "queued", "position": ahead, "seed": spec.seed}
-
-    def _write(self, spec: JobSpec, here: bool) -> None:
-        now = time.time()
-        with self.redis.pipeline() as pipe:
-            pipe.hset(
-                keys.job(spec.id),
-                mapping={
-                    "status": "queued",
-                    "backend": spec.backend,
-                    "created": now,
-                    "progress": 0,
-                    "request": json.dumps(spec.recipe()),
-                    **({"runner": IN_REQUEST, "heartbeat": now} if here else {}),
-                },
-            )
-            pipe.expire(keys.job(spec.id), JOB_TTL)
-            pipe.execute()
-        if here:
-            return
-        # Our hash exists before the job can reach a worker.
+            return Accepted(spec, 0, in_request=True)
         Queue(keys.queue_name(spec.backend), connection=self.redis).enqueue_call(
             RUNNER, args=(spec,), job_id=spec.id, timeout=self.settings.job_timeout, result_ttl=600, failure_ttl=JOB_TTL
         )
-
-    def take_in_request(self, job_id: str) -> JobSpec | None:
-        """The spec of a job just accepted to run in this request (ZeroGPU), once; None for a queued job."""
-        return self._in_request.pop(job_id, None)
+        (ahead,), _ = self._queue_state([(spec.backend, spec.id)])
+        return Accepted(spec, ahead, in_request=False)
 
     def _queue_state(self, queued: list[tuple[str, str]]) -> tuple[list[int], dict[str, str]]:
         """Jobs ahead of each (backend, job id) in its queue (0: next to run, or being picked up by
@@ -184,13 +180,13 @@ class Jobs:
             *positions, typical = pipe.execute()
         return [p or 0 for p in positions], keys.decode(typical)
 
-    def status(self, job_id: str) -> JobStatus:
+    def status(self, job_id: str) -> JobView:
         found = self.statuses([job_id]).get(job_id)
         if found is None:
             raise ApiError(404, "not_found", f"no job {job_id!r}")
         return found
 
-    def statuses(self, job_ids: list[str]) -> dict[str, JobStatus]:
+    def statuses(self, job_ids: list[str]) -> dict[str, JobView]:
         """The status of each job that exists, in two Redis round trips however many are asked for."""
         ids = [j for j in job_ids if valid_id(j)]
         with self.redis.pipeline(transaction=False) as pipe:
@@ -203,7 +199,7 @@ class Jobs:
             for job_id, raw, rq in zip(ids, replies[::2], replies[1::2], strict=True)
             if raw
         }
-        queued = [j for j, (raw, _) in found.items() if raw["status"] == "queued"]
+        queued = [j for j, (raw, _) in found.items() if raw[Field.STATUS] == JobStatus.QUEUED]
         ahead, typical = self._queue_state([(found[j][0]["backend"], j) for j in queued])
         positions = dict(zip(queued, ahead, strict=True))
         now = time.time()
@@ -220,8 +216,8 @@ class Jobs:
         position: int | None,
         typical_s: str | None,
         now: float,
-    ) -> JobStatus:
-        status = raw["status"]
+    ) -> JobView:
+        status = JobStatus(raw[Field.STATUS])
         # A hosted job between polls runs no RQ job; its heartbeat is the due time of its next poll.
         last_beat = float(raw.get("heartbeat", now))
         hosted = "remote" in raw
@@ -231,30 +227,30 @@ class Jobs:
         # again by the app's reaper first (two rounds of grace for it).
         grace = POLL_LEASE_S if hosted or in_request else 2 * self.settings.heartbeat_s
         allowed = STALE_BEATS * self.settings.heartbeat_s + grace
-        silent = (status == "running" or in_request) and status not in TERMINAL and now - last_beat > allowed
+        silent = (status == JobStatus.RUNNING or in_request) and status not in TERMINAL and now - last_beat > allowed
         on_queue = not (hosted or in_request)
         if silent or (status not in TERMINAL and on_queue and rq_status in ("failed", "stopped", None)):
             # The worker died (or the job expired) without writing an end state.
-            status = "failed"
+            status = JobStatus.FAILED
             raw.setdefault("error", "the worker stopped while running this job; please submit it again")
         started = float(raw.get("started", 0)) or None
         finished = float(raw.get("finished", 0)) or None
         progress = float(raw.get("progress", 0))
         elapsed = ((finished or now) - started) if started else 0.0
         waited = (started or finished or now) - float(raw.get("created", now))
-        eta = elapsed * (1 - progress) / progress if status == "running" and progress >= 0.02 else None
-        if status == "queued" and typical_s is not None:
+        eta = elapsed * (1 - progress) / progress if status == JobStatus.RUNNING and progress >= 0.02 else None
+        if status == JobStatus.QUEUED and typical_s is not None:
             # The jobs ahead and this one, each as long as the backend's recent runs (one worker).
             eta = ((position or 0) + 1) * float(typical_s)
         request = json.loads(raw["request"])
         # Queued: our queue; running on a hosted backend: the provider's queue, when it says.
-        if status != "queued":
+        if status != JobStatus.QUEUED:
             position = _int(raw.get("remote_position"))
-        return JobStatus(
+        return JobView(
             id=job_id,
             status=status,
             backend=raw["backend"],
-            progress=progress if status != "succeeded" else 1.0,
+            progress=progress if status != JobStatus.SUCCEEDED else 1.0,
             message=raw.get("message", ""),
             position=position,
             elapsed_s=round(elapsed, 3),
@@ -262,21 +258,20 @@ class Jobs:
             eta_s=round(eta, 1) if eta is not None else None,
             seed=request.get("seed"),
             request=request,
-            error=raw.get("error") if status == "failed" else None,
-            result=json.loads(raw["result"]) if status == "succeeded" else None,
+            error=raw.get("error") if status == JobStatus.FAILED else None,
+            result=json.loads(raw["result"]) if status == JobStatus.SUCCEEDED else None,
         )
 
     def cancel(self, job_id: str) -> dict:
-        status = self.status(job_id).status
-        if status in TERMINAL:
-            raise ApiError(409, "already_finished", f"job {job_id} has already {status}")
-        self.redis.set(keys.cancel(job_id), 1, ex=JOB_TTL)
-        queue = Queue(keys.queue_name(self.redis.hget(keys.job(job_id), "backend").decode()), connection=self.redis)
+        found = self.status(job_id)
+        if found.status in TERMINAL:
+            raise ApiError(409, "already_finished", f"job {job_id} has already {found.status}")
+        record = JobRecord(self.redis, job_id)
+        record.request_cancel()
+        queue = Queue(keys.queue_name(found.backend), connection=self.redis)
         if self.redis.lrem(queue.key, 1, job_id):
             # Still waiting: it is gone from the queue at once. A running job stops at its next step.
-            with self.redis.pipeline() as pipe:
-                pipe.hset(keys.job(job_id), mapping={"status": "canceled", "finished": time.time()})
-                pipe.delete(Job.key_for(job_id))
-                pipe.execute()
-            return {"id": job_id, "status": "canceled"}
+            record.end(JobStatus.CANCELED)
+            self.redis.delete(Job.key_for(job_id))
+            return {"id": job_id, "status": JobStatus.CANCELED}
         return {"id": job_id, "status": "canceling"}
