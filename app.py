@@ -107,6 +107,7 @@ def start(settings: Settings) -> tuple[Service, Supervisor | None]:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    zerogpu.prepare()
     settings = Settings.from_env()
     service, supervisor = start(settings)
     try:

@@ -6,10 +6,11 @@ the form), so heavy libraries (torch, diffusers) are imported inside `load`/`gen
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from dailies.contract.settings import Settings
 from dailies.contract.spec import JobSpec
@@ -155,6 +156,31 @@ SAME_WEIGHTS = "same"  # Checkpoint.i2v: the text-to-video model also takes a st
 
 
 @dataclass(frozen=True)
+class GpuCost:
+    """What one run of a checkpoint costs on a ZeroGPU card, so a job asks for enough GPU time
+    (too little gets the task aborted; too much spends the visitor's daily quota on nothing).
+
+    Estimates from the published timings (REFERENCE.md, on H100) scaled to the ZeroGPU card;
+    where none are published, sized from the parameter count until measured."""
+
+    step_s: float  # one denoising step at the reference size and frames
+    pixels: int  # width * height * frames of the reference
+    fixed_s: float  # loading the weights onto the lent GPU, the text encoder and the VAE decode
+    size: Literal["large", "xlarge"] = "large"  # "xlarge" (96 GB, twice the quota) where 48 GB is not enough
+
+    def seconds(self, pixels: int, steps: int) -> int:
+        """The GPU duration to ask for `steps` at `pixels` (width * height * frames), with a margin:
+        past the duration asked for, the platform may abort the task."""
+        seconds = self.fixed_s + steps * self.step_s * pixels / self.pixels
+        # Longer than the platform allows is refused up front, with its reason shown: no cap here.
+        return max(20, math.ceil(seconds * 1.2))
+
+
+# A checkpoint that declares no cost (a test checks there is none) asks generously rather than being aborted.
+UNLISTED_GPU = GpuCost(10.0, 1280 * 720 * 121, 60)
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     """One model a backend runs (the `model` parameter picks it) and the rules a request must meet.
 
@@ -174,6 +200,7 @@ class Checkpoint:
     dtype: str = "bfloat16"  # on CUDA; the CPU runs float32
     weights_variant: str | None = None  # e.g. "bf16" files next to the fp32 ones in the repo
     label: str = ""  # how messages name it, e.g. "CogVideoX 1.5 5B"
+    gpu: GpuCost | None = None  # open models: what a run costs on ZeroGPU
 
     def but(self, name: str, **changes: Any) -> Checkpoint:
         """This checkpoint renamed, with `changes` (a published checkpoint from its family's defaults)."""
@@ -241,6 +268,15 @@ class Backend(ABC):
         """The rules for a request's `model` (None: the default). One set for every model here;
         a backend whose checkpoints differ looks the name up (ValueError naming the choices)."""
         return cls.checkpoints[0]
+
+    def gpu_cost(self, spec: JobSpec) -> GpuCost:
+        """What `spec` costs on ZeroGPU (its checkpoint's declared cost)."""
+        return self.rules(spec.params.get("model")).gpu or UNLISTED_GPU
+
+    def gpu_seconds(self, spec: JobSpec) -> int:
+        """The ZeroGPU duration `spec` asks for: its steps at its size and frames."""
+        steps = spec.params.get("steps") or self.rules(spec.params.get("model")).steps or 1
+        return self.gpu_cost(spec).seconds(spec.width * spec.height * spec.num_frames, steps)
 
     # The default checkpoint's rules, for the page's first form.
     @property

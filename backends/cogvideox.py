@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.base import Checkpoint, FrameRule, SizeRule
+from backends.base import Checkpoint, FrameRule, GpuCost, SizeRule
 from backends.local_model import LocalModelBackend, model_params
 
 # 2B and 5B: 4k+1 frames up to the 49 they were trained on (5 decodes to 8: 9 is the least);
@@ -27,11 +27,20 @@ class CogVideoXBackend(LocalModelBackend):
     pipeline = "CogVideoXPipeline"
     i2v_pipeline = "CogVideoXImageToVideoPipeline"
     checkpoints = (
-        FAMILY.but("5b", label="CogVideoX 5B", repo="THUDM/CogVideoX-5b", i2v="THUDM/CogVideoX-5b-I2V"),
-        FAMILY.but("2b", label="CogVideoX 2B", repo="THUDM/CogVideoX-2b", dtype="float16"),
+        FAMILY.but(
+            "5b",
+            gpu=GpuCost(2.0, 720 * 480 * 49, 35),
+            label="CogVideoX 5B",
+            repo="THUDM/CogVideoX-5b",
+            i2v="THUDM/CogVideoX-5b-I2V",
+        ),
+        FAMILY.but(
+            "2b", gpu=GpuCost(1.0, 720 * 480 * 49, 25), label="CogVideoX 2B", repo="THUDM/CogVideoX-2b", dtype="float16"
+        ),
         # 16k+1 frames with a temporal latent patch of 2: the model card's 5 s (81) and 10 s (161).
         FAMILY.but(
             "1.5-5b",
+            gpu=GpuCost(12.0, 1360 * 768 * 81, 35, "xlarge"),
             label="CogVideoX 1.5 5B",
             repo="THUDM/CogVideoX1.5-5B",
             i2v="THUDM/CogVideoX1.5-5B-I2V",

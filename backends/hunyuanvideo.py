@@ -9,7 +9,7 @@ from __future__ import annotations
 from itertools import count
 from typing import Any
 
-from backends.base import Checkpoint, FrameRule, SizeRule
+from backends.base import Checkpoint, FrameRule, GpuCost, SizeRule
 from backends.local_model import LocalModelBackend, model_params
 from dailies.contract.spec import JobSpec
 
@@ -33,10 +33,19 @@ class HunyuanVideoBackend(LocalModelBackend):
     )
     pipeline = "HunyuanVideo15Pipeline"
     i2v_pipeline = "HunyuanVideo15ImageToVideoPipeline"
+    # GpuCost: no published step times; sized from 8.3B with Qwen2.5-VL 7B and ByT5 until measured;
+    # 720p's activations want the whole card (xlarge).
     checkpoints = (
-        FAMILY.but("480p", label="HunyuanVideo 1.5 480p", repo=REPO + "480p_t2v", i2v=REPO + "480p_i2v"),
+        FAMILY.but(
+            "480p",
+            gpu=GpuCost(3.0, 848 * 480 * 121, 60),
+            label="HunyuanVideo 1.5 480p",
+            repo=REPO + "480p_t2v",
+            i2v=REPO + "480p_i2v",
+        ),
         FAMILY.but(
             "720p",
+            gpu=GpuCost(7.0, 1280 * 720 * 121, 60, "xlarge"),
             label="HunyuanVideo 1.5 720p",
             repo=REPO + "720p_t2v",
             i2v=REPO + "720p_i2v",

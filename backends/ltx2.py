@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from backends.base import SAME_WEIGHTS, TEXT_TO_VIDEO, Checkpoint, FrameRule, GenerationError, Param, SizeRule
+from backends.base import SAME_WEIGHTS, TEXT_TO_VIDEO, Checkpoint, FrameRule, GenerationError, GpuCost, Param, SizeRule
 from backends.local_model import LocalModelBackend, model_params
 from dailies.contract.media import Audio
 from dailies.contract.spec import JobSpec
@@ -40,11 +40,14 @@ class LTX2Backend(LocalModelBackend):
     )
     pipeline = "LTX2Pipeline"
     i2v_pipeline = "LTX2ImageToVideoPipeline"
+    # GpuCost: no published step times; sized from 19B plus a 12B Gemma-3 text encoder (xlarge) until
+    # measured. The distilled recipe's second stage is in fixed_s.
     checkpoints = (
-        FAMILY.but("2.0", label="LTX-2 19B", repo="Lightricks/LTX-2"),
+        FAMILY.but("2.0", gpu=GpuCost(2.5, 768 * 512 * 121, 90, "xlarge"), label="LTX-2 19B", repo="Lightricks/LTX-2"),
         # Stage one runs at half the size: sides a multiple of 64.
         FAMILY.but(
             DISTILLED,
+            gpu=GpuCost(2.5, 768 * 512 * 121, 90, "xlarge"),
             label="LTX-2 19B distilled",
             repo="rootonchair/LTX-2-19b-distilled",
             size=SizeRule(multiple=64, minimum=64, maximum=1920, default=(768, 512), recommended_min=256),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.base import SAME_WEIGHTS, Checkpoint, FrameRule, SizeRule
+from backends.base import SAME_WEIGHTS, Checkpoint, FrameRule, GpuCost, SizeRule
 from backends.local_model import LocalModelBackend, model_params
 from dailies.contract.spec import JobSpec
 
@@ -30,10 +30,19 @@ class LTXVideoBackend(LocalModelBackend):
     pipeline = "LTXPipeline"
     i2v_pipeline = "LTXImageToVideoPipeline"
     checkpoints = (
-        FAMILY.but("0.9.1", label="LTX-Video 0.9.1", repo="Lightricks/LTX-Video-0.9.1"),
-        FAMILY.but("0.9.5", label="LTX-Video 0.9.5", repo="Lightricks/LTX-Video-0.9.5", steps=40),
+        FAMILY.but(
+            "0.9.1", gpu=GpuCost(0.5, 704 * 480 * 161, 20), label="LTX-Video 0.9.1", repo="Lightricks/LTX-Video-0.9.1"
+        ),
+        FAMILY.but(
+            "0.9.5",
+            gpu=GpuCost(0.5, 704 * 480 * 161, 20),
+            label="LTX-Video 0.9.5",
+            repo="Lightricks/LTX-Video-0.9.5",
+            steps=40,
+        ),
         FAMILY.but(
             "0.9.7-distilled",
+            gpu=GpuCost(1.5, 704 * 480 * 161, 35),
             label="LTX-Video 0.9.7 distilled",
             repo="Lightricks/LTX-Video-0.9.7-distilled",
             steps=8,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.base import Checkpoint, FrameRule, SizeRule
+from backends.base import Checkpoint, FrameRule, GpuCost, SizeRule
 from backends.local_model import LocalModelBackend, model_params
 
 
@@ -14,6 +14,7 @@ class MochiBackend(LocalModelBackend):
     checkpoints = (
         Checkpoint(
             "1-preview",
+            gpu=GpuCost(6.0, 848 * 480 * 163, 45),
             label="Mochi 1 preview",
             repo="genmo/mochi-1-preview",
             weights_variant="bf16",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.base import SAME_WEIGHTS, Checkpoint, FrameRule, SizeRule
+from backends.base import SAME_WEIGHTS, Checkpoint, FrameRule, GpuCost, SizeRule
 from backends.local_model import LocalModelBackend, model_params
 
 FAMILY = Checkpoint(
@@ -26,9 +26,15 @@ class WanBackend(LocalModelBackend):
     i2v_pipeline = "WanImageToVideoPipeline"
     vae_fp32 = True
     checkpoints = (
-        FAMILY.but("2.1-1.3b", label="Wan 2.1 1.3B", repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers"),
+        FAMILY.but(
+            "2.1-1.3b",
+            gpu=GpuCost(1.5, 832 * 480 * 81, 20),
+            label="Wan 2.1 1.3B",
+            repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+        ),
         FAMILY.but(
             "2.1-14b",
+            gpu=GpuCost(9.0, 832 * 480 * 81, 60, "xlarge"),
             label="Wan 2.1 14B",
             repo="Wan-AI/Wan2.1-T2V-14B-Diffusers",
             i2v="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
@@ -36,6 +42,7 @@ class WanBackend(LocalModelBackend):
         # One model for both modes; its VAE compresses 16x and the transformer patches 2x: sides /32.
         FAMILY.but(
             "2.2-5b",
+            gpu=GpuCost(4.0, 1280 * 704 * 121, 30),
             label="Wan 2.2 TI2V 5B",
             repo="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
             i2v=SAME_WEIGHTS,
@@ -45,6 +52,7 @@ class WanBackend(LocalModelBackend):
         ),
         FAMILY.but(
             "2.2-a14b",
+            gpu=GpuCost(9.0, 832 * 480 * 81, 90, "xlarge"),
             label="Wan 2.2 A14B",
             repo="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
             i2v="Wan-AI/Wan2.2-I2V-A14B-Diffusers",

@@ -9,7 +9,10 @@ model is a tiny LTX-Video checkpoint run with `DAILIES_DEVICE=cpu` in the proces
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -20,7 +23,7 @@ import backends
 from dailies.app import zerogpu
 from dailies.app.validation import validate
 from dailies.contract.settings import Settings
-from tests.conftest import App, Processes, choose_seed, start_app, type_number, wait_for
+from tests.conftest import ROOT, App, Processes, choose_seed, start_app, type_number, wait_for
 from tests.tiny_pipelines import save_tiny, tiny_job
 from tests.zerogpu_server import Scheduler, serve, visitor_token
 
@@ -100,19 +103,31 @@ def schedules_of(scheduler: Scheduler, user: str) -> list[dict[str, str]]:
     return [p for p in scheduler.seen("/schedule") if p.get("token") == visitor_token(user)]
 
 
-def test_every_open_checkpoint_has_its_gpu_cost() -> None:
+def test_every_open_checkpoint_declares_its_gpu_cost() -> None:
     for backend in backends.all_backends(SETTINGS):
         if backend.kind == "open":
             for checkpoint in backend.checkpoints:
-                assert (backend.name, checkpoint.name) in zerogpu.COSTS, (backend.name, checkpoint.name)
+                assert checkpoint.gpu is not None, (backend.name, checkpoint.name)
 
 
 def test_the_gpu_process_never_compiles() -> None:
+    from dailies.worker.gpu_child import gpu_settings
+
     # torch.compile is on by default on a GPU elsewhere; ZeroGPU does not support it.
     for env in ({}, {"DAILIES_SPEED": "compile,attention,step_cache"}, {"DAILIES_SPEED_WAN": "compile"}):
-        speed = zerogpu.gpu_settings(Settings.from_env(env)).speed_for("wan", "2.1-14b", "cuda")
+        speed = gpu_settings(Settings.from_env(env)).speed_for("wan", "2.1-14b", "cuda")
         assert "compile" not in speed
-    assert zerogpu.gpu_settings(SETTINGS).speed_for("wan", "2.1-14b", "cuda") == ("attention",)
+    assert gpu_settings(SETTINGS).speed_for("wan", "2.1-14b", "cuda") == ("attention",)
+
+
+def test_an_app_off_zerogpu_loads_no_worker_module_and_not_spaces() -> None:
+    code = (
+        "import sys, app; "
+        "print(sorted(m for m in sys.modules if m.startswith(('dailies.worker', 'spaces')) or m == 'spaces'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SPACES_ZERO_GPU"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_the_duration_asked_for_follows_frames_size_steps_and_checkpoint() -> None:
@@ -120,7 +135,7 @@ def test_the_duration_asked_for_follows_frames_size_steps_and_checkpoint() -> No
     wan = backends.get("wan", SETTINGS)
 
     def seconds(backend, **body) -> int:
-        return zerogpu.gpu_seconds(validate({"prompt": "a boat", **body}, backend), backend)
+        return backend.gpu_seconds(validate({"prompt": "a boat", **body}, backend))
 
     small = seconds(ltx, width=512, height=320, num_frames=97, steps=30)
     assert seconds(ltx, width=704, height=480, num_frames=97, steps=30) > small
@@ -129,10 +144,10 @@ def test_the_duration_asked_for_follows_frames_size_steps_and_checkpoint() -> No
     assert seconds(ltx, width=512, height=320, num_frames=97, steps=30, model="0.9.7-distilled") != small
     # 14B Wan does not fit the 48 GB card: it asks for the 96 GB one, which the page says costs double.
     big = validate({"prompt": "a boat", "backend": "wan", "model": "2.1-14b"}, wan)
-    assert zerogpu.gpu_size(big) == "xlarge"
-    assert zerogpu.quota_seconds(big, wan) == 2 * zerogpu.gpu_seconds(big, wan)
+    assert wan.gpu_cost(big).size == "xlarge"
+    assert zerogpu.quota_seconds(big, wan) == 2 * wan.gpu_seconds(big)
     assert "counted as" in zerogpu.estimate_note(big, wan)
-    assert zerogpu.gpu_size(validate({"prompt": "a boat", "backend": "wan", "model": "2.1-1.3b"}, wan)) == "large"
+    assert wan.gpu_cost(validate({"prompt": "a boat", "backend": "wan", "model": "2.1-1.3b"}, wan)).size == "large"
 
 
 @pytest.mark.browser
@@ -143,7 +158,7 @@ def test_a_page_job_runs_on_a_lent_gpu_as_its_visitor(space: App, scheduler: Sch
     fill_tiny_ltx_job(page, space.url, "a red boat on the sea", steps=100)
     ltx = backends.get("ltx-video", SETTINGS)
     spec = validate({**tiny_job("ltx-video", prompt="x"), "steps": 100, "seed": 7}, ltx)
-    seconds = zerogpu.gpu_seconds(spec, ltx)
+    seconds = ltx.gpu_seconds(spec)
     # Before Generate, the page says what the job will take from the visitor's quota.
     expect(page.locator("#gpu-estimate")).to_contain_text(f"about {seconds} s of GPU time")
 
@@ -176,14 +191,23 @@ def test_a_page_job_runs_on_a_lent_gpu_as_its_visitor(space: App, scheduler: Sch
     assert [g["id"] for g in items] == [job_id]
 
 
-def test_cancel_stops_the_gpu_task(space: App, scheduler: Scheduler) -> None:
-    answer = space.client.post(
-        "/api/v1/jobs",
-        json=tiny_job("ltx-video", prompt="a long night city", steps=200),
-        headers={"X-IP-Token": visitor_token("bob")},
-    )
-    assert answer.status_code == 202, answer.text
-    job_id = answer.json()["id"]
+def test_the_json_api_refuses_open_models_with_a_clear_message(space: App) -> None:
+    # The GPU is lent to a page's request; a program's request has no page to run the job in.
+    answer = space.client.post("/api/v1/jobs", json=tiny_job("ltx-video", prompt="a boat"))
+    assert answer.status_code == 409, answer.text
+    error = answer.json()["error"]
+    assert (error["code"], error["field"]) == ("runs_in_page", "backend")
+    assert "runs in a visitor's page" in error["message"]
+
+
+@pytest.mark.browser
+def test_cancel_stops_the_gpu_task(space: App, scheduler: Scheduler, visitor) -> None:
+    page = visitor("bob")
+    fill_tiny_ltx_job(page, space.url, "a long night city", steps=200)
+    page.locator("#submit").click()
+    job = page.locator("#jobs li.dailies-job").first
+    expect(job).to_have_attribute("data-id", re.compile(r"[0-9a-f]{24}"))
+    job_id = job.get_attribute("data-id")
 
     def stepping():
         status = space.client.get(f"/api/v1/jobs/{job_id}").json()
@@ -249,3 +273,38 @@ def test_preview_keeps_the_queue(space: App, scheduler: Scheduler) -> None:
     assert answer.status_code == 202, answer.text
     assert space.wait_done(answer.json()["id"])["status"] == "succeeded"
     assert len(scheduler.seen("/schedule")) == scheduled
+
+
+@pytest.mark.browser
+def test_retry_and_again_run_on_a_lent_gpu_and_succeed(space: App, scheduler: Scheduler, visitor) -> None:
+    """A card's Again (of a finished job) and Retry (of a canceled one) take the same way in as Generate."""
+    page = visitor("dora")
+    fill_tiny_ltx_job(page, space.url, "a green kite over the dunes", steps=2)
+    page.locator("#submit").click()
+    first = page.locator("#jobs li.dailies-job").first
+    expect(first).to_have_attribute("data-status", "succeeded", timeout=120_000)
+    first_id = first.get_attribute("data-id")
+
+    first.get_by_role("button", name="Again").click()
+    again = page.locator("#jobs li.dailies-job").first
+    expect(again).not_to_have_attribute("data-id", first_id, timeout=30_000)
+    expect(again).to_have_attribute("data-status", "succeeded", timeout=120_000)
+    again_id = again.get_attribute("data-id")
+    assert space.client.get(f"/api/v1/jobs/{again_id}").json()["request"]["seed"] == 7
+
+    # Retry of a job that did not finish: canceled while it ran, then retried from its card.
+    fill_tiny_ltx_job(page, space.url, "a slow grey tide", steps=60)
+    page.locator("#submit").click()
+    slow = page.locator("#jobs li.dailies-job").first
+    expect(slow).to_have_attribute("data-status", "running", timeout=120_000)
+    slow_id = slow.get_attribute("data-id")
+    assert space.client.post(f"/api/v1/jobs/{slow_id}/cancel").status_code == 202
+    card = page.locator(f'#jobs li.dailies-job[data-id="{slow_id}"]')
+    expect(card).to_have_attribute("data-status", "canceled", timeout=60_000)
+    card.get_by_role("button", name="Retry").click()
+    retried = page.locator("#jobs li.dailies-job").first
+    expect(retried).not_to_have_attribute("data-id", slow_id, timeout=30_000)
+    expect(retried).to_have_attribute("data-status", "succeeded", timeout=180_000)
+    result = space.client.get(f"/api/v1/jobs/{retried.get_attribute('data-id')}").json()["result"]
+    assert (result["width"], result["height"], result["seed"]) == (64, 64, 7)
+    wait_for(scheduler.all_released, 30, what="the GPU to be given back")

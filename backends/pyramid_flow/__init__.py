@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.base import IMAGE_TO_VIDEO, SAME_WEIGHTS, TEXT_TO_VIDEO, Checkpoint, FrameRule, Param, SizeRule
+from backends.base import IMAGE_TO_VIDEO, SAME_WEIGHTS, TEXT_TO_VIDEO, Checkpoint, FrameRule, GpuCost, Param, SizeRule
 from backends.local_model import LocalModelBackend, model_params
 from dailies.contract.spec import JobSpec
 
@@ -47,10 +47,15 @@ class PyramidFlowBackend(LocalModelBackend):
     )
     pipeline = i2v_pipeline = "backends.pyramid_flow.pipeline.PyramidFlowPipeline"
     requires = ("torch", "transformers", "safetensors")
+    # GpuCost: `steps` are the first frame's; the later frames' video steps at their default are folded
+    # into the step time (5 s at 768p: ~5.5 min on an A100).
     checkpoints = (
-        FAMILY.but("384p", label="Pyramid Flow miniflux 384p"),  # 121 frames = 16 latent frames, ~5 s
+        FAMILY.but(
+            "384p", gpu=GpuCost(1.5, 640 * 384 * 121, 30), label="Pyramid Flow miniflux 384p"
+        ),  # 121 frames = 16 latent frames, ~5 s
         FAMILY.but(
             "768p",
+            gpu=GpuCost(8.0, 1280 * 768 * 121, 40),
             label="Pyramid Flow miniflux 768p",
             frames=FrameRule(step=8, offset=1, minimum=9, maximum=241, default=121),  # 241 = 31 latent frames
             size=SizeRule(multiple=64, minimum=64, maximum=1280, default=(1280, 768), recommended_min=768),

@@ -35,7 +35,7 @@ def build(service: Service) -> gr.Blocks:
                 grid, view = gallery.layout(detail.layout)
         generate.wire(service, form, jobs, comparison, compare_on)
         if zerogpu.enabled():
-            on_zerogpu.wire(service, demo, form, jobs)
+            on_zerogpu.wire(service, demo, form)
         job_list.wire(service, demo, jobs, form.error)
         compare.wire(service, demo, comparison)
         gallery.wire(service, tabs, grid)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from backends.base import IMAGE_TO_VIDEO, Backend, Checkpoint, Param
 from dailies.app import zerogpu
 from dailies.app.errors import ApiError
 from dailies.app.groups import snapped_body
+from dailies.app.jobs import Accepted
 from dailies.app.page import backend_menu, compare, job_list, sizes
+from dailies.app.page.run_here import run_here
 from dailies.app.service import Service
 from dailies.app.validation import SEED_MAX
 from dailies.app.visitors import Visitor, of_page
@@ -254,15 +257,18 @@ def request_body(
     return body
 
 
-def submit(service: Service, visitor: Visitor, body: dict[str, Any], jobs: list[str] | None) -> tuple:
-    """Queue the job: (error line, tracked job ids, the list the page follows)."""
+def submit(
+    service: Service, visitor: Visitor, body: dict[str, Any], jobs: list[str] | None
+) -> tuple[Accepted | None, tuple]:
+    """Submit the job: what was accepted (None: refused) and (error line, tracked job ids, the
+    list the page follows)."""
     try:
-        answer = service.jobs.submit(body, visitor)
+        accepted = service.jobs.submit(body, visitor, from_page=True)
     except ApiError as exc:
         field = f" ({exc.field})" if exc.field else ""
-        return f"**Not queued{field}:** {html.escape(exc.message)}", jobs, gr.skip()
-    tracked = job_list.track(jobs, answer["id"])
-    return "", tracked, job_list.listing_html(tracked)
+        return None, (f"**Not queued{field}:** {html.escape(exc.message)}", jobs, gr.skip())
+    tracked = job_list.track(jobs, accepted.spec.id)
+    return accepted, ("", tracked, job_list.listing_html(tracked))
 
 
 def param_input(p: Param, value: Any, key: str) -> gr.components.Component:
@@ -466,32 +472,38 @@ def wire(
         image: str | None,
         request: gr.Request,
         profile: gr.OAuthProfile | None,
-    ) -> tuple:
+        progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
+    ) -> Iterator[tuple]:
         body = request_body(text, negative, name, seconds, w, h, random_seed, seed, params, image)
         visitor = of_page(request.request, profile and profile.username, settings)
         if names and len(names) > 1:
             error, group_id = compare.submit(service, visitor, compare.group_body(body, names))
-            return error, tracked, gr.skip(), group_id or gr.skip()
-        return (*submit(service, visitor, body, tracked), gr.skip())
+            yield error, tracked, gr.skip(), group_id or gr.skip()
+            return
+        accepted, answer = submit(service, visitor, body, tracked)
+        yield (*answer, gr.skip())
+        for error in run_here(service, accepted, progress):
+            yield error or gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
-    if not zerogpu.enabled():  # on ZeroGPU the Generate event also runs open models: on_zerogpu.py
-        form.submit.click(
-            do_submit,
-            # /submit's inputs for programs (gradio_client): the form, tracked ids, compare on, image.
-            [*form.as_body, jobs.my_jobs, compare_on, form.image],
-            [form.error, jobs.my_jobs, jobs.listing, view.group_id],
-            api_name="submit",
-            queue=False,
-        ).then(
-            # Draw the comparison at once (not at the next tick); a single job hides it.
-            lambda group_id, names: compare.draw(service, group_id if names and len(names) > 1 else None, ""),
-            [view.group_id, compare_on],
-            view.outputs,
-            api_visibility="private",
-            queue=False,
-            show_progress="hidden",
-        ).then(
-            # Bring the new card (or comparison) into view: on a phone it sits under the form.
-            None,
-            js=compare.scroll_to("#compare-view .dailies-compare, #jobs .dailies-job"),
-        )
+    # A generator on every hardware: on ZeroGPU it goes on to run an open model in this request.
+    # Not one at a time: the per-visitor limits (and the ZeroGPU scheduler) bound it.
+    form.submit.click(
+        do_submit,
+        # /submit's inputs for programs (gradio_client): the form, tracked ids, compare on, image.
+        [*form.as_body, jobs.my_jobs, compare_on, form.image],
+        [form.error, jobs.my_jobs, jobs.listing, view.group_id],
+        api_name="submit",
+        concurrency_limit=None,
+    ).then(
+        # Draw the comparison at once (not at the next tick); a single job hides it.
+        lambda group_id, names: compare.draw(service, group_id if names and len(names) > 1 else None, ""),
+        [view.group_id, compare_on],
+        view.outputs,
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    ).then(
+        # Bring the new card (or comparison) into view: on a phone it sits under the form.
+        None,
+        js=compare.scroll_to("#compare-view .dailies-compare, #jobs .dailies-job"),
+    )

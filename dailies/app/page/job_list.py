@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ import gradio as gr
 import backends
 from dailies.app import share
 from dailies.app.errors import ApiError
+from dailies.app.jobs import Accepted
+from dailies.app.page.run_here import run_here
 from dailies.app.service import Service
 from dailies.app.visitors import Visitor, of_page
 from dailies.contract.spec import valid_id
@@ -46,21 +49,25 @@ def listing_html(jobs: list[str] | None) -> str:
     return f'{empty}<ul class="dailies-jobs" data-ids="{ids}" data-names="{NAMES}"></ul>'
 
 
-def act(service: Service, jobs: list[str] | None, visitor: Visitor, action: str, job_id: str) -> tuple[str, list[str]]:
-    """A card's button: cancel its job, or submit its recipe again. (error line, tracked job ids)"""
+def act(
+    service: Service, jobs: list[str] | None, visitor: Visitor, action: str, job_id: str
+) -> tuple[str, list[str], Accepted | None]:
+    """A card's button: cancel its job, or submit its recipe again (Retry, Again).
+    (error line, tracked job ids, the job accepted again)"""
     tracked = list(jobs or [])
     if job_id not in tracked:
-        return "", tracked
+        return "", tracked, None
     try:
         if action == "cancel":
             service.jobs.cancel(job_id)
         elif action == "retry":
             request = service.jobs.status(job_id).request
             body = {k: v for k, v in request.items() if k not in ("id", "params", "group") and v not in (None, "")}
-            tracked = track(tracked, service.jobs.submit({**body, **request["params"]}, visitor)["id"])
+            accepted = service.jobs.submit({**body, **request["params"]}, visitor, from_page=True)
+            return "", track(tracked, accepted.spec.id), accepted
     except ApiError as exc:
-        return f"**{html.escape(exc.message)}**", tracked
-    return "", tracked
+        return f"**{html.escape(exc.message)}**", tracked, None
+    return "", tracked, None
 
 
 def track(jobs: list[str] | None, job_id: str) -> list[str]:
@@ -78,12 +85,25 @@ def layout() -> JobList:
 def wire(service: Service, demo: gr.Blocks, jobs: JobList, error: gr.Markdown) -> None:
     demo.load(listing_html, jobs.my_jobs, jobs.listing, api_visibility="private", queue=False)
 
-    def clicked(ids: list[str], request: gr.Request, profile: gr.OAuthProfile | None, evt: gr.EventData) -> tuple:
+    def clicked(
+        ids: list[str],
+        request: gr.Request,
+        profile: gr.OAuthProfile | None,
+        evt: gr.EventData,
+        progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
+    ) -> Iterator[tuple]:
         data = evt._data or {}
         visitor = of_page(request.request, profile and profile.username, service.settings)
-        message, tracked = act(service, ids, visitor, str(data.get("action", "")), str(data.get("id", "")))
-        return message, tracked, listing_html(tracked)
+        message, tracked, accepted = act(service, ids, visitor, str(data.get("action", "")), str(data.get("id", "")))
+        yield message, tracked, listing_html(tracked)
+        for line in run_here(service, accepted, progress):  # ZeroGPU: a retried open-model job runs here
+            yield line or gr.skip(), gr.skip(), gr.skip()
 
     jobs.listing.click(
-        clicked, jobs.my_jobs, [error, jobs.my_jobs, jobs.listing], api_visibility="private", queue=False
+        clicked,
+        jobs.my_jobs,
+        [error, jobs.my_jobs, jobs.listing],
+        api_visibility="private",
+        concurrency_limit=None,
+        show_progress="hidden",
     )
