@@ -15,6 +15,7 @@ from backends.hosted_common import (
     prompt_input,
     reason_in,
 )
+from backends.hosted_env import FAL
 from dailies.contract.spec import JobSpec
 
 KNOWN = ("fal-ai/wan-t2v", "fal-ai/ltx-video", "fal-ai/mochi-v1", "fal-ai/cogvideox-5b", "fal-ai/hunyuan-video")
@@ -29,8 +30,7 @@ class FalBackend(PolledBackend):
         "Size and length are the app's own defaults."
     )
     provider = "fal"
-    key_env = "FAL_KEY"
-    url_env = "FAL_QUEUE_URL"
+    key_env, url_env = FAL
     default_url = "https://queue.fal.run"
     negative_prompt = True
     poll_every = 2.0

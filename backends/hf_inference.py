@@ -26,6 +26,7 @@ from backends.hosted_common import (
     model_params,
     video_from_bytes,
 )
+from backends.hosted_env import HF_INFERENCE
 from dailies.contract.retry import backoff
 from dailies.contract.spec import JobSpec
 
@@ -48,7 +49,7 @@ class HfInferenceBackend(HostedBackend):
         "The providers report no progress while they work."
     )
     provider = "the Inference Provider"
-    key_env = "HF_TOKEN"
+    key_env = HF_INFERENCE.key
     credential = "token"
     negative_prompt = True
     params = (

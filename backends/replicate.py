@@ -19,6 +19,7 @@ from backends.hosted_common import (
     prompt_input,
     reason_in,
 )
+from backends.hosted_env import REPLICATE
 from dailies.contract.spec import JobSpec
 
 # Community and official video models (owner/name); any other owner/name is allowed too.
@@ -39,8 +40,7 @@ class ReplicateBackend(PolledBackend):
         "Size and length are the model's own defaults."
     )
     provider = "Replicate"
-    key_env = "REPLICATE_API_TOKEN"
-    url_env = "REPLICATE_API_URL"
+    key_env, url_env = REPLICATE
     default_url = "https://api.replicate.com/v1"
     negative_prompt = True
     poll_every = 2.0
