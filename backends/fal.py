@@ -11,7 +11,6 @@ from backends.hosted_common import (
     PolledBackend,
     chosen_model,
     model_params,
-    progress_in_logs,
     prompt_input,
     reason_in,
 )
@@ -63,8 +62,7 @@ class FalBackend(PolledBackend):
             return Pending(self.poll_every, 0.0, position, f"waiting in fal's queue{where}")
         if status == "IN_PROGRESS":
             lines = [str(entry.get("message", "")) for entry in body.get("logs") or [] if isinstance(entry, dict)]
-            last = next((line.strip() for line in reversed(lines) if line.strip()), "")
-            return Pending(self.poll_every, progress_in_logs("\n".join(lines)), message=last[:160] or "running at fal")
+            return self.running("\n".join(lines))
         if status == "COMPLETED":
             if body.get("error"):
                 raise GenerationError(f"fal could not make the video: {reason_in(body['error'])}")

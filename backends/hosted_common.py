@@ -207,6 +207,11 @@ class PolledBackend(HostedBackend):
     def cancel(self, state: dict[str, Any]) -> None:
         """Ask the provider to stop the remote job (best effort)."""
 
+    def running(self, logs: str) -> Pending:
+        """Still running: the progress from the model's tqdm log, its last line as the message."""
+        last = next((line.strip() for line in reversed(logs.splitlines()) if line.strip()), "")
+        return Pending(self.poll_every, progress_in_logs(logs), message=last[:160] or f"running at {self.provider}")
+
     def generate(self, request: JobSpec, progress: Progress, cancelled: CancelCheck) -> Video:
         """Submit and poll in one call, sleeping between polls (for a caller with no queue: live tests)."""
         state = self.submit(request)

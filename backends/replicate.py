@@ -15,7 +15,6 @@ from backends.hosted_common import (
     PolledBackend,
     chosen_model,
     model_params,
-    progress_in_logs,
     prompt_input,
     reason_in,
 )
@@ -63,9 +62,7 @@ class ReplicateBackend(PolledBackend):
         if status == "starting":
             return Pending(self.poll_every, 0.0, message="starting at Replicate (the model may be booting)")
         if status == "processing":
-            logs = str(body.get("logs") or "")
-            last = next((line.strip() for line in reversed(logs.splitlines()) if line.strip()), "")
-            return Pending(self.poll_every, progress_in_logs(logs), message=last[:160] or "running at Replicate")
+            return self.running(str(body.get("logs") or ""))
         if status == "succeeded":
             output = body.get("output")
             url = output[0] if isinstance(output, list) and output else output
