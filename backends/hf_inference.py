@@ -28,6 +28,7 @@ from backends.hosted_common import (
 )
 from backends.hosted_env import HF_INFERENCE
 from dailies.contract.retry import backoff
+from dailies.contract.settings import Settings
 from dailies.contract.spec import JobSpec
 
 PROVIDERS = ("auto", "fal-ai", "replicate", "novita", "together", "wavespeed")
@@ -57,7 +58,7 @@ class HfInferenceBackend(HostedBackend):
         *model_params(KNOWN, example="owner/name of a Hub model, e.g. Lightricks/LTX-Video"),
     )
 
-    def __init__(self, settings) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hf-inference")
 
