@@ -11,10 +11,10 @@ from backends.hosted_common import (
     PolledBackend,
     chosen_model,
     model_params,
-    progress_in_logs,
     prompt_input,
     reason_in,
 )
+from backends.hosted_env import FAL
 from dailies.contract.spec import JobSpec
 
 KNOWN = ("fal-ai/wan-t2v", "fal-ai/ltx-video", "fal-ai/mochi-v1", "fal-ai/cogvideox-5b", "fal-ai/hunyuan-video")
@@ -29,8 +29,7 @@ class FalBackend(PolledBackend):
         "Size and length are the app's own defaults."
     )
     provider = "fal"
-    key_env = "FAL_KEY"
-    url_env = "FAL_QUEUE_URL"
+    key_env, url_env = FAL
     default_url = "https://queue.fal.run"
     negative_prompt = True
     poll_every = 2.0
@@ -63,8 +62,7 @@ class FalBackend(PolledBackend):
             return Pending(self.poll_every, 0.0, position, f"waiting in fal's queue{where}")
         if status == "IN_PROGRESS":
             lines = [str(entry.get("message", "")) for entry in body.get("logs") or [] if isinstance(entry, dict)]
-            last = next((line.strip() for line in reversed(lines) if line.strip()), "")
-            return Pending(self.poll_every, progress_in_logs("\n".join(lines)), message=last[:160] or "running at fal")
+            return self.running("\n".join(lines))
         if status == "COMPLETED":
             if body.get("error"):
                 raise GenerationError(f"fal could not make the video: {reason_in(body['error'])}")

@@ -26,7 +26,9 @@ from backends.hosted_common import (
     model_params,
     video_from_bytes,
 )
+from backends.hosted_env import HF_INFERENCE
 from dailies.contract.retry import backoff
+from dailies.contract.settings import Settings
 from dailies.contract.spec import JobSpec
 
 PROVIDERS = ("auto", "fal-ai", "replicate", "novita", "together", "wavespeed")
@@ -48,7 +50,7 @@ class HfInferenceBackend(HostedBackend):
         "The providers report no progress while they work."
     )
     provider = "the Inference Provider"
-    key_env = "HF_TOKEN"
+    key_env = HF_INFERENCE.key
     credential = "token"
     negative_prompt = True
     params = (
@@ -56,7 +58,7 @@ class HfInferenceBackend(HostedBackend):
         *model_params(KNOWN, example="owner/name of a Hub model, e.g. Lightricks/LTX-Video"),
     )
 
-    def __init__(self, settings) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="hf-inference")
 

@@ -1,12 +1,13 @@
 """What every hosted backend shares: the submit/poll protocol, HTTP error mapping, safe download.
 
-A hosted backend does not make the video itself: it submits the job to a provider and is
-polled later. `submit` returns the remote state (ids and urls, never a key) that the runner
-stores with the job before any wait; `poll` answers `Pending` (ask again after `after_s`) or
-the finished `Video`. The runner re-enqueues poll steps, so a worker never sleeps on a
-provider. Provider answers map onto three outcomes: `RetryLater` (429, 5xx, timeouts),
-`Misconfigured` (401/403: the key was refused) and `GenerationError` (any other refusal,
-final, with the provider's reason).
+A hosted backend does not make the video itself: it asks a provider. A `PolledBackend` (a
+provider with a job API) `submit`s once and returns the remote state (ids and urls, never a
+key), which the worker stores with the job before any wait; `poll` answers `Pending` (ask again
+after `after_s`) or the finished `Video`. Each worker's dispatcher enqueues a poll step when it
+is due (dailies/worker/polling.py), so a worker never sleeps on a provider; hf-inference, with
+no job API, waits in `generate` instead. Provider answers map onto three outcomes: `RetryLater`
+(429, 5xx, timeouts), `Misconfigured` (401/403: the key was refused) and `GenerationError` (any
+other refusal, final, with the provider's reason).
 """
 
 from __future__ import annotations
@@ -206,6 +207,11 @@ class PolledBackend(HostedBackend):
 
     def cancel(self, state: dict[str, Any]) -> None:
         """Ask the provider to stop the remote job (best effort)."""
+
+    def running(self, logs: str) -> Pending:
+        """Still running: the progress from the model's tqdm log, its last line as the message."""
+        last = next((line.strip() for line in reversed(logs.splitlines()) if line.strip()), "")
+        return Pending(self.poll_every, progress_in_logs(logs), message=last[:160] or f"running at {self.provider}")
 
     def generate(self, request: JobSpec, progress: Progress, cancelled: CancelCheck) -> Video:
         """Submit and poll in one call, sleeping between polls (for a caller with no queue: live tests)."""

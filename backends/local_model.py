@@ -1,13 +1,18 @@
 """The declaration side of every model that runs on this machine: checkpoints, hooks, parameters.
 
-A family module (cogvideox.py, ltx_video.py, mochi.py, wan.py) declares its checkpoints and
-which pipeline class runs each; the shared runtime (weights, memory, progress, cancel, seeding,
-export) is `dailies.worker.models`, imported only when a worker generates. Importing this
+A family module (cogvideox.py, ltx_video.py, mochi.py, wan.py, ltx2.py, hunyuanvideo.py,
+pyramid_flow/) declares its checkpoints, which pipeline class runs each, and the hooks where its
+pipeline differs. The runtime that loads and runs them (weights, memory, progress, cancel,
+seeding, export) is `dailies.worker.models`: it imports these declarations, and they name it
+only in RUNTIME, looked up when a model generates, so imports run one way. Importing this
 module never imports torch: the app imports backends for their declarations.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+from importlib import import_module
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +32,7 @@ from dailies.contract.media import Audio
 from dailies.contract.settings import model_env_name
 from dailies.contract.spec import JobSpec
 
+RUNTIME = "dailies.worker.models.generate"  # (backend, request, progress, cancelled) -> Video, on the worker
 NO_GPU = "no CUDA GPU on this machine; set DAILIES_DEVICE=cpu to run on the CPU (slow)"
 
 PipelineClass = type | str
@@ -37,6 +43,18 @@ def gpu_visible() -> bool:
     """An NVIDIA GPU is visible to this machine (decided without importing torch)."""
     gpus = Path("/proc/driver/nvidia/gpus")
     return Path("/dev/nvidia0").exists() or (gpus.is_dir() and any(gpus.iterdir()))
+
+
+def model_label(source: str) -> str:
+    """A repo id as is; a local folder by its name only (paths of the worker's disk stay private)."""
+    return f"local:{Path(source).name}" if Path(source).expanduser().exists() else source
+
+
+@cache
+def runtime() -> Callable[..., Video]:
+    """The worker's `generate`, imported on first use: the app, which only declares, never loads it."""
+    module, _, name = RUNTIME.rpartition(".")
+    return getattr(import_module(module), name)
 
 
 def model_params(checkpoints: tuple[Checkpoint, ...]) -> tuple[Param, ...]:
@@ -139,6 +157,4 @@ class LocalModelBackend(Backend):
         return overrides.get(model_env_name(self.name)) or checkpoint.repo
 
     def generate(self, request: JobSpec, progress: Progress, cancelled: CancelCheck) -> Video:
-        from dailies.worker import models
-
-        return models.generate(self, request, progress, cancelled)
+        return runtime()(self, request, progress, cancelled)

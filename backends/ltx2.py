@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from backends.base import SAME_WEIGHTS, TEXT_TO_VIDEO, Checkpoint, FrameRule, GenerationError, GpuCost, Param, SizeRule
-from backends.local_model import LocalModelBackend, model_params
+from backends.local_model import LocalModelBackend, model_label, model_params
 from dailies.contract.media import Audio
 from dailies.contract.spec import JobSpec
 
@@ -110,8 +110,6 @@ class LTX2Backend(LocalModelBackend):
     def _upsampler(self, pipe: Any, checkpoint: Checkpoint) -> Any:
         """The x2 latent upsampler from the weights' `latent_upsampler` folder, loaded once per weights."""
         from diffusers.pipelines.ltx2.latent_upsampler import LTX2LatentUpsamplerModel
-
-        from dailies.worker.models import model_label
 
         source = self.weights(checkpoint, TEXT_TO_VIDEO)
         if source not in self._upsamplers:

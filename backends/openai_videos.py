@@ -12,6 +12,7 @@ from typing import Any
 
 from backends.base import SAME_WEIGHTS, FrameRule, GenerationError, Param, SizeRule, Video
 from backends.hosted_common import PatternParam, Pending, PolledBackend, reason_in
+from backends.hosted_env import OPENAI_VIDEOS
 from dailies.contract.spec import JobSpec
 
 SIZES = ("1280x720", "720x1280", "1792x1024", "1024x1792")
@@ -26,8 +27,7 @@ class OpenAIVideosBackend(PolledBackend):
         "from its own seconds and size settings; it takes no seed."
     )
     provider = "the OpenAI Videos endpoint"
-    key_env = "OPENAI_VIDEOS_API_KEY"
-    url_env = "OPENAI_VIDEOS_BASE_URL"
+    key_env, url_env = OPENAI_VIDEOS
     seeded = False
     checkpoints = (
         PolledBackend.checkpoints[0].but(

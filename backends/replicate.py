@@ -15,10 +15,10 @@ from backends.hosted_common import (
     PolledBackend,
     chosen_model,
     model_params,
-    progress_in_logs,
     prompt_input,
     reason_in,
 )
+from backends.hosted_env import REPLICATE
 from dailies.contract.spec import JobSpec
 
 # Community and official video models (owner/name); any other owner/name is allowed too.
@@ -39,8 +39,7 @@ class ReplicateBackend(PolledBackend):
         "Size and length are the model's own defaults."
     )
     provider = "Replicate"
-    key_env = "REPLICATE_API_TOKEN"
-    url_env = "REPLICATE_API_URL"
+    key_env, url_env = REPLICATE
     default_url = "https://api.replicate.com/v1"
     negative_prompt = True
     poll_every = 2.0
@@ -63,9 +62,7 @@ class ReplicateBackend(PolledBackend):
         if status == "starting":
             return Pending(self.poll_every, 0.0, message="starting at Replicate (the model may be booting)")
         if status == "processing":
-            logs = str(body.get("logs") or "")
-            last = next((line.strip() for line in reversed(logs.splitlines()) if line.strip()), "")
-            return Pending(self.poll_every, progress_in_logs(logs), message=last[:160] or "running at Replicate")
+            return self.running(str(body.get("logs") or ""))
         if status == "succeeded":
             output = body.get("output")
             url = output[0] if isinstance(output, list) and output else output

@@ -356,3 +356,30 @@ def test_the_form_offers_a_start_image_where_the_backend_does_image_to_video(
     without = studio.wait_done(answer.json()["id"], timeout=120)
     frames = [first_frame(studio.client.get(j["result"]["video_url"]).content) for j in (with_image, without)]
     assert frames[0].tolist() != frames[1].tolist()
+
+
+def test_comparison_loops_together_and_pulls_a_drifting_video_back(studio: App, group: dict, page: Page) -> None:
+    """Over several loops the longest video restarts all of them together, and a video that runs
+    fast (playbackRate 1.6, as a decoder that falls behind or races would) is kept with the others."""
+    page.goto(f"{studio.url}/c/{group['id']}")
+    page.wait_for_function(f"({SYNC})().every(p => p.ready >= 2 && !p.paused && p.t > 0.1)")
+    longest = max(p["d"] for p in page.evaluate(SYNC))
+    # A follower (not the longest, whose time is the clock) drifts ahead on its own.
+    page.evaluate(
+        """() => { const vs = [...document.querySelectorAll('.dailies-compare video')];
+        const lead = vs.reduce((a, b) => (b.duration > a.duration ? b : a));
+        vs.find(v => v !== lead).playbackRate = 1.6; }"""
+    )
+    loops, last_lead, samples = 0, 0.0, 0
+    deadline = page.evaluate("performance.now()") + 3.5 * longest * 1000
+    while page.evaluate("performance.now()") < deadline:
+        players = page.evaluate(SYNC)
+        lead = max(players, key=lambda p: p["d"])
+        loops += lead["t"] < last_lead - 0.2  # the clock went back to the start: one loop
+        last_lead = lead["t"]
+        assert _in_sync(players), players
+        samples += 1
+        page.wait_for_timeout(60)
+    assert loops >= 2, (loops, samples)
+    players = page.evaluate(SYNC)
+    assert all(not p["paused"] or p["ended"] for p in players) and any(not p["paused"] for p in players), players

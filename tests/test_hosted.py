@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from backends import BACKEND_CLASSES
 from dailies.contract.media import probe_mp4
+from dailies.contract.settings import Settings
 from tests.conftest import ROOT, App, Processes, base_env, start_app, wait_for
 from tests.hosted_servers import KEYS, HostedServer, worker_env
 
@@ -276,6 +278,18 @@ def test_hosted_backends_without_keys_are_unavailable(processes, tmp_path, redis
         timeout=60,
     )
     assert refused.returncode != 0 and "set FAL_KEY in the worker's environment" in refused.stderr
+
+
+def test_settings_read_the_variables_each_hosted_backend_names() -> None:
+    hosted = [cls for cls in BACKEND_CLASSES.values() if cls.kind == "hosted"]
+    assert len(hosted) == 4
+    for cls in hosted:
+        key = "key-of-" + cls.name
+        gateway = {cls.url_env: "https://gateway.example/v1/"} if cls.url_env else {}
+        settings = Settings.from_env({cls.key_env: key, **gateway})
+        assert settings.hosted_key(cls.key_env) == key and key not in repr(settings)
+        assert not cls.url_env or settings.hosted_url(cls.url_env) == "https://gateway.example/v1"
+        assert cls(settings).availability().usable, cls.name
 
 
 def test_keys_never_reach_redis_logs_or_the_dataset(app: App, server: HostedServer, processes, redis_url) -> None:

@@ -1,4 +1,5 @@
-"""The JSON API under /api/v1 (see DESIGN.md); every error is `{"error": {code, message, field}}`."""
+"""The JSON API under /api/v1 (a job's path from here: docs/architecture.md); every error is
+`{"error": {code, message, field}}`."""
 
 from __future__ import annotations
 

@@ -52,7 +52,9 @@ CREATE INDEX IF NOT EXISTS rows_pending ON rows (published, id);
 
 
 @dataclass(frozen=True)
-class Pending:
+class QueuedRow:
+    """A row in the publish queue: its id and where its files lie in the dataset folder."""
+
     id: str
     folder: str  # data/<date>/<batch>
     poster: str  # posters/<date>/<id>.jpg
@@ -83,11 +85,11 @@ class PublishQueue:
                 "INSERT OR IGNORE INTO rows (id, folder, poster) VALUES (?, ?, ?)", (row["id"], folder, row["poster"])
             )
 
-    def mark_published(self, rows: Iterable[GenerationRow | Pending], sha: str | None) -> None:
+    def mark_published(self, rows: Iterable[GenerationRow | QueuedRow], sha: str | None) -> None:
         """Rows now on the Hub (also rows read back from the Hub by the index rebuild)."""
         values = []
         for r in rows:
-            if isinstance(r, Pending):
+            if isinstance(r, QueuedRow):
                 values.append((r.id, r.folder, r.poster, sha))
             else:
                 values.append((r["id"], r["video_path"].rsplit("/", 1)[0], r["poster"], sha))
@@ -100,16 +102,16 @@ class PublishQueue:
             )
             self._db.execute("COMMIT")
 
-    def mark_missing(self, rows: Iterable[Pending]) -> None:
+    def mark_missing(self, rows: Iterable[QueuedRow]) -> None:
         with self._lock:
             self._db.executemany("UPDATE rows SET published = -1 WHERE id = ?", [(p.id,) for p in rows])
 
-    def pending(self, limit: int) -> list[Pending]:
+    def pending(self, limit: int) -> list[QueuedRow]:
         with self._lock:
             found = self._db.execute(
                 "SELECT id, folder, poster FROM rows WHERE published = 0 ORDER BY id LIMIT ?", (limit,)
             ).fetchall()
-        return [Pending(*r) for r in found]
+        return [QueuedRow(*r) for r in found]
 
     def pending_count(self) -> int:
         with self._lock:
@@ -258,7 +260,7 @@ class Publisher:
         log.info("published %d generations in commit %s", len(batch), commit.oid[:8])
         return commit.oid
 
-    def _present(self, batch: list[Pending]) -> list[Pending]:
+    def _present(self, batch: list[QueuedRow]) -> list[QueuedRow]:
         """Rows whose local files are gone can never be sent: set them aside so they do not
         block the queue."""
         root = self.dataset.root
@@ -268,7 +270,7 @@ class Publisher:
             log.error("%d queued generations have no local files and are skipped: %s", len(missing), missing[0].id)
         return [p for p in batch if p not in missing]
 
-    def _settle_landed(self, batch: list[Pending], sha: str) -> None:
+    def _settle_landed(self, batch: list[QueuedRow], sha: str) -> None:
         """Mark the rows whose MP4 is already in the repo: an earlier commit carried them (and
         their folder's metadata), only its answer was lost."""
         landed = []
@@ -279,7 +281,7 @@ class Publisher:
             self.queue.mark_published(landed, sha)
             log.info("%d pending generations were already in the repo; not sending them again", len(landed))
 
-    def _operations(self, batch: list[Pending]) -> tuple[list[CommitOperationAdd], list[tuple[str, str]]]:
+    def _operations(self, batch: list[QueuedRow]) -> tuple[list[CommitOperationAdd], list[tuple[str, str]]]:
         root = self.dataset.root
         ops = []
         if self.queue.get_state("readme") != "sent":

@@ -72,10 +72,6 @@ def _speed(name: str, raw: str) -> tuple[str, ...]:
     return features
 
 
-HOSTED_KEYS = ("HF_TOKEN", "OPENAI_VIDEOS_API_KEY", "FAL_KEY", "REPLICATE_API_TOKEN")
-HOSTED_URLS = ("OPENAI_VIDEOS_BASE_URL", "FAL_QUEUE_URL", "REPLICATE_API_URL")
-
-
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None
@@ -119,6 +115,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        # The hosted backends name their variables there, in a module that imports nothing; read here, not at
+        # the top, because the backends import this module.
+        from backends.hosted_env import HOSTED_ENV
+
         env = os.environ if env is None else env
         device = env.get("DAILIES_DEVICE", "auto").strip().lower() or "auto"
         if device not in ("auto", "cuda", "cpu"):
@@ -144,8 +144,8 @@ class Settings:
             hf_token=env.get("HF_TOKEN") or None,
             hf_dataset_repo=env.get("HF_DATASET_REPO") or None,
             commit_every=_float(env, "DAILIES_COMMIT_EVERY", 60.0),
-            hosted_keys=tuple((name, env[name]) for name in HOSTED_KEYS if env.get(name)),
-            hosted_urls=tuple((name, env[name].rstrip("/")) for name in HOSTED_URLS if env.get(name)),
+            hosted_keys=tuple((v.key, env[v.key]) for v in HOSTED_ENV if env.get(v.key)),
+            hosted_urls=tuple((v.url, env[v.url].rstrip("/")) for v in HOSTED_ENV if v.url and env.get(v.url)),
             # Tests (and self-hosted gateways on a LAN) need plain http and private addresses.
             hosted_allow_private=env.get("DAILIES_HOSTED_ALLOW_PRIVATE", "0") == "1",
             hosted_max_bytes=_int(env, "DAILIES_HOSTED_MAX_MB", 200) * 1024 * 1024,

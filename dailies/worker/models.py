@@ -18,8 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -33,13 +32,10 @@ from backends.base import (
     Progress,
     Video,
 )
-from backends.local_model import NO_GPU, PipelineClass
+from backends.local_model import NO_GPU, LocalModelBackend, PipelineClass, model_label
 from dailies.contract.media import encode_mp4, poster_jpeg
 from dailies.contract.settings import Settings, model_env_name
 from dailies.contract.spec import JobSpec
-
-if TYPE_CHECKING:
-    from backends.local_model import LocalModelBackend
 
 log = logging.getLogger("dailies.models")
 
@@ -122,11 +118,6 @@ def resolve(cls: PipelineClass) -> type:
         return cls
     module, _, name = cls.rpartition(".")
     return getattr(importlib.import_module(module or "diffusers"), name)
-
-
-def model_label(source: str) -> str:
-    """A repo id as is; a local folder by its name only (paths of the worker's disk stay private)."""
-    return f"local:{Path(source).name}" if Path(source).expanduser().exists() else source
 
 
 def _device(settings: Settings) -> str:
