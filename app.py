@@ -25,7 +25,7 @@ from starlette.routing import Mount  # noqa: E402
 import backends  # noqa: E402
 from dailies.app import api, embedded, page, share, zerogpu  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
-from dailies.app.supervisor import Reaper, Supervisor, reconnecting  # noqa: E402
+from dailies.app.supervisor import Supervisor, reconnecting  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -101,7 +101,6 @@ def start(settings: Settings) -> tuple[Service, Supervisor | None]:
     service.supervisor = supervisor
     service.lock = lock  # held for the life of the process
     service.start()
-    Reaper(redis, list(backends.BACKEND_CLASSES), settings.heartbeat_s).start()
     return service, supervisor
 
 

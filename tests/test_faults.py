@@ -135,3 +135,25 @@ def test_a_result_that_cannot_be_stored_is_set_aside(processes: Processes, tmp_p
     assert not [p for p in (app.data / "dataset").rglob("*") if p.is_file() and p.name != "README.md"]
     ok = app.submit(prompt="still working", backend="preview", num_frames=1).json()["id"]
     assert app.wait_done(ok)["status"] == "succeeded"
+
+
+def test_the_collector_outlives_redis_refusing_writes(app: App, redis: Redis) -> None:
+    """As when the data disk fills (MISCONF): Redis refuses every write for a while. The collector
+    keeps running and says why in healthz; once writes are taken again, new jobs succeed with no
+    restart."""
+    # With no replica attached, this makes Redis refuse every write ("NOREPLICAS ...").
+    redis.config_set("min-replicas-to-write", 1)
+    try:
+
+        def failing() -> dict | None:
+            collector = app.client.get("/api/v1/healthz").json()["collector"]
+            return collector if collector["failing"] else None
+
+        seen = wait_for(failing, 30, what="the collector to meet the refused writes")
+        assert "NOREPLICAS" in seen["last_error"] and seen["running"], seen
+    finally:
+        redis.config_set("min-replicas-to-write", 0)
+    job_id = app.submit(prompt="after the disk was freed", backend="preview", num_frames=2).json()["id"]
+    assert app.wait_done(job_id)["status"] == "succeeded"
+    health = app.client.get("/api/v1/healthz").json()
+    assert health["ok"] and health["collector"]["running"] and not health["collector"]["failing"], health

@@ -40,9 +40,8 @@ class Collector:
             self._store(raw.decode(), recovering=True)
         self._loop.start()
 
-    @property
-    def running(self) -> bool:
-        return self._loop.running
+    def health(self) -> dict[str, Any]:
+        return self._loop.health()
 
     def stop(self) -> None:
         self._loop.stop()

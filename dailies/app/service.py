@@ -21,7 +21,7 @@ from dailies.app.groups import Groups
 from dailies.app.index import GalleryQuery, Index
 from dailies.app.jobs import Jobs
 from dailies.app.storage import Storage
-from dailies.app.supervisor import Supervisor
+from dailies.app.supervisor import Reaper, Supervisor
 from dailies.app.updates import Updates
 from dailies.contract import keys
 from dailies.contract.settings import Settings
@@ -55,13 +55,16 @@ class Service:
         self.storage = Storage(self.settings, self.dataset, self.index)
         self.groups = Groups(self.redis, self.settings, self.jobs, self.index, self.stored_generation)
         self.collector = Collector(self.redis, self.dataset, self.index, on_row=self.storage.on_row)
+        self.reaper = Reaper(self.redis, list(backends.BACKEND_CLASSES), self.settings.heartbeat_s)
 
     def start(self) -> None:
         self.storage.start()
         self.collector.start()
         self.updates.start()
+        self.reaper.start()
 
     def stop(self) -> None:
+        self.reaper.stop()
         self.updates.stop()
         self.collector.stop()
         self.storage.stop()
@@ -137,14 +140,21 @@ class Service:
             redis_ok, workers = False, []
         # Embedded: the registered worker may be a dead one RQ has not forgotten yet; the process is the truth.
         live = self.supervisor.worker_alive() if self.supervisor else bool(workers)
+        loops = {
+            "collector": self.collector.health(),
+            "reaper": self.reaper.loop.health(),
+            "updates": self.updates.health(),
+        }
+        storage = self.storage.health()
+        publisher = storage["publisher"]
+        loops_ok = all(loop["running"] for loop in loops.values()) and publisher.get("running", True)
         return {
-            "ok": redis_ok and live,
+            "ok": redis_ok and live and loops_ok,
             "redis": {"ok": redis_ok, "embedded": self.embedded},
             "workers": workers,
             **({"supervisor": self.supervisor.health()} if self.supervisor else {}),
-            "collector": {"running": self.collector.running},
-            "updates": {"watched_jobs": self.updates.watched},
-            **self.storage.health(),
+            **loops,
+            **storage,
             "generations": self.index.count(),
         }
 

@@ -37,6 +37,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from dailies.app.embedded import Children, EmbeddedRedis, start_worker
 from dailies.contract import keys
 from dailies.contract.job_record import Field, JobRecord, JobStatus
+from dailies.contract.loop import BackgroundLoop
 from dailies.contract.spec import JOB_TTL, MAX_ATTEMPTS, RUNNER, STALE_BEATS
 
 CHECK_S = 0.5
@@ -145,17 +146,17 @@ class Reaper:
 
     def __init__(self, redis: Redis, backend_names: list[str], heartbeat_s: float) -> None:
         self.redis, self.backend_names, self.heartbeat_s = redis, backend_names, heartbeat_s
+        self.loop = BackgroundLoop("reaper", self._step)
 
     def start(self) -> None:
-        threading.Thread(target=self._loop, name="reaper", daemon=True).start()
+        self.loop.start()
 
-    def _loop(self) -> None:
-        while True:
-            time.sleep(self.heartbeat_s)
-            try:
-                self.reap()
-            except RedisError:
-                continue  # Redis is away; the next round looks again
+    def stop(self) -> None:
+        self.loop.stop()
+
+    def _step(self) -> float:
+        self.reap()
+        return self.heartbeat_s
 
     def reap(self) -> None:
         silent_before = time.time() - STALE_BEATS * self.heartbeat_s

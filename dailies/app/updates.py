@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue
@@ -23,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dailies.app.jobs import Jobs, JobView
 from dailies.contract import keys
+from dailies.contract.retry import backoff
 
 INTERVAL_S = 0.2  # how often the watched jobs are read; a change reaches a page within about this
 RECHECK_TICKS = 25  # every job is also read in full this often: a silent worker changes nothing in Redis
@@ -80,6 +82,8 @@ class Updates:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self.failing = 0  # ticks that failed in a row
+        self.last_error: str | None = None
 
     def start(self) -> None:
         self._stopping.clear()
@@ -157,9 +161,28 @@ class Updates:
             started = time.monotonic()
             try:
                 self._tick(ids)
+                self.failing = 0
             except RedisError as exc:
+                self._failed(exc)
                 log.warning("could not read job states: %s", exc)
-            self._stopping.wait(max(0.0, self.interval - (time.monotonic() - started)))
+            except Exception as exc:  # the loop must outlive any bug: pages would freeze for good
+                self._failed(exc)
+                log.exception("updates: a tick failed")
+            pause = backoff(self.failing, first_s=self.interval, max_s=5.0) if self.failing else self.interval
+            self._stopping.wait(max(0.0, pause - (time.monotonic() - started)))
+
+    def _failed(self, exc: Exception) -> None:
+        self.failing += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+
+    def health(self) -> dict[str, Any]:
+        running = self._thread is not None and self._thread.is_alive()
+        return {
+            "running": running,
+            "watched_jobs": self.watched,
+            "failing": self.failing > 0,
+            "last_error": self.last_error,
+        }
 
     def _tick(self, ids: list[str]) -> None:
         prints = self._script(
