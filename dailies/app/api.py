@@ -118,7 +118,7 @@ def router(service: Service) -> APIRouter:
     @api.post("/jobs", status_code=202)
     async def submit(request: Request) -> JSONResponse:
         body = await read_json(request)
-        visitor = await run_in_threadpool(whoami.visitor, request, service.settings)
+        visitor = await whoami.visitor(request, service.settings)
         if isinstance(body, dict) and "backends" in body:
             # A comparison, one job per backend (on the queue, also on ZeroGPU).
             return JSONResponse(await run_in_threadpool(service.groups.submit, body, visitor), status_code=202)

@@ -9,15 +9,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from huggingface_hub import HfApi
-from huggingface_hub.errors import HfHubHTTPError
+import httpx
+from huggingface_hub import constants
 from starlette.requests import Request
 
 from dailies.app.errors import ApiError
@@ -25,6 +27,10 @@ from dailies.contract.settings import Settings
 
 WHOAMI_TTL_S = 600  # a known token is asked about again after this
 REFUSED_TTL_S = 60  # a refused one is not sent to the Hub again before this
+WHOAMI_TIMEOUT_S = 5.0  # the Hub answers whoami in well under a second
+WHOAMI_THREADS = 4  # its own pool: a silent Hub never takes the app's shared threads
+WHOAMI_WAITING_MAX = 16  # more unknown tokens than this waiting at once get a 503 at once
+UNKNOWN_TOKENS_PER_MINUTE = 10  # per address: a new token costs a Hub call (and whoami is rate-limited)
 TOKEN = re.compile(r"[A-Za-z0-9_\-]{8,200}")
 log = logging.getLogger("dailies.app.visitors")
 
@@ -64,13 +70,23 @@ def anonymous(request: Request, settings: Settings) -> Visitor:
 
 
 class Whoami:
-    """Hugging Face usernames of bearer tokens, through the Hub's whoami, cached by token hash."""
+    """Hugging Face usernames of bearer tokens, through the Hub's whoami, cached by token hash.
 
-    def __init__(self) -> None:
+    The Hub is asked on a small pool of its own with a timeout, never on the app's shared
+    threads: a Hub that does not answer costs the callers with unknown tokens a 503, and every
+    other route keeps answering. One address may send only a few unknown tokens a minute.
+    """
+
+    def __init__(self, endpoint: str | None = None) -> None:
+        self.endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
         self._cache: dict[str, tuple[float, str | None]] = {}
+        self._asked: dict[str, list[float]] = {}  # address -> times it sent an unknown token
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(WHOAMI_THREADS, thread_name_prefix="whoami")
+        self._in_flight = 0
+        self._http = httpx.Client(timeout=WHOAMI_TIMEOUT_S)
 
-    def visitor(self, request: Request, settings: Settings) -> Visitor:
+    async def visitor(self, request: Request, settings: Settings) -> Visitor:
         """The visitor of an API request: signed in by its bearer token, or anonymous without one."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if not token:
@@ -78,33 +94,72 @@ class Whoami:
         token = token.strip()
         if scheme.lower() != "bearer" or not TOKEN.fullmatch(token):
             raise ApiError(401, "bad_token", "send a Hugging Face token as 'Authorization: Bearer hf_...'")
-        username = self.username(token)
-        if username is None:
-            raise ApiError(401, "bad_token", "the Hugging Face Hub refused this token")
-        return signed_in(username)
-
-    def username(self, token: str) -> str | None:
         digest = hashlib.sha256(token.encode()).hexdigest()
-        now = time.monotonic()
+        found = self._cached(digest)
+        if found is None:
+            self._count_unknown(client_address(request, settings.trust_forwarded))
+            found = (await self._ask(digest, token),)
+        if found[0] is None:
+            raise ApiError(401, "bad_token", "the Hugging Face Hub refused this token")
+        return signed_in(found[0])
+
+    def _cached(self, digest: str) -> tuple[str | None] | None:
         with self._lock:
             cached = self._cache.get(digest)
-        if cached and cached[0] > now:
-            return cached[1]
+        return (cached[1],) if cached and cached[0] > time.monotonic() else None
+
+    def _count_unknown(self, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._asked) > 10_000:
+                self._asked.clear()
+            recent = [t for t in self._asked.get(address, []) if now - t < 60]
+            if len(recent) >= UNKNOWN_TOKENS_PER_MINUTE:
+                self._asked[address] = recent
+                wait = max(1, round(60 - (now - recent[0])))
+                raise ApiError(
+                    429,
+                    "too_many_tokens",
+                    f"too many new tokens from this address; try again in {wait} s",
+                    retry_after=wait,
+                )
+            self._asked[address] = [*recent, now]
+
+    async def _ask(self, digest: str, token: str) -> str | None:
+        with self._lock:
+            if self._in_flight >= WHOAMI_WAITING_MAX:
+                raise _hub_unavailable()
+            self._in_flight += 1
         try:
-            name = HfApi().whoami(token=token).get("name")
-        except HfHubHTTPError as exc:
-            if exc.response is None or exc.response.status_code not in (401, 403):
-                raise _hub_unavailable() from None
-            name = None
-        except Exception as exc:  # the Hub unreachable: not the visitor's fault, and not a reason to let them in
-            log.warning("whoami failed: %s", type(exc).__name__)
+            name = await asyncio.wait_for(asyncio.wrap_future(self._pool.submit(self._whoami, token)), WHOAMI_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("whoami did not answer within %s s", WHOAMI_TIMEOUT_S)
             raise _hub_unavailable() from None
-        name = name if isinstance(name, str) and name else None
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (now + (WHOAMI_TTL_S if name else REFUSED_TTL_S), name)
+            self._cache[digest] = (time.monotonic() + (WHOAMI_TTL_S if name else REFUSED_TTL_S), name)
         return name
+
+    def _whoami(self, token: str) -> str | None:
+        """On the pool: the token's username, None when the Hub refuses it, ApiError when it cannot say."""
+        try:
+            answer = self._http.get(f"{self.endpoint}/api/whoami-v2", headers={"authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:  # unreachable or too slow: not the visitor's fault, nor a reason to let them in
+            log.warning("whoami failed: %s", type(exc).__name__)
+            raise _hub_unavailable() from None
+        if answer.status_code in (401, 403):
+            return None
+        if answer.status_code != 200:
+            raise _hub_unavailable()
+        try:
+            name = answer.json().get("name")
+        except ValueError:
+            raise _hub_unavailable() from None
+        return name if isinstance(name, str) and name else None
 
 
 def _hub_unavailable() -> ApiError:
