@@ -91,23 +91,26 @@ def submit(service: Service, visitor: Visitor, body: dict[str, Any]) -> tuple[st
     return "", answer["group"]
 
 
-def draw(service: Service, group_id: str | None, drawn: str) -> tuple:
+def draw(
+    service: Service, compare: CompareView, group_id: str | None, drawn: str
+) -> dict[gr.components.Component, Any]:
     """The view for a comparison (hidden when there is none)."""
+    hidden = {compare.view: gr.update(value="", visible=False), compare.drawn: ""}
     if not group_id:
-        return gr.update(value="", visible=False), ""
+        return hidden
     try:
         group = service.groups.status(group_id)
     except ApiError:
-        return gr.update(value="", visible=False), ""
+        return hidden
     state = json.dumps([(j["id"], j["status"]) for j in group["jobs"]])
     if state == drawn:
-        return gr.skip(), drawn
+        return {compare.drawn: drawn}  # the view left alone: its players keep playing
     heading = (
         f'<div class="dailies-compare-head"><strong>Side by side</strong> '
         f'<span class="dailies-compare-prompt">{html.escape(group["prompt"])}</span> '
         f'<a href="/c/{group["id"]}" target="_blank" rel="noopener">share link</a></div>'
     )
-    return gr.update(value=heading + share.compare_block(group), visible=True), state
+    return {compare.view: gr.update(value=heading + share.compare_block(group), visible=True), compare.drawn: state}
 
 
 def layout() -> CompareView:
@@ -119,10 +122,10 @@ def layout() -> CompareView:
 
 
 def wire(service: Service, demo: gr.Blocks, compare: CompareView) -> None:
-    def on_load(group_id: str, request: gr.Request) -> tuple:
+    def on_load(group_id: str, request: gr.Request) -> dict[gr.components.Component, Any]:
         shared = request.query_params.get("c", "") if request else ""
         chosen = shared or group_id
-        return (chosen, *draw(service, chosen, ""))
+        return {compare.group_id: chosen, **draw(service, compare, chosen, "")}
 
     demo.load(
         on_load, compare.group_id, [compare.group_id, *compare.outputs], api_visibility="private", queue=False
@@ -132,7 +135,7 @@ def wire(service: Service, demo: gr.Blocks, compare: CompareView) -> None:
         js=scroll_to("#compare-view .dailies-compare", only_if="new URLSearchParams(location.search).has('c')"),
     )
     compare.view.click(
-        lambda group_id, drawn: draw(service, group_id, drawn),
+        lambda group_id, drawn: draw(service, compare, group_id, drawn),
         [compare.group_id, compare.drawn],
         compare.outputs,
         api_visibility="private",

@@ -49,9 +49,9 @@ class Detail:
     generation_id: gr.State
 
     @property
-    def outputs(self) -> list[gr.components.Component]:
-        """What `open_detail` sets, in its order."""
-        return [self.column, self.video, self.prompt, self.recipe, self.generation_id, self.share, self.elsewhere]
+    def outputs(self) -> set[gr.components.Component]:
+        """What `open_detail` may set."""
+        return {self.column, self.video, self.prompt, self.recipe, self.generation_id, self.share, self.elsewhere}
 
 
 def recipe(generation: dict[str, Any]) -> dict[str, Any]:
@@ -119,23 +119,30 @@ COPY_JS = """element.addEventListener("click", (e) => {
 });"""
 
 
-def open_detail(service: Service, generation_id: str) -> tuple:
+def open_detail(service: Service, detail: Detail, generation_id: str) -> dict[gr.components.Component, Any]:
     """The detail view of one generation; hidden when there is no such generation. "Try on
     another backend" shows only when another one can run now."""
     try:
         g = service.generation(generation_id)
     except ApiError:
-        return gr.update(visible=False), "", "", {}, "", "", gr.skip()
+        return {
+            detail.column: gr.update(visible=False),
+            detail.video: "",
+            detail.prompt: "",
+            detail.recipe: {},
+            detail.generation_id: "",
+            detail.share: "",
+        }
     another = generate.other_backend(service, g["backend"]) is not None
-    return (
-        gr.update(visible=True),
-        player_html(g),
-        g["prompt"],
-        recipe(g),
-        g["id"],
-        share_html(g),
-        gr.update(visible=another),
-    )
+    return {
+        detail.column: gr.update(visible=True),
+        detail.video: player_html(g),
+        detail.prompt: g["prompt"],
+        detail.recipe: recipe(g),
+        detail.generation_id: g["id"],
+        detail.share: share_html(g),
+        detail.elsewhere: gr.update(visible=another),
+    }
 
 
 def layout() -> Detail:
@@ -152,10 +159,10 @@ def layout() -> Detail:
 
 
 def wire(service: Service, grid: gr.HTML, detail: Detail) -> None:
-    def pick(evt: gr.EventData) -> tuple:
+    def pick(evt: gr.EventData) -> dict[gr.components.Component, Any]:
         """A click on the grid: open the card's generation, ignoring clicks beside the cards."""
         card_id = str((evt._data or {}).get("id", ""))
-        return open_detail(service, card_id) if valid_id(card_id) else (gr.skip(),) * len(detail.outputs)
+        return open_detail(service, detail, card_id) if valid_id(card_id) else gr.skip()
 
     grid.click(pick, None, detail.outputs, api_visibility="private", queue=False).then(
         None, js="() => document.getElementById('detail')?.scrollIntoView({behavior: 'smooth'})"

@@ -43,8 +43,9 @@ class Gallery:
         return [self.search, self.backend, self.order]
 
     @property
-    def page_outputs(self) -> list[gr.components.Component]:
-        return [self.grid, self.cursors, self.previous, self.where, self.following]
+    def page_outputs(self) -> set[gr.components.Component]:
+        """What a page of the grid sets (`first_page`, `following`, `previous`)."""
+        return {self.grid, self.cursors, self.previous, self.where, self.following}
 
 
 def ago(created_at: str, now: datetime | None = None) -> str:
@@ -88,31 +89,34 @@ def listing(service: Service, q: str, backend: str, cursor: str | None = None, o
     return service.generations(GalleryQuery(PAGE_SIZE, cursor, q or None, backend or None, None, order == "oldest"))
 
 
-def _shown(service: Service, q: str, backend: str, order: str, stack: list[str | None]) -> tuple:
+Shown = dict[gr.components.Component, Any]
+
+
+def _shown(service: Service, gallery: Gallery, q: str, backend: str, order: str, stack: list[str | None]) -> Shown:
     """Show the page whose cursor ends `stack`; push the cursor of the page after it."""
     found = listing(service, q, backend, stack[-1], order)
     nxt = found["next_cursor"]
-    return (
-        cards_html(found["items"], searched=bool(q or backend)),
-        stack + [nxt],
-        gr.update(interactive=len(stack) > 1),
-        f"Page {len(stack)}" if found["items"] and (nxt or len(stack) > 1) else "",
-        gr.update(interactive=nxt is not None),
-    )
+    return {
+        gallery.grid: cards_html(found["items"], searched=bool(q or backend)),
+        gallery.cursors: stack + [nxt],
+        gallery.previous: gr.update(interactive=len(stack) > 1),
+        gallery.where: f"Page {len(stack)}" if found["items"] and (nxt or len(stack) > 1) else "",
+        gallery.following: gr.update(interactive=nxt is not None),
+    }
 
 
-def first_page(service: Service, q: str, backend: str, order: str = "newest") -> tuple:
-    return _shown(service, q, backend, order, [None])
+def first_page(service: Service, gallery: Gallery, q: str, backend: str, order: str = "newest") -> Shown:
+    return _shown(service, gallery, q, backend, order, [None])
 
 
-def following(service: Service, q: str, backend: str, order: str, stack: list[str | None]) -> tuple:
+def following(service: Service, gallery: Gallery, q: str, backend: str, order: str, stack: list[str | None]) -> Shown:
     if stack[-1] is None:
-        return (gr.skip(),) * 5
-    return _shown(service, q, backend, order, stack)
+        return gr.skip()
+    return _shown(service, gallery, q, backend, order, stack)
 
 
-def previous(service: Service, q: str, backend: str, order: str, stack: list[str | None]) -> tuple:
-    return _shown(service, q, backend, order, stack[:-2] or [None])
+def previous(service: Service, gallery: Gallery, q: str, backend: str, order: str, stack: list[str | None]) -> Shown:
+    return _shown(service, gallery, q, backend, order, stack[:-2] or [None])
 
 
 def layout(between: Callable[[], T]) -> tuple[Gallery, T]:
@@ -147,7 +151,7 @@ def wire(service: Service, tabs: gr.Tabs, gallery: Gallery) -> None:
     quiet = {"api_visibility": "private", "queue": False}
     gr.on(
         [gallery.search.submit, gallery.search_button.click, gallery.backend.change, gallery.order.change, tabs.select],
-        lambda q, name, order: first_page(service, q, name, order),
+        lambda q, name, order: first_page(service, gallery, q, name, order),
         gallery.filters,
         gallery.page_outputs,
         **quiet,
@@ -156,7 +160,7 @@ def wire(service: Service, tabs: gr.Tabs, gallery: Gallery) -> None:
     to_top = "() => document.getElementById('gallery-grid')?.scrollIntoView({block: 'start'})"
     for button, turn in ((gallery.following, following), (gallery.previous, previous)):
         button.click(
-            lambda q, name, order, stack, turn=turn: turn(service, q, name, order, stack),
+            lambda q, name, order, stack, turn=turn: turn(service, gallery, q, name, order, stack),
             gallery.filters + [gallery.cursors],
             gallery.page_outputs,
             **quiet,
