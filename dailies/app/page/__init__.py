@@ -16,6 +16,7 @@ import gradio as gr
 from dailies.app import zerogpu
 from dailies.app.errors import ApiError
 from dailies.app.page import compare, detail, gallery, generate, job_list, on_zerogpu
+from dailies.app.page.clicks import CardClick
 from dailies.app.service import Service
 from dailies.contract.spec import valid_id
 
@@ -76,14 +77,12 @@ def _wire_across(
         **quiet,
     ).then(None, js=compare.scroll_to("#backend"))
 
-    def card_reuse(ids: list[str] | None, version: int, evt: gr.EventData) -> dict[gr.components.Component, Any]:
+    def card_reuse(ids: list[str] | None, version: int, evt: CardClick) -> dict[gr.components.Component, Any]:
         """A job card's "Use these settings" (its other buttons are job_list's)."""
-        data = evt._data or {}
-        job_id = str(data.get("id", ""))
-        if data.get("action") != "reuse" or job_id not in (ids or []):
+        if evt.action != "reuse" or evt.id not in (ids or []):
             return gr.skip()
         try:
-            request = service.jobs.status(job_id).request
+            request = service.jobs.status(evt.id).request
         except ApiError:
             return gr.skip()
         return to_form(generate.job_recipe(request), version)

@@ -13,6 +13,7 @@ import gradio as gr
 from dailies.app import share
 from dailies.app.errors import ApiError
 from dailies.app.page import generate
+from dailies.app.page.clicks import CardClick
 from dailies.app.page.gallery import STATIC
 from dailies.app.service import Service
 from dailies.contract.spec import valid_id
@@ -159,10 +160,9 @@ def layout() -> Detail:
 
 
 def wire(service: Service, grid: gr.HTML, detail: Detail) -> None:
-    def pick(evt: gr.EventData) -> dict[gr.components.Component, Any]:
+    def pick(evt: CardClick) -> dict[gr.components.Component, Any]:
         """A click on the grid: open the card's generation, ignoring clicks beside the cards."""
-        card_id = str((evt._data or {}).get("id", ""))
-        return open_detail(service, detail, card_id) if valid_id(card_id) else gr.skip()
+        return open_detail(service, detail, evt.id) if valid_id(evt.id) else gr.skip()
 
     grid.click(pick, None, detail.outputs, api_visibility="private", queue=False).then(
         None, js="() => document.getElementById('detail')?.scrollIntoView({behavior: 'smooth'})"

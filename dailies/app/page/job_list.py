@@ -15,12 +15,14 @@ import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
 import backends
 from dailies.app import share
 from dailies.app.errors import ApiError
+from dailies.app.page.clicks import CardClick
 from dailies.app.service import Service
 from dailies.app.visitors import Visitor, of_page
 from dailies.contract.spec import valid_id
@@ -78,11 +80,12 @@ def layout() -> JobList:
 def wire(service: Service, demo: gr.Blocks, jobs: JobList, error: gr.Markdown) -> None:
     demo.load(listing_html, jobs.my_jobs, jobs.listing, api_visibility="private", queue=False)
 
-    def clicked(ids: list[str], request: gr.Request, profile: gr.OAuthProfile | None, evt: gr.EventData) -> tuple:
-        data = evt._data or {}
+    def clicked(
+        ids: list[str], request: gr.Request, profile: gr.OAuthProfile | None, evt: CardClick
+    ) -> dict[gr.components.Component, Any]:
         visitor = of_page(request.request, profile and profile.username, service.settings)
-        message, tracked = act(service, ids, visitor, str(data.get("action", "")), str(data.get("id", "")))
-        return message, tracked, listing_html(tracked)
+        message, tracked = act(service, ids, visitor, evt.action, evt.id)
+        return {error: message, jobs.my_jobs: tracked, jobs.listing: listing_html(tracked)}
 
     jobs.listing.click(
         clicked, jobs.my_jobs, [error, jobs.my_jobs, jobs.listing], api_visibility="private", queue=False
