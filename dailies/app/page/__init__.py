@@ -69,13 +69,13 @@ def _wire_across(
         [view.generation_id, form.version],
         filled,
         **quiet,
-    ).then(None, js=compare.scroll_to("#prompt"))
+    ).then(None, js="() => dailies.scrollTo('#prompt')")
     view.elsewhere.click(
         lambda generation_id, version: to_form(generate.elsewhere(service, service.generation(generation_id)), version),
         [view.generation_id, form.version],
         filled,
         **quiet,
-    ).then(None, js=compare.scroll_to("#backend"))
+    ).then(None, js="() => dailies.scrollTo('#backend')")
 
     def card_reuse(ids: list[str] | None, version: int, evt: CardClick) -> dict[gr.components.Component, Any]:
         """A job card's "Use these settings" (its other buttons are job_list's)."""

@@ -10,19 +10,16 @@ import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
 
 import backends
-from dailies.app import share
+from dailies.app import assets, share
 from dailies.app.index import GalleryQuery
 from dailies.app.service import Service
 
 PAGE_SIZE = 24
-STATIC = Path(__file__).resolve().parents[3] / "static"
-GALLERY_JS = (STATIC / "gallery.js").read_text(encoding="utf-8")
 T = TypeVar("T")
 
 
@@ -136,7 +133,9 @@ def layout(between: Callable[[], T]) -> tuple[Gallery, T]:
         )
         order = gr.Dropdown(ORDERS, value="newest", label="Sort", elem_id="gallery-order", min_width=140)
     middle = between()
-    grid = gr.HTML(cards_html([]), elem_id="gallery-grid", js_on_load=GALLERY_JS)
+    grid = gr.HTML(
+        cards_html([]), elem_id="gallery-grid", head=assets.page_head(), js_on_load="dailies.gallery(element, trigger)"
+    )
     with gr.Row(elem_id="gallery-paging", equal_height=True):
         previous_button = gr.Button("← Previous", elem_id="gallery-prev", size="sm", interactive=False)
         where = gr.Markdown("", elem_id="gallery-page")
@@ -157,7 +156,7 @@ def wire(service: Service, tabs: gr.Tabs, gallery: Gallery) -> None:
         **quiet,
     )
     # A new page starts at its top: on a phone the buttons are far below it.
-    to_top = "() => document.getElementById('gallery-grid')?.scrollIntoView({block: 'start'})"
+    to_top = "() => dailies.scrollTo('#gallery-grid', {block: 'start'})"
     for button, turn in ((gallery.following, following), (gallery.previous, previous)):
         button.click(
             lambda q, name, order, stack, turn=turn: turn(service, gallery, q, name, order, stack),

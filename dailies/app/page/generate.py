@@ -495,5 +495,5 @@ def wire(
         ).then(
             # Bring the new card (or comparison) into view: on a phone it sits under the form.
             None,
-            js=compare.scroll_to("#compare-view .dailies-compare, #jobs .dailies-job"),
+            js="() => dailies.scrollTo('#compare-view .dailies-compare, #jobs .dailies-job')",
         )

@@ -14,13 +14,12 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 import backends
-from dailies.app import share
+from dailies.app import assets, share
 from dailies.app.errors import ApiError
 from dailies.app.page.clicks import CardClick
 from dailies.app.service import Service
@@ -28,7 +27,6 @@ from dailies.app.visitors import Visitor, of_page
 from dailies.contract.spec import valid_id
 
 MAX_TRACKED = 12
-JOBS_JS = (Path(__file__).resolve().parents[3] / "static" / "jobs.js").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,9 @@ def layout() -> JobList:
     """The cards' components; `wire` attaches their events once the page exists."""
     return JobList(
         my_jobs=gr.BrowserState([], storage_key="dailies-jobs"),
-        listing=gr.HTML(listing_html([]), elem_id="jobs", js_on_load=JOBS_JS),
+        listing=gr.HTML(
+            listing_html([]), elem_id="jobs", head=assets.page_head(), js_on_load="dailies.jobs(element, trigger)"
+        ),
     )
 
 
