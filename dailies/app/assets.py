@@ -3,7 +3,7 @@
 (templates/page_scripts.html) through `page_head`, the share pages name theirs in their templates.
 
 Templates escape every value they are given with `html.escape` (prompts are text wherever they
-are shown); only values marked `Markup`, HTML a template here rendered, go in as they are.
+are shown); a template shows another's HTML by including it, never as a value.
 """
 
 from __future__ import annotations
@@ -28,16 +28,15 @@ _templates = Environment(
     autoescape=True,
     finalize=_escaped,
     undefined=StrictUndefined,
-    keep_trailing_newline=False,
 )
 
 
-def render(name: str, **values: object) -> Markup:
+def render(name: str, **values: object) -> str:
     """The template `name` filled with `values`."""
-    return Markup(_templates.get_template(name).render(static=STATIC_URL, **values))
+    return _templates.get_template(name).render(static=STATIC_URL, **values)
 
 
 def page_head() -> str:
     """The `head` of every gr.HTML that runs a script: Gradio loads each src once and runs the
     component's `js_on_load` only once they have loaded, so `js_on_load` may call them."""
-    return str(render("page_scripts.html"))
+    return render("page_scripts.html")

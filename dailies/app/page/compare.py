@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from dailies.app import assets, share
+from dailies.app import assets, side_by_side
 from dailies.app.errors import ApiError
 from dailies.app.service import Service
 from dailies.app.visitors import Visitor
@@ -73,7 +73,7 @@ def draw(
         f'<span class="dailies-compare-prompt">{html.escape(group["prompt"])}</span> '
         f'<a href="/c/{group["id"]}" target="_blank" rel="noopener">share link</a></div>'
     )
-    return {compare.view: gr.update(value=heading + share.compare_block(group), visible=True), compare.drawn: state}
+    return {compare.view: gr.update(value=heading + side_by_side.block(group), visible=True), compare.drawn: state}
 
 
 def layout() -> CompareView:

@@ -10,10 +10,11 @@ from urllib.parse import quote
 
 import gradio as gr
 
-from dailies.app import assets, share
+from dailies.app import assets
 from dailies.app.errors import ApiError
 from dailies.app.page import generate
 from dailies.app.page.clicks import CardClick
+from dailies.app.recipes import recipe_rows
 from dailies.app.service import Service
 from dailies.contract.spec import valid_id
 
@@ -95,7 +96,7 @@ def share_html(g: dict[str, Any]) -> str:
     ]
     if g.get("group"):
         links.append(f'<a class="dailies-group-link" href="/?c={g["group"]}">See it side by side</a>')
-    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in share.recipe_rows(g))
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in recipe_rows(g))
     return f'<p class="dailies-share-links">{" ".join(links)}</p><dl class="dailies-recipe">{rows}</dl>'
 
 

@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 import gradio as gr
 
 import backends
-from dailies.app import assets, share
+from dailies.app import assets
 from dailies.app.index import GalleryQuery
+from dailies.app.names import short_name
 from dailies.app.service import Service
 
 PAGE_SIZE = 24
@@ -73,7 +74,7 @@ def cards_html(items: list[dict[str, Any]], searched: bool = False) -> str:
             f'decoding="async" alt="" width="{g["width"]}" height="{g["height"]}"></span>'
             f'<span class="dailies-card-prompt">{html.escape(g["prompt"][:140])}</span>'
             f'<span class="dailies-card-meta"><span class="dailies-card-when">'
-            f"{html.escape(share.short_name(g['backend']))} · {ago(g['created_at'])}</span>{mark}</span></button>"
+            f"{html.escape(short_name(g['backend']))} · {ago(g['created_at'])}</span>{mark}</span></button>"
         )
     return f'<div class="dailies-grid">{"".join(cards)}</div>'
 
@@ -125,7 +126,7 @@ def layout(between: Callable[[], T]) -> tuple[Gallery, T]:
         )
         search_button = gr.Button("Search", elem_id="gallery-search-button", scale=0, min_width=80)
         backend = gr.Dropdown(
-            [("All backends", "")] + [(share.short_name(n), n) for n in backends.BACKEND_CLASSES],
+            [("All backends", "")] + [(short_name(n), n) for n in backends.BACKEND_CLASSES],
             value="",
             label="Backend",
             elem_id="gallery-backend",

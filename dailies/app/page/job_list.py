@@ -19,8 +19,9 @@ from typing import Any
 import gradio as gr
 
 import backends
-from dailies.app import assets, share
+from dailies.app import assets
 from dailies.app.errors import ApiError
+from dailies.app.names import short_name
 from dailies.app.page.clicks import CardClick
 from dailies.app.service import Service
 from dailies.app.visitors import Visitor, of_page
@@ -36,7 +37,7 @@ class JobList:
 
 
 # Backend names as visitors read them, for the cards static/jobs.js draws.
-NAMES = html.escape(json.dumps({name: share.short_name(name) for name in backends.BACKEND_CLASSES}))
+NAMES = html.escape(json.dumps({name: short_name(name) for name in backends.BACKEND_CLASSES}))
 
 
 def listing_html(jobs: list[str] | None) -> str:
