@@ -148,9 +148,9 @@ def wire(service: Service, grid: gr.HTML, detail: Detail) -> None:
         None, js="() => dailies.scrollTo('#detail', {behavior: 'smooth'})"
     )
     detail.close.click(
-        lambda: (gr.update(visible=False), ""),
+        lambda: {detail.column: gr.update(visible=False), detail.video: ""},
         None,
-        [detail.column, detail.video],
+        {detail.column, detail.video},
         api_visibility="private",
         queue=False,
     )
