@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -23,12 +22,11 @@ from fastapi.staticfiles import StaticFiles  # noqa: E402
 from starlette.routing import Mount  # noqa: E402
 
 import backends  # noqa: E402
-from dailies.app import api, embedded, page, share, zerogpu  # noqa: E402
+from dailies.app import api, assets, embedded, page, share, zerogpu  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
 from dailies.app.supervisor import Supervisor, reconnecting  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
 
-STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("dailies.app")
 
 
@@ -46,7 +44,7 @@ def app_kwargs(service: Service) -> dict:
             *api.media(service).routes,
             *share.router(service).routes,
             # Not /static or /assets: those are Gradio's own (its fonts and scripts).
-            Mount(share.STATIC_URL, StaticFiles(directory=STATIC), name="dailies-static"),
+            Mount(assets.STATIC_URL, StaticFiles(directory=assets.STATIC), name="dailies-static"),
         ],
     }
 
@@ -54,9 +52,8 @@ def app_kwargs(service: Service) -> dict:
 def page_kwargs(service: Service) -> dict:
     return {
         "allowed_paths": [str(service.dataset.root)],
-        "css_paths": [STATIC / "dailies.css", STATIC / "gallery.css", STATIC / "compare.css"],
+        "css_paths": [assets.STATIC / "dailies.css", assets.STATIC / "gallery.css", assets.STATIC / "compare.css"],
         "footer_links": ["api"],
-        "head": f'<script src="{share.STATIC_URL}/compare.js" defer></script>',
     }
 
 

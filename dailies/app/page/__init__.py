@@ -16,6 +16,7 @@ import gradio as gr
 from dailies.app import zerogpu
 from dailies.app.errors import ApiError
 from dailies.app.page import compare, detail, gallery, generate, job_list, on_zerogpu
+from dailies.app.page.clicks import CardClick
 from dailies.app.service import Service
 from dailies.contract.spec import valid_id
 
@@ -57,61 +58,57 @@ def _wire_across(
     """What crosses parts: "Use these settings" (the detail view, a job card) and "Try on
     another backend" (the detail view, a `?try=<id>` link) fill the form; `?g=<id>` opens a
     generation in the gallery."""
-    filled = form.filled_by_recipe + [tabs]
+    filled = {*form.filled, tabs}
     quiet: dict[str, Any] = {"api_visibility": "private", "queue": False}
 
-    def to_form(recipe: dict[str, Any], version: int) -> tuple:
-        return (*generate.fill(service, recipe, version), gr.Tabs(selected="generate"))
+    def to_form(recipe: dict[str, Any], version: int) -> dict[gr.components.Component, Any]:
+        return {**generate.fill(service, form, recipe, version), tabs: gr.Tabs(selected="generate")}
 
     view.reuse.click(
         lambda generation_id, version: to_form(service.generation(generation_id), version),
         [view.generation_id, form.version],
         filled,
         **quiet,
-    ).then(None, js=compare.scroll_to("#prompt"))
+    ).then(None, js="() => dailies.scrollTo('#prompt')")
     view.elsewhere.click(
         lambda generation_id, version: to_form(generate.elsewhere(service, service.generation(generation_id)), version),
         [view.generation_id, form.version],
         filled,
         **quiet,
-    ).then(None, js=compare.scroll_to("#backend"))
+    ).then(None, js="() => dailies.scrollTo('#backend')")
 
-    def card_reuse(ids: list[str] | None, version: int, evt: gr.EventData) -> tuple:
+    def card_reuse(ids: list[str] | None, version: int, evt: CardClick) -> dict[gr.components.Component, Any]:
         """A job card's "Use these settings" (its other buttons are job_list's)."""
-        data = evt._data or {}
-        job_id = str(data.get("id", ""))
-        if data.get("action") != "reuse" or job_id not in (ids or []):
-            return (gr.skip(),) * len(filled)
+        if evt.action != "reuse" or evt.id not in (ids or []):
+            return gr.skip()
         try:
-            request = service.jobs.status(job_id).request
+            request = service.jobs.status(evt.id).request
         except ApiError:
-            return (gr.skip(),) * len(filled)
+            return gr.skip()
         return to_form(generate.job_recipe(request), version)
 
     jobs.listing.click(card_reuse, [jobs.my_jobs, form.version], filled, **quiet)
 
-    def opened_by_link(version: int, request: gr.Request) -> tuple:
+    def opened_by_link(version: int, request: gr.Request) -> dict[gr.components.Component, Any]:
         """`?g=<id>` opens the generation in the gallery; `?try=<id>` fills the form with it on
         another backend."""
         query = request.query_params if request else {}
-        shown = view.outputs + grid.page_outputs
         tried, opened = query.get("try", ""), query.get("g", "")
         if valid_id(tried):
             try:
                 recipe = generate.elsewhere(service, service.generation(tried))
             except ApiError:
-                return (gr.skip(),) * (len(shown) + len(filled))
-            return (gr.skip(),) * len(shown) + to_form(recipe, version)
+                return gr.skip()
+            return to_form(recipe, version)
         if not valid_id(opened):
-            return (gr.skip(),) * (len(shown) + len(filled))
-        return (
-            *detail.open_detail(service, opened),
-            *gallery.first_page(service, "", ""),
-            *(gr.skip(),) * (len(filled) - 1),
-            gr.Tabs(selected="gallery"),
-        )
+            return gr.skip()
+        return {
+            **detail.open_detail(service, view, opened),
+            **gallery.first_page(service, grid, "", ""),
+            tabs: gr.Tabs(selected="gallery"),
+        }
 
-    demo.load(opened_by_link, form.version, view.outputs + grid.page_outputs + filled, **quiet)
+    demo.load(opened_by_link, form.version, {*view.outputs, *grid.page_outputs, *filled}, **quiet)
 
 
 def _programs_api(service: Service) -> None:

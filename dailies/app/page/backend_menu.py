@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from dailies.app.share import short_name
+from dailies.app.names import short_name
 
 KIND = {"open": "open model", "hosted": "hosted, paid per video", "preview": "instant, on the CPU"}
 # Published figures (REFERENCE.md, model cards); none measured here yet.

@@ -3,7 +3,8 @@
 The form's "Compare on" choice sends a group (`Groups.submit`); the view shows the visitor's
 latest comparison, each backend's progress in its own column, and once they are done the
 videos side by side with one play, pause and scrub (the same block as the /c/ share page,
-driven by static/compare.js). `/?c=<group id>` opens a comparison here.
+driven by static/compare.js; static/compare-view.js follows the columns still rendering).
+`/?c=<group id>` opens a comparison here.
 """
 
 from __future__ import annotations
@@ -15,33 +16,10 @@ from typing import Any
 
 import gradio as gr
 
-from dailies.app import share
+from dailies.app import assets, side_by_side
 from dailies.app.errors import ApiError
 from dailies.app.service import Service
 from dailies.app.visitors import Visitor
-
-# Pushed, like the job cards: each column still rendering follows its job's event stream and
-# shows its progress; when one ends the view asks Python once to draw it again (its video).
-FOLLOW_JS = """const ENDED = ["succeeded", "failed", "canceled"];
-const followed = new Set();
-const follow = () => {
-  for (const column of element.querySelectorAll(".share-column[data-id]")) {
-    const id = column.dataset.id;
-    if (ENDED.includes(column.dataset.status) || followed.has(id)) continue;
-    followed.add(id);
-    const source = new EventSource(`/api/v1/jobs/${id}/events`);
-    source.addEventListener("status", (event) => {
-      const s = JSON.parse(event.data);
-      const pending = element.querySelector(`.share-column[data-id="${id}"] .share-pending`);
-      if (pending && s.status === "running") pending.textContent = `rendering, ${Math.round(s.progress * 100)}%`;
-      if (!ENDED.includes(s.status)) return;
-      source.close();
-      trigger("click");
-    });
-  }
-};
-new MutationObserver(follow).observe(element, { childList: true, subtree: true });
-follow();"""
 
 
 @dataclass(frozen=True)
@@ -53,21 +31,6 @@ class CompareView:
     @property
     def outputs(self) -> list[gr.components.Component]:
         return [self.view, self.drawn]
-
-
-def scroll_to(selector: str, only_if: str = "true") -> str:
-    """JS for an event's `.then`: scroll the first match of `selector` into view once Gradio has
-    drawn it (it may take a few frames after the event's answer)."""
-    return f"""() => new Promise((done) => {{
-      if (!({only_if})) return done();
-      const show = (tries) => {{
-        const target = document.querySelector({selector!r});
-        if (target) target.scrollIntoView({{block: "center", behavior: "instant"}});
-        if (target || tries <= 0) return done();
-        setTimeout(() => show(tries - 1), 50);
-      }};
-      show(40);
-    }})"""
 
 
 def choices(service: Service) -> list[tuple[str, str]]:
@@ -91,48 +54,51 @@ def submit(service: Service, visitor: Visitor, body: dict[str, Any]) -> tuple[st
     return "", answer["group"]
 
 
-def draw(service: Service, group_id: str | None, drawn: str) -> tuple:
+def draw(
+    service: Service, compare: CompareView, group_id: str | None, drawn: str
+) -> dict[gr.components.Component, Any]:
     """The view for a comparison (hidden when there is none)."""
+    hidden = {compare.view: gr.update(value="", visible=False), compare.drawn: ""}
     if not group_id:
-        return gr.update(value="", visible=False), ""
+        return hidden
     try:
         group = service.groups.status(group_id)
     except ApiError:
-        return gr.update(value="", visible=False), ""
+        return hidden
     state = json.dumps([(j["id"], j["status"]) for j in group["jobs"]])
     if state == drawn:
-        return gr.skip(), drawn
+        return {compare.drawn: drawn}  # the view left alone: its players keep playing
     heading = (
         f'<div class="dailies-compare-head"><strong>Side by side</strong> '
         f'<span class="dailies-compare-prompt">{html.escape(group["prompt"])}</span> '
         f'<a href="/c/{group["id"]}" target="_blank" rel="noopener">share link</a></div>'
     )
-    return gr.update(value=heading + share.compare_block(group), visible=True), state
+    return {compare.view: gr.update(value=heading + side_by_side.block(group), visible=True), compare.drawn: state}
 
 
 def layout() -> CompareView:
     return CompareView(
         group_id=gr.BrowserState("", storage_key="dailies-compare"),
         drawn=gr.State(""),
-        view=gr.HTML("", elem_id="compare-view", visible=False, js_on_load=FOLLOW_JS),
+        view=gr.HTML(
+            "",
+            elem_id="compare-view",
+            visible=False,
+            head=assets.page_head(),
+            js_on_load="dailies.compareView(element, trigger)",  # it also brings a linked comparison into view
+        ),
     )
 
 
 def wire(service: Service, demo: gr.Blocks, compare: CompareView) -> None:
-    def on_load(group_id: str, request: gr.Request) -> tuple:
+    def on_load(group_id: str, request: gr.Request) -> dict[gr.components.Component, Any]:
         shared = request.query_params.get("c", "") if request else ""
         chosen = shared or group_id
-        return (chosen, *draw(service, chosen, ""))
+        return {compare.group_id: chosen, **draw(service, compare, chosen, "")}
 
-    demo.load(
-        on_load, compare.group_id, [compare.group_id, *compare.outputs], api_visibility="private", queue=False
-    ).then(
-        # A link to a comparison: on a phone the view sits under the form, so bring it up.
-        None,
-        js=scroll_to("#compare-view .dailies-compare", only_if="new URLSearchParams(location.search).has('c')"),
-    )
+    demo.load(on_load, compare.group_id, [compare.group_id, *compare.outputs], api_visibility="private", queue=False)
     compare.view.click(
-        lambda group_id, drawn: draw(service, group_id, drawn),
+        lambda group_id, drawn: draw(service, compare, group_id, drawn),
         [compare.group_id, compare.drawn],
         compare.outputs,
         api_visibility="private",

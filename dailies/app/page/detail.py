@@ -10,14 +10,14 @@ from urllib.parse import quote
 
 import gradio as gr
 
-from dailies.app import share
+from dailies.app import assets
 from dailies.app.errors import ApiError
 from dailies.app.page import generate
-from dailies.app.page.gallery import STATIC
+from dailies.app.page.clicks import CardClick
+from dailies.app.recipes import recipe_rows
 from dailies.app.service import Service
 from dailies.contract.spec import valid_id
 
-PLAYER_JS = (STATIC / "player.js").read_text(encoding="utf-8")
 RECIPE_KEYS = (
     "id",
     "backend",
@@ -49,9 +49,9 @@ class Detail:
     generation_id: gr.State
 
     @property
-    def outputs(self) -> list[gr.components.Component]:
-        """What `open_detail` sets, in its order."""
-        return [self.column, self.video, self.prompt, self.recipe, self.generation_id, self.share, self.elsewhere]
+    def outputs(self) -> set[gr.components.Component]:
+        """What `open_detail` may set."""
+        return {self.column, self.video, self.prompt, self.recipe, self.generation_id, self.share, self.elsewhere}
 
 
 def recipe(generation: dict[str, Any]) -> dict[str, Any]:
@@ -96,74 +96,61 @@ def share_html(g: dict[str, Any]) -> str:
     ]
     if g.get("group"):
         links.append(f'<a class="dailies-group-link" href="/?c={g["group"]}">See it side by side</a>')
-    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in share.recipe_rows(g))
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in recipe_rows(g))
     return f'<p class="dailies-share-links">{" ".join(links)}</p><dl class="dailies-recipe">{rows}</dl>'
 
 
-# Visitors who asked for less motion get the player paused until they press play.
-STILL_JS = """const still = () => {
-  if (!matchMedia("(prefers-reduced-motion: reduce)").matches) return;
-  for (const video of element.querySelectorAll("video[autoplay]")) { video.autoplay = false; video.pause(); }
-};
-new MutationObserver(still).observe(element, { childList: true, subtree: true });
-still();"""
-
-# Copies the share page's absolute address, or the recipe (the clipboard wants a user's click,
-# which this is).
-COPY_JS = """element.addEventListener("click", (e) => {
-  const button = e.target instanceof Element && e.target.closest("[data-copy-link], [data-copy-text]");
-  if (!button) return;
-  const link = button.dataset.copyLink;
-  navigator.clipboard?.writeText(link ? new URL(link, location.href).href : button.dataset.copyText)
-    .then(() => { button.textContent = "Copied"; }, () => { button.textContent = "Copy failed"; });
-});"""
-
-
-def open_detail(service: Service, generation_id: str) -> tuple:
+def open_detail(service: Service, detail: Detail, generation_id: str) -> dict[gr.components.Component, Any]:
     """The detail view of one generation; hidden when there is no such generation. "Try on
     another backend" shows only when another one can run now."""
     try:
         g = service.generation(generation_id)
     except ApiError:
-        return gr.update(visible=False), "", "", {}, "", "", gr.skip()
+        return {
+            detail.column: gr.update(visible=False),
+            detail.video: "",
+            detail.prompt: "",
+            detail.recipe: {},
+            detail.generation_id: "",
+            detail.share: "",
+        }
     another = generate.other_backend(service, g["backend"]) is not None
-    return (
-        gr.update(visible=True),
-        player_html(g),
-        g["prompt"],
-        recipe(g),
-        g["id"],
-        share_html(g),
-        gr.update(visible=another),
-    )
+    return {
+        detail.column: gr.update(visible=True),
+        detail.video: player_html(g),
+        detail.prompt: g["prompt"],
+        detail.recipe: recipe(g),
+        detail.generation_id: g["id"],
+        detail.share: share_html(g),
+        detail.elsewhere: gr.update(visible=another),
+    }
 
 
 def layout() -> Detail:
     with gr.Column(visible=False, elem_id="detail") as column:
-        video = gr.HTML("", elem_id="detail-video", js_on_load=PLAYER_JS + "\n" + STILL_JS)
+        video = gr.HTML("", elem_id="detail-video", head=assets.page_head(), js_on_load="dailies.player(element)")
         prompt = gr.Textbox(label="Prompt", interactive=False, elem_id="detail-prompt")
         with gr.Row():
             reuse = gr.Button("Use these settings", elem_id="reuse", variant="primary", size="sm")
             elsewhere = gr.Button("Try on another backend", elem_id="elsewhere", size="sm")
             close = gr.Button("Close", elem_id="detail-close", size="sm")
-        share = gr.HTML("", elem_id="detail-share", js_on_load=COPY_JS)
+        share = gr.HTML("", elem_id="detail-share", head=assets.page_head(), js_on_load="dailies.copyButtons(element)")
         recipe_json = gr.JSON(label="Recipe (JSON)", elem_id="detail-recipe", open=False)
     return Detail(column, video, prompt, reuse, elsewhere, close, share, recipe_json, gr.State(""))
 
 
 def wire(service: Service, grid: gr.HTML, detail: Detail) -> None:
-    def pick(evt: gr.EventData) -> tuple:
+    def pick(evt: CardClick) -> dict[gr.components.Component, Any]:
         """A click on the grid: open the card's generation, ignoring clicks beside the cards."""
-        card_id = str((evt._data or {}).get("id", ""))
-        return open_detail(service, card_id) if valid_id(card_id) else (gr.skip(),) * len(detail.outputs)
+        return open_detail(service, detail, evt.id) if valid_id(evt.id) else gr.skip()
 
     grid.click(pick, None, detail.outputs, api_visibility="private", queue=False).then(
-        None, js="() => document.getElementById('detail')?.scrollIntoView({behavior: 'smooth'})"
+        None, js="() => dailies.scrollTo('#detail', {behavior: 'smooth'})"
     )
     detail.close.click(
-        lambda: (gr.update(visible=False), ""),
+        lambda: {detail.column: gr.update(visible=False), detail.video: ""},
         None,
-        [detail.column, detail.video],
+        {detail.column, detail.video},
         api_visibility="private",
         queue=False,
     )

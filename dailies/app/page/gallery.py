@@ -10,19 +10,17 @@ import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
 
 import backends
-from dailies.app import share
+from dailies.app import assets
 from dailies.app.index import GalleryQuery
+from dailies.app.names import short_name
 from dailies.app.service import Service
 
 PAGE_SIZE = 24
-STATIC = Path(__file__).resolve().parents[3] / "static"
-GALLERY_JS = (STATIC / "gallery.js").read_text(encoding="utf-8")
 T = TypeVar("T")
 
 
@@ -43,8 +41,9 @@ class Gallery:
         return [self.search, self.backend, self.order]
 
     @property
-    def page_outputs(self) -> list[gr.components.Component]:
-        return [self.grid, self.cursors, self.previous, self.where, self.following]
+    def page_outputs(self) -> set[gr.components.Component]:
+        """What a page of the grid sets (`first_page`, `following`, `previous`)."""
+        return {self.grid, self.cursors, self.previous, self.where, self.following}
 
 
 def ago(created_at: str, now: datetime | None = None) -> str:
@@ -75,7 +74,7 @@ def cards_html(items: list[dict[str, Any]], searched: bool = False) -> str:
             f'decoding="async" alt="" width="{g["width"]}" height="{g["height"]}"></span>'
             f'<span class="dailies-card-prompt">{html.escape(g["prompt"][:140])}</span>'
             f'<span class="dailies-card-meta"><span class="dailies-card-when">'
-            f"{html.escape(share.short_name(g['backend']))} · {ago(g['created_at'])}</span>{mark}</span></button>"
+            f"{html.escape(short_name(g['backend']))} · {ago(g['created_at'])}</span>{mark}</span></button>"
         )
     return f'<div class="dailies-grid">{"".join(cards)}</div>'
 
@@ -88,31 +87,34 @@ def listing(service: Service, q: str, backend: str, cursor: str | None = None, o
     return service.generations(GalleryQuery(PAGE_SIZE, cursor, q or None, backend or None, None, order == "oldest"))
 
 
-def _shown(service: Service, q: str, backend: str, order: str, stack: list[str | None]) -> tuple:
+Shown = dict[gr.components.Component, Any]
+
+
+def _shown(service: Service, gallery: Gallery, q: str, backend: str, order: str, stack: list[str | None]) -> Shown:
     """Show the page whose cursor ends `stack`; push the cursor of the page after it."""
     found = listing(service, q, backend, stack[-1], order)
     nxt = found["next_cursor"]
-    return (
-        cards_html(found["items"], searched=bool(q or backend)),
-        stack + [nxt],
-        gr.update(interactive=len(stack) > 1),
-        f"Page {len(stack)}" if found["items"] and (nxt or len(stack) > 1) else "",
-        gr.update(interactive=nxt is not None),
-    )
+    return {
+        gallery.grid: cards_html(found["items"], searched=bool(q or backend)),
+        gallery.cursors: stack + [nxt],
+        gallery.previous: gr.update(interactive=len(stack) > 1),
+        gallery.where: f"Page {len(stack)}" if found["items"] and (nxt or len(stack) > 1) else "",
+        gallery.following: gr.update(interactive=nxt is not None),
+    }
 
 
-def first_page(service: Service, q: str, backend: str, order: str = "newest") -> tuple:
-    return _shown(service, q, backend, order, [None])
+def first_page(service: Service, gallery: Gallery, q: str, backend: str, order: str = "newest") -> Shown:
+    return _shown(service, gallery, q, backend, order, [None])
 
 
-def following(service: Service, q: str, backend: str, order: str, stack: list[str | None]) -> tuple:
+def following(service: Service, gallery: Gallery, q: str, backend: str, order: str, stack: list[str | None]) -> Shown:
     if stack[-1] is None:
-        return (gr.skip(),) * 5
-    return _shown(service, q, backend, order, stack)
+        return gr.skip()
+    return _shown(service, gallery, q, backend, order, stack)
 
 
-def previous(service: Service, q: str, backend: str, order: str, stack: list[str | None]) -> tuple:
-    return _shown(service, q, backend, order, stack[:-2] or [None])
+def previous(service: Service, gallery: Gallery, q: str, backend: str, order: str, stack: list[str | None]) -> Shown:
+    return _shown(service, gallery, q, backend, order, stack[:-2] or [None])
 
 
 def layout(between: Callable[[], T]) -> tuple[Gallery, T]:
@@ -124,7 +126,7 @@ def layout(between: Callable[[], T]) -> tuple[Gallery, T]:
         )
         search_button = gr.Button("Search", elem_id="gallery-search-button", scale=0, min_width=80)
         backend = gr.Dropdown(
-            [("All backends", "")] + [(share.short_name(n), n) for n in backends.BACKEND_CLASSES],
+            [("All backends", "")] + [(short_name(n), n) for n in backends.BACKEND_CLASSES],
             value="",
             label="Backend",
             elem_id="gallery-backend",
@@ -132,7 +134,9 @@ def layout(between: Callable[[], T]) -> tuple[Gallery, T]:
         )
         order = gr.Dropdown(ORDERS, value="newest", label="Sort", elem_id="gallery-order", min_width=140)
     middle = between()
-    grid = gr.HTML(cards_html([]), elem_id="gallery-grid", js_on_load=GALLERY_JS)
+    grid = gr.HTML(
+        cards_html([]), elem_id="gallery-grid", head=assets.page_head(), js_on_load="dailies.gallery(element, trigger)"
+    )
     with gr.Row(elem_id="gallery-paging", equal_height=True):
         previous_button = gr.Button("← Previous", elem_id="gallery-prev", size="sm", interactive=False)
         where = gr.Markdown("", elem_id="gallery-page")
@@ -147,16 +151,16 @@ def wire(service: Service, tabs: gr.Tabs, gallery: Gallery) -> None:
     quiet = {"api_visibility": "private", "queue": False}
     gr.on(
         [gallery.search.submit, gallery.search_button.click, gallery.backend.change, gallery.order.change, tabs.select],
-        lambda q, name, order: first_page(service, q, name, order),
+        lambda q, name, order: first_page(service, gallery, q, name, order),
         gallery.filters,
         gallery.page_outputs,
         **quiet,
     )
     # A new page starts at its top: on a phone the buttons are far below it.
-    to_top = "() => document.getElementById('gallery-grid')?.scrollIntoView({block: 'start'})"
+    to_top = "() => dailies.scrollTo('#gallery-grid', {block: 'start'})"
     for button, turn in ((gallery.following, following), (gallery.previous, previous)):
         button.click(
-            lambda q, name, order, stack, turn=turn: turn(service, q, name, order, stack),
+            lambda q, name, order, stack, turn=turn: turn(service, gallery, q, name, order, stack),
             gallery.filters + [gallery.cursors],
             gallery.page_outputs,
             **quiet,

@@ -68,21 +68,17 @@ class Form:
             self.params,
         ]
 
-    def submitted(self, jobs: job_list.JobList) -> list[gr.components.Component]:
-        """What `submit` sets, in its order."""
-        return [self.error, jobs.my_jobs, jobs.listing]
+    @property
+    def filled(self) -> set[gr.components.Component]:
+        """What `fill` may set: the form's fields, then what shows them."""
+        return {*self.as_body, self.note, self.fps, self.version, self.settings, self.image}
 
     @property
-    def filled_by_recipe(self) -> list[gr.components.Component]:
-        """What `fill` sets, in its order: the form's fields, then what shows them."""
-        return [*self.as_body, self.note, self.fps, self.version, self.settings, self.image]
-
-    @property
-    def fitted(self) -> list[gr.components.Component]:
-        """What `fitted` sets, in its order."""
-        return [
+    def fitting(self) -> set[gr.components.Component]:
+        """What `fitted` may set."""
+        return {
             self.note, self.negative, self.fps, self.duration, self.width, self.height, self.random_seed, self.image,
-        ]  # fmt: skip
+        }  # fmt: skip
 
 
 EXAMPLES = [
@@ -123,9 +119,9 @@ def checkpoint(backend: Backend, params: dict[str, Any] | None) -> Checkpoint:
 
 
 def fitted(
-    service: Service, name: str, params: dict[str, Any] | None, seconds: float, width: float, height: float
-) -> tuple[dict, ...]:
-    """Updates that fit the form to a backend and its chosen checkpoint (`Form.fitted`): the
+    service: Service, form: Form, name: str, params: dict[str, Any] | None, seconds: float, width: float, height: float
+) -> dict[gr.components.Component, Any]:
+    """Updates that fit the form to a backend and its chosen checkpoint (`Form.fitting`): the
     note, negative prompt, fps (a choice where the checkpoint has a range), duration range at
     that fps, size range with the size snapped to it, seed, and the start image where the
     checkpoint does image-to-video. `params` may hold `fps`, the visitor's choice."""
@@ -138,17 +134,18 @@ def fitted(
     size = {"minimum": rule.minimum, "maximum": rule.maximum, "step": rule.multiple}
     w, h = rule.nearest(int(width)), rule.nearest(int(height))
     length = min(max(seconds, shortest), longest)
-    return (
-        gr.update(value=backend_note(service, name, w, h)),
-        gr.update(visible=backend.negative_prompt),
-        # A slider wants minimum < maximum: a checkpoint with one fps gets no choice at all.
-        gr.update(visible=True, minimum=low, maximum=high, value=fps) if low < high else gr.update(visible=False),
-        gr.update(minimum=shortest, maximum=longest, info=f"at {fps} fps", **moved(seconds, length)),
-        gr.update(**size, **moved(width, w)),
-        gr.update(**size, **moved(height, h)),
-        gr.update(interactive=backend.seeded),
-        gr.update(visible=IMAGE_TO_VIDEO in rules.modes, value=None),
-    )
+    # A slider wants minimum < maximum: a checkpoint with one fps gets no choice at all.
+    choice = gr.update(visible=True, minimum=low, maximum=high, value=fps) if low < high else gr.update(visible=False)
+    return {
+        form.note: gr.update(value=backend_note(service, name, w, h)),
+        form.negative: gr.update(visible=backend.negative_prompt),
+        form.fps: choice,
+        form.duration: gr.update(minimum=shortest, maximum=longest, info=f"at {fps} fps", **moved(seconds, length)),
+        form.width: gr.update(**size, **moved(width, w)),
+        form.height: gr.update(**size, **moved(height, h)),
+        form.random_seed: gr.update(interactive=backend.seeded),
+        form.image: gr.update(visible=IMAGE_TO_VIDEO in rules.modes, value=None),
+    }
 
 
 def moved(current: float, fitted: float) -> dict[str, float]:
@@ -157,10 +154,13 @@ def moved(current: float, fitted: float) -> dict[str, float]:
     return {} if fitted == current else {"value": fitted}
 
 
-def pick_backend(service: Service, name: str, seconds: float, width: float, height: float, version: int) -> tuple:
+def pick_backend(
+    service: Service, form: Form, name: str, seconds: float, width: float, height: float, version: int
+) -> dict[gr.components.Component, Any]:
     """A visitor picked a backend: fit the form to it, its parameters back to their defaults."""
     params = defaults(backends.get(name, service.settings))
-    return (*fitted(service, name, params, seconds, width, height), params, version + 1)
+    fit = fitted(service, form, name, params, seconds, width, height)
+    return {**fit, form.params: params, form.version: version + 1}
 
 
 def pick_aspect(service: Service, name: str, params: dict[str, Any], aspect: str) -> tuple[int, int]:
@@ -168,32 +168,28 @@ def pick_aspect(service: Service, name: str, params: dict[str, Any], aspect: str
     return sizes.preset(checkpoint(backends.get(name, service.settings), params), aspect)
 
 
-def fill(service: Service, recipe: dict[str, Any], version: int) -> tuple:
-    """'Use these settings': the form as the generation was made, its parameters included."""
+def fill(service: Service, form: Form, recipe: dict[str, Any], version: int) -> dict[gr.components.Component, Any]:
+    """'Use these settings': the form as the generation was made, its parameters included (`Form.filled`)."""
     backend = backends.get(recipe["backend"], service.settings)
     params = dict(recipe["params"])
     low, high = checkpoint(backend, params).fps_bounds
     if low < high:
         params["fps"] = recipe["fps"]  # a choice this checkpoint offers: the one it was made at
-    note, negative, fps, duration, width, height, random_seed, image = fitted(
-        service, recipe["backend"], params, recipe["duration_s"], recipe["width"], recipe["height"]
-    )
-    return (
-        recipe["prompt"],
-        {**negative, "value": recipe["negative_prompt"]},
-        recipe["backend"],
-        {**duration, "value": recipe["duration_s"]},
-        {**width, "value": recipe["width"]},
-        {**height, "value": recipe["height"]},
-        {**random_seed, "value": recipe["seed"] is None},
-        recipe["seed"],
-        params,
-        note,
-        fps,
-        version + 1,
-        gr.Accordion(open=True),  # the visitor sees the settings they took
-        image,
-    )
+    fit = fitted(service, form, recipe["backend"], params, recipe["duration_s"], recipe["width"], recipe["height"])
+    return {
+        **fit,
+        form.prompt: recipe["prompt"],
+        form.negative: {**fit[form.negative], "value": recipe["negative_prompt"]},
+        form.backend: recipe["backend"],
+        form.duration: {**fit[form.duration], "value": recipe["duration_s"]},
+        form.width: {**fit[form.width], "value": recipe["width"]},
+        form.height: {**fit[form.height], "value": recipe["height"]},
+        form.random_seed: {**fit[form.random_seed], "value": recipe["seed"] is None},
+        form.seed: recipe["seed"],
+        form.params: params,
+        form.version: version + 1,
+        form.settings: gr.Accordion(open=True),  # the visitor sees the settings they took
+    }
 
 
 def job_recipe(request: dict[str, Any]) -> dict[str, Any]:
@@ -257,18 +253,13 @@ def request_body(
     return body
 
 
-def submit(
-    service: Service, visitor: Visitor, body: dict[str, Any], jobs: list[str] | None
-) -> tuple[Accepted | None, tuple]:
-    """Submit the job: what was accepted (None: refused) and (error line, tracked job ids, the
-    list the page follows)."""
+def submit(service: Service, visitor: Visitor, body: dict[str, Any]) -> tuple[Accepted | None, str]:
+    """Submit the job: what was accepted (None: refused) and the error line to show."""
     try:
-        accepted = service.jobs.submit(body, visitor, from_page=True)
+        return service.jobs.submit(body, visitor, from_page=True), ""
     except ApiError as exc:
         field = f" ({exc.field})" if exc.field else ""
-        return None, (f"**Not queued{field}:** {html.escape(exc.message)}", jobs, gr.skip())
-    tracked = job_list.track(jobs, accepted.spec.id)
-    return accepted, ("", tracked, job_list.listing_html(tracked))
+        return None, f"**Not queued{field}:** {html.escape(exc.message)}"
 
 
 def param_input(p: Param, value: Any, key: str) -> gr.components.Component:
@@ -384,10 +375,10 @@ def layout(service: Service, demo: gr.Blocks) -> tuple[Form, job_list.JobList, c
                         if p.name == "model":  # another checkpoint: other sizes, lengths, fps, modes
                             comp.input(
                                 lambda model, s, seconds, w, h, name=name: fitted(
-                                    service, name, {**s, "model": model}, seconds, w, h
+                                    service, form, name, {**s, "model": model}, seconds, w, h
                                 ),
                                 [comp, params, duration, width, height],
-                                form.fitted,  # drawn once the page is built, so `form` exists by then
+                                form.fitting,  # drawn once the page is built, so `form` exists by then
                                 api_visibility="private",
                                 queue=False,
                             )
@@ -410,19 +401,19 @@ def wire(
     settings = service.settings
     # `input`, not `change`: "Use these settings" sets the backend too, and must keep its parameters.
     form.backend.input(
-        lambda name, seconds, w, h, v: pick_backend(service, name, seconds, w, h, v),
+        lambda name, seconds, w, h, v: pick_backend(service, form, name, seconds, w, h, v),
         [form.backend, form.duration, form.width, form.height, form.version],
-        form.fitted + [form.params, form.version],
+        {*form.fitting, form.params, form.version},
         api_visibility="private",
         queue=False,
     )
     form.fps.input(
-        lambda rate, name, params, seconds, w, h: (
-            {**params, "fps": int(rate)},
-            *fitted(service, name, {**params, "fps": int(rate)}, seconds, w, h),
-        ),
+        lambda rate, name, params, seconds, w, h: {
+            form.params: {**params, "fps": int(rate)},
+            **fitted(service, form, name, {**params, "fps": int(rate)}, seconds, w, h),
+        },
         [form.fps, form.backend, form.params, form.duration, form.width, form.height],
-        [form.params, *form.fitted],
+        {form.params, *form.fitting},
         api_visibility="private",
         queue=False,
     )
@@ -473,30 +464,35 @@ def wire(
         request: gr.Request,
         profile: gr.OAuthProfile | None,
         progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
-    ) -> Iterator[tuple]:
+    ) -> Iterator[dict[gr.components.Component, Any]]:
         body = request_body(text, negative, name, seconds, w, h, random_seed, seed, params, image)
         visitor = of_page(request.request, profile and profile.username, settings)
         if names and len(names) > 1:
             error, group_id = compare.submit(service, visitor, compare.group_body(body, names))
-            yield error, tracked, gr.skip(), group_id or gr.skip()
+            yield {form.error: error, jobs.my_jobs: tracked, view.group_id: group_id or gr.skip()}
             return
-        accepted, answer = submit(service, visitor, body, tracked)
-        yield (*answer, gr.skip())
-        for error in run_here(service, accepted, progress):
-            yield error or gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        accepted, error = submit(service, visitor, body)
+        if accepted is None:
+            yield {form.error: error}
+            return
+        tracked = job_list.track(tracked, accepted.spec.id)
+        yield {form.error: "", jobs.my_jobs: tracked, jobs.listing: job_list.listing_html(tracked)}
+        for line in run_here(service, accepted, progress):
+            yield {form.error: line or gr.skip()}
 
     # A generator on every hardware: on ZeroGPU it goes on to run an open model in this request.
     # Not one at a time: the per-visitor limits (and the ZeroGPU scheduler) bound it.
     form.submit.click(
         do_submit,
-        # /submit's inputs for programs (gradio_client): the form, tracked ids, compare on, image.
+        # /submit's inputs and outputs for programs (gradio_client), in their order: the form,
+        # tracked ids, compare on, image; the error line, tracked ids, the list, the comparison.
         [*form.as_body, jobs.my_jobs, compare_on, form.image],
         [form.error, jobs.my_jobs, jobs.listing, view.group_id],
         api_name="submit",
         concurrency_limit=None,
     ).then(
         # Draw the comparison at once (not at the next tick); a single job hides it.
-        lambda group_id, names: compare.draw(service, group_id if names and len(names) > 1 else None, ""),
+        lambda group_id, names: compare.draw(service, view, group_id if names and len(names) > 1 else None, ""),
         [view.group_id, compare_on],
         view.outputs,
         api_visibility="private",
@@ -505,5 +501,5 @@ def wire(
     ).then(
         # Bring the new card (or comparison) into view: on a phone it sits under the form.
         None,
-        js=compare.scroll_to("#compare-view .dailies-compare, #jobs .dailies-job"),
+        js="() => dailies.scrollTo('#compare-view .dailies-compare, #jobs .dailies-job')",
     )

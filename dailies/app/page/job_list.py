@@ -15,21 +15,22 @@ import html
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
 import backends
-from dailies.app import share
+from dailies.app import assets
 from dailies.app.errors import ApiError
 from dailies.app.jobs import Accepted
+from dailies.app.names import short_name
+from dailies.app.page.clicks import CardClick
 from dailies.app.page.run_here import run_here
 from dailies.app.service import Service
 from dailies.app.visitors import Visitor, of_page
 from dailies.contract.spec import valid_id
 
 MAX_TRACKED = 12
-JOBS_JS = (Path(__file__).resolve().parents[3] / "static" / "jobs.js").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class JobList:
 
 
 # Backend names as visitors read them, for the cards static/jobs.js draws.
-NAMES = html.escape(json.dumps({name: share.short_name(name) for name in backends.BACKEND_CLASSES}))
+NAMES = html.escape(json.dumps({name: short_name(name) for name in backends.BACKEND_CLASSES}))
 
 
 def listing_html(jobs: list[str] | None) -> str:
@@ -78,7 +79,9 @@ def layout() -> JobList:
     """The cards' components; `wire` attaches their events once the page exists."""
     return JobList(
         my_jobs=gr.BrowserState([], storage_key="dailies-jobs"),
-        listing=gr.HTML(listing_html([]), elem_id="jobs", js_on_load=JOBS_JS),
+        listing=gr.HTML(
+            listing_html([]), elem_id="jobs", head=assets.page_head(), js_on_load="dailies.jobs(element, trigger)"
+        ),
     )
 
 
@@ -89,15 +92,14 @@ def wire(service: Service, demo: gr.Blocks, jobs: JobList, error: gr.Markdown) -
         ids: list[str],
         request: gr.Request,
         profile: gr.OAuthProfile | None,
-        evt: gr.EventData,
+        evt: CardClick,
         progress=gr.Progress(),  # noqa: B008 (Gradio's idiom)
-    ) -> Iterator[tuple]:
-        data = evt._data or {}
+    ) -> Iterator[dict[gr.components.Component, Any]]:
         visitor = of_page(request.request, profile and profile.username, service.settings)
-        message, tracked, accepted = act(service, ids, visitor, str(data.get("action", "")), str(data.get("id", "")))
-        yield message, tracked, listing_html(tracked)
+        message, tracked, accepted = act(service, ids, visitor, evt.action, evt.id)
+        yield {error: message, jobs.my_jobs: tracked, jobs.listing: listing_html(tracked)}
         for line in run_here(service, accepted, progress):  # ZeroGPU: a retried open-model job runs here
-            yield line or gr.skip(), gr.skip(), gr.skip()
+            yield {error: line or gr.skip()}
 
     jobs.listing.click(
         clicked,
