@@ -144,7 +144,7 @@ def router(service: Service) -> APIRouter:
 
     @api.get("/groups/{group_id}")
     def group(group_id: str) -> dict:
-        return service.groups.status(group_id)
+        return service.groups.status(group_id).to_json()
 
     @api.get("/generations")
     def generations(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis import Redis
@@ -67,6 +67,24 @@ def snapped_body(body: dict[str, Any], backend: Backend) -> dict[str, Any]:
 
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """A comparison as GET /api/v1/groups/{id} answers it (`to_json`)."""
+
+    id: str
+    prompt: str
+    created: float | None  # None once Redis has forgotten the group (rebuilt from the dataset)
+    jobs: list[dict[str, Any]]  # each as GET /api/v1/jobs/{id} answers it, plus its stored `generation`
+
+    @property
+    def status(self) -> str:
+        """`running` while a job of it has not ended, then `finished`."""
+        return "running" if any(j["status"] not in TERMINAL for j in self.jobs) else "finished"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "prompt": self.prompt, "created": self.created, "status": self.status, "jobs": self.jobs}
 
 
 class Groups:
@@ -134,7 +152,7 @@ class Groups:
         accepted = self.jobs.enqueue(specs, visitor)
         return {"group": group_id, "jobs": [{**a.to_json(), "backend": a.spec.backend} for a in accepted]}
 
-    def status(self, group_id: str) -> dict[str, Any]:
+    def status(self, group_id: str) -> GroupStatus:
         """Each job of the group (its status, and its generation once stored), oldest first."""
         raw = keys.decode(self.redis.hgetall(keys.group(group_id))) if valid_id(group_id) else {}
         if raw:
@@ -145,15 +163,7 @@ class Groups:
             if not rows:
                 raise ApiError(404, "not_found", f"no comparison {group_id!r}")
             ids, prompt, created = [r["id"] for r in rows], rows[0]["prompt"], None
-        jobs = [self._job(job_id) for job_id in ids]
-        active = any(j["status"] not in TERMINAL for j in jobs)
-        return {
-            "id": group_id,
-            "prompt": prompt,
-            "created": created,
-            "status": "running" if active else "finished",
-            "jobs": jobs,
-        }
+        return GroupStatus(group_id, prompt, created, [self._job(job_id) for job_id in ids])
 
     def _job(self, job_id: str) -> dict[str, Any]:
         generation = self.generation(job_id)

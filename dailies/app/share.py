@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from dailies.app import assets, side_by_side
 from dailies.app.errors import ApiError
+from dailies.app.groups import GroupStatus
 from dailies.app.names import display_name, short_name
 from dailies.app.recipes import recipe_rows
 from dailies.app.service import Service
@@ -95,13 +96,13 @@ def player_page(g: dict[str, Any]) -> str:
     return assets.render("player.html", heading=title(g["prompt"]), g=g)
 
 
-def compare_page(base: str, group: dict[str, Any]) -> str:
-    done = [j["generation"] for j in group["jobs"] if j.get("generation")]
-    names = ", ".join(short_name(j.get("backend") or "") for j in group["jobs"])
-    heading = title(group["prompt"])
-    description = f"One prompt on {len(group['jobs'])} backends side by side ({names}), made with Dailies"
-    meta = _meta(base, urljoin(base, f"c/{group['id']}"), heading, description, done[0] if done else None, player=False)
-    refresh_s = RUNNING_REFRESH_S if group["status"] == "running" else 0
+def compare_page(base: str, group: GroupStatus) -> str:
+    done = [j["generation"] for j in group.jobs if j.get("generation")]
+    names = ", ".join(short_name(j.get("backend") or "") for j in group.jobs)
+    heading = title(group.prompt)
+    description = f"One prompt on {len(group.jobs)} backends side by side ({names}), made with Dailies"
+    meta = _meta(base, urljoin(base, f"c/{group.id}"), heading, description, done[0] if done else None, player=False)
+    refresh_s = RUNNING_REFRESH_S if group.status == "running" else 0
     return assets.render(
         "comparison.html", heading=heading, meta=meta, refresh_s=refresh_s, **side_by_side.values(group)
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from dailies.app import assets
+from dailies.app.groups import GroupStatus
 from dailies.app.names import display_name, short_name
 from dailies.app.recipes import timing
 
@@ -28,15 +29,15 @@ def _column(job: dict[str, Any]) -> dict[str, Any]:
     return {**column, "id": job["id"], "status": state, "detail": detail}
 
 
-def values(group: dict[str, Any]) -> dict[str, Any]:
+def values(group: GroupStatus) -> dict[str, Any]:
     """What templates/side_by_side.html shows of a group (GET /api/v1/groups/{id})."""
     return {
         "group": group,
-        "columns": [_column(j) for j in group["jobs"]],
-        "controls": sum(1 for j in group["jobs"] if j.get("generation")) > 1,
-        "per_row": 2 if len(group["jobs"]) == 4 else len(group["jobs"]),  # balanced rows: 2, 3, or 2×2
+        "columns": [_column(j) for j in group.jobs],
+        "controls": sum(1 for j in group.jobs if j.get("generation")) > 1,
+        "per_row": 2 if len(group.jobs) == 4 else len(group.jobs),  # balanced rows: 2, 3, or 2×2
     }
 
 
-def block(group: dict[str, Any]) -> str:
+def block(group: GroupStatus) -> str:
     return assets.render("side_by_side.html", **values(group))

@@ -65,13 +65,13 @@ def draw(
         group = service.groups.status(group_id)
     except ApiError:
         return hidden
-    state = json.dumps([(j["id"], j["status"]) for j in group["jobs"]])
+    state = json.dumps([(j["id"], j["status"]) for j in group.jobs])
     if state == drawn:
         return {compare.drawn: drawn}  # the view left alone: its players keep playing
     heading = (
         f'<div class="dailies-compare-head"><strong>Side by side</strong> '
-        f'<span class="dailies-compare-prompt">{html.escape(group["prompt"])}</span> '
-        f'<a href="/c/{group["id"]}" target="_blank" rel="noopener">share link</a></div>'
+        f'<span class="dailies-compare-prompt">{html.escape(group.prompt)}</span> '
+        f'<a href="/c/{group.id}" target="_blank" rel="noopener">share link</a></div>'
     )
     return {compare.view: gr.update(value=heading + side_by_side.block(group), visible=True), compare.drawn: state}
 
