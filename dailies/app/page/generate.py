@@ -473,7 +473,7 @@ def wire(
             return
         accepted, error = submit(service, visitor, body)
         if accepted is None:
-            yield {form.error: error}
+            yield {form.error: error, jobs.my_jobs: tracked}  # programs read the list back unchanged
             return
         tracked = job_list.track(tracked, accepted.spec.id)
         yield {form.error: "", jobs.my_jobs: tracked, jobs.listing: job_list.listing_html(tracked)}
