@@ -133,6 +133,15 @@ def test_prompt_is_kept_as_text(shared_app: App) -> None:
     assert app.client.get(f"/api/v1/generations/{job['id']}").json()["prompt"] == prompt
 
 
+def test_a_comparison_keeps_the_retry_after_of_a_backend_that_is_unavailable(shared_app: App) -> None:
+    """Mochi has no worker here: the comparison answers as the single job does, with when to try again."""
+    single = shared_app.submit(prompt="a dog", backend="mochi")
+    assert single.status_code == 503 and int(single.headers["retry-after"]) > 0
+    answer = shared_app.client.post("/api/v1/jobs", json={"prompt": "a dog", "backends": ["preview", "mochi"]})
+    assert answer.status_code == 503 and answer.headers.get("retry-after") == single.headers["retry-after"]
+    assert answer.json()["error"]["field"] == "backend"
+
+
 @pytest.mark.parametrize(
     ("script", "variable", "value"),
     [

@@ -118,7 +118,9 @@ class Groups:
             try:
                 spec = self.jobs.prepare(snapped_body(body, b), visitor)
             except ApiError as exc:
-                raise ApiError(exc.status, exc.code, f"{b.display_name}: {exc.message}", exc.field) from None
+                raise ApiError(
+                    exc.status, exc.code, f"{b.display_name}: {exc.message}", exc.field, exc.retry_after
+                ) from None
             specs.append(replace(spec, group=group_id))
         with self.redis.pipeline() as pipe:
             pipe.hset(
