@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+import backends
+from dailies.app.groups import snapped_body, within_reach
+from dailies.contract.settings import Settings
 from tests.conftest import App
 from tests.harness import ROOT, base_env
 
@@ -131,6 +134,55 @@ def test_prompt_is_kept_as_text(shared_app: App) -> None:
     job = app.submit(prompt=prompt, backend="preview", num_frames=2).json()
     assert app.wait_done(job["id"])["request"]["prompt"] == prompt
     assert app.client.get(f"/api/v1/generations/{job['id']}").json()["prompt"] == prompt
+
+
+# A comparison is checked with a single job's rules before its values are snapped to each
+# backend's: these once answered 500 (snapping overflowed) or were quietly clamped to a limit.
+# Wan has no worker here: a value checked after the backends' availability would answer 503.
+@pytest.mark.parametrize(
+    ("field", "number"),
+    [
+        ("width", "1e308"),
+        ("width", "1" + "0" * 400),
+        ("width", "Infinity"),
+        ("width", "100000"),
+        ("width", "70.5"),
+        ("height", "1" + "0" * 309),
+        ("height", "NaN"),
+        ("height", "0"),
+        ("duration_s", "1e308"),
+        ("duration_s", "1e300"),
+        ("duration_s", "Infinity"),
+        ("duration_s", "NaN"),
+        ("duration_s", "1e10"),
+        ("duration_s", "-1"),
+        ("fps", "-1" + "0" * 30),
+        ("fps", "0"),
+        ("fps", "1e308"),
+    ],
+)
+def test_a_comparison_refuses_what_a_single_job_refuses_before_snapping(
+    shared_app: App, field: str, number: str
+) -> None:
+    raw = f'{{"prompt": "a dog", "backends": ["preview", "wan"], "{field}": {number}}}'.encode()
+    assert_refused(shared_app, 422, field, content=raw, headers={"content-type": "application/json"})
+
+
+def test_a_comparison_keeps_the_retry_after_of_a_backend_that_is_unavailable(shared_app: App) -> None:
+    """Mochi has no worker here: the comparison answers as the single job does, with when to try again."""
+    single = shared_app.submit(prompt="a dog", backend="mochi")
+    assert single.status_code == 503 and int(single.headers["retry-after"]) > 0
+    answer = shared_app.client.post("/api/v1/jobs", json={"prompt": "a dog", "backends": ["preview", "mochi"]})
+    assert answer.status_code == 503 and answer.headers.get("retry-after") == single.headers["retry-after"]
+    assert answer.json()["error"]["field"] == "backend"
+
+
+def test_a_comparison_still_snaps_what_is_in_reach() -> None:
+    """What the check lets through: a size and length some backend of the group takes, on none of their grids."""
+    chosen = [backends.get(n, Settings.from_env({})) for n in ("preview", "ltx-video", "wan")]
+    body = {"prompt": "a dog", "width": 70, "height": 64, "duration_s": 1.0, "fps": 13}
+    within_reach(body, chosen)
+    assert [(b["width"], b["fps"]) for b in (snapped_body(body, c) for c in chosen)] == [(64, 13), (64, 24), (64, 16)]
 
 
 @pytest.mark.parametrize(

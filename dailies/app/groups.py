@@ -23,7 +23,7 @@ from backends.base import IMAGE_TO_VIDEO, Backend
 from dailies.app.errors import ApiError, invalid
 from dailies.app.index import Index
 from dailies.app.jobs import Jobs
-from dailies.app.validation import COMMON_FIELDS
+from dailies.app.validation import COMMON_FIELDS, frames_for, integer, seconds, storable
 from dailies.app.visitors import Visitor
 from dailies.contract import keys
 from dailies.contract.job_record import TERMINAL
@@ -63,6 +63,41 @@ def snapped_body(body: dict[str, Any], backend: Backend) -> dict[str, Any]:
     else:
         out["duration_s"] = duration
     return {k: v for k, v in out.items() if v is not None}
+
+
+def within_reach(body: dict[str, Any], chosen: list[Backend]) -> None:
+    """Refuse, before any snapping, what a single job would refuse on every backend of the group:
+    a value that cannot travel (not finite, beyond 2**53), a size or fps that is not a whole
+    number, a duration that is not a positive number, and a size, fps or duration outside the
+    range all of them together take. Snapping then only moves a value between the backends' rules."""
+    storable(body)
+    rules = []
+    for b in chosen:
+        try:
+            rules.append(b.rules(body.get("model") if "model" in {p.name for p in b.params} else None))
+        except ValueError:
+            pass  # an unknown model: validation names the field
+    if not rules:
+        return
+    names = ", ".join(b.name for b in chosen)
+    for name in ("width", "height"):
+        value = integer(body, name)
+        low, high = min(r.size.minimum for r in rules), max(r.size.maximum for r in rules)
+        if value is not None and not low <= value <= high:
+            raise invalid(name, f"{name} must be between {low} and {high} for {names}")
+    fps = integer(body, "fps")
+    low, high = min(r.fps_bounds[0] for r in rules), max(r.fps_bounds[1] for r in rules)
+    if fps is not None and not low <= fps <= high:
+        raise invalid("fps", f"fps must be between {low} and {high} for {names}")
+    duration = seconds(body)
+    if duration is None:
+        return
+    # At the fps each backend would run at (the group's, moved into its bounds, or its own).
+    rates = [min(max(fps, r.fps_bounds[0]), r.fps_bounds[1]) if fps is not None else r.fps for r in rules]
+    if all(frames_for(duration, rate, r.frames) is None for rate, r in zip(rates, rules, strict=True)):
+        shortest = min(r.frames.minimum / rate for rate, r in zip(rates, rules, strict=True))
+        longest = max(r.frames.maximum / rate for rate, r in zip(rates, rules, strict=True))
+        raise invalid("duration_s", f"duration_s must be between {shortest:.2f} and {longest:.2f} seconds for {names}")
 
 
 def _whole(value: Any) -> bool:
@@ -130,13 +165,16 @@ class Groups:
             for b in chosen:
                 if IMAGE_TO_VIDEO not in b.modes:
                     raise invalid("image", f"{b.display_name} does not do image-to-video; leave it out of this group")
+        within_reach(body, chosen)
         group_id = new_id()
         specs = []
         for b in chosen:
             try:
                 spec = self.jobs.prepare(snapped_body(body, b), visitor)
             except ApiError as exc:
-                raise ApiError(exc.status, exc.code, f"{b.display_name}: {exc.message}", exc.field) from None
+                raise ApiError(
+                    exc.status, exc.code, f"{b.display_name}: {exc.message}", exc.field, exc.retry_after
+                ) from None
             specs.append(replace(spec, group=group_id))
         with self.redis.pipeline() as pipe:
             pipe.hset(

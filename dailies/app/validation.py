@@ -8,7 +8,7 @@ import math
 import secrets
 from typing import Any
 
-from backends.base import IMAGE_TO_VIDEO, Backend, Checkpoint
+from backends.base import IMAGE_TO_VIDEO, Backend, Checkpoint, FrameRule
 from dailies.app.errors import ApiError, invalid
 from dailies.contract.spec import JobSpec, new_id
 
@@ -50,7 +50,7 @@ def _text(body: dict, name: str, required: bool) -> str:
     return value
 
 
-def _integer(body: dict, name: str) -> int | None:
+def integer(body: dict, name: str) -> int | None:
     value = body.get(name)
     if value is None:
         return None
@@ -97,6 +97,34 @@ def _storable(value: Any, depth: int = 0) -> str | None:
     return None
 
 
+def storable(body: dict) -> None:
+    """ApiError naming the first field whose name or value could not travel to the worker, the
+    dataset and back to a client (not finite, beyond 2**53, a lone surrogate, nested too deeply)."""
+    for name, value in body.items():
+        problem = _storable(name) or _storable(value)
+        if problem:
+            raise invalid(name, f"{name} {problem}")
+
+
+def seconds(body: dict) -> float | None:
+    """duration_s as a positive number of seconds (None when absent), or ApiError."""
+    duration = body.get("duration_s")
+    if duration is not None and (
+        isinstance(duration, bool)
+        or not isinstance(duration, (int, float))
+        or not math.isfinite(duration)
+        or duration <= 0
+    ):
+        raise invalid("duration_s", "duration_s must be a positive number of seconds")
+    return duration
+
+
+def frames_for(duration: float, fps: int, frames: FrameRule) -> int | None:
+    """The frame count nearest `duration` at `fps`, or None where the rule cannot come close."""
+    num_frames = frames.nearest(duration * fps)
+    return None if abs(num_frames / fps - duration) > max(0.5, 0.1 * duration) else num_frames
+
+
 def _params(body: dict, backend: Backend) -> dict[str, Any]:
     params = {}
     for param in backend.params:
@@ -120,10 +148,7 @@ def validate(body: Any, backend: Backend) -> JobSpec:
     The request's `model` (its default when absent) picks the rules the other fields must meet."""
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
-    for name, value in body.items():
-        problem = _storable(name) or _storable(value)
-        if problem:
-            raise invalid(name, f"{name} {problem}")
+    storable(body)
     unknown = sorted(set(body) - COMMON_FIELDS - {p.name for p in backend.params})
     if unknown:
         raise invalid(unknown[0], f"unknown field {unknown[0]!r} for backend {backend.name}")
@@ -139,7 +164,7 @@ def validate(body: Any, backend: Backend) -> JobSpec:
         raise invalid("negative_prompt", f"{backend.display_name} does not take a negative prompt")
     job["negative_prompt"] = negative
 
-    seed = _integer(body, "seed")
+    seed = integer(body, "seed")
     if seed is not None and not backend.seeded:
         raise invalid("seed", f"{backend.display_name} does not honour a seed")
     if seed is not None and not 0 <= seed <= SEED_MAX:
@@ -148,7 +173,7 @@ def validate(body: Any, backend: Backend) -> JobSpec:
 
     size = rules.size
     for name, default in zip(("width", "height"), size.default, strict=True):
-        value = _integer(body, name)
+        value = integer(body, name)
         value = default if value is None else value
         if value % size.multiple or not size.minimum <= value <= size.maximum:
             raise invalid(
@@ -158,7 +183,7 @@ def validate(body: Any, backend: Backend) -> JobSpec:
             )
         job[name] = value
 
-    fps = _integer(body, "fps")
+    fps = integer(body, "fps")
     fps = rules.fps if fps is None else fps
     low, high = rules.fps_bounds
     if not low <= fps <= high:
@@ -167,20 +192,13 @@ def validate(body: Any, backend: Backend) -> JobSpec:
     job["fps"] = fps
 
     frames = rules.frames
-    num_frames = _integer(body, "num_frames")
+    num_frames = integer(body, "num_frames")
     duration = body.get("duration_s")
     if num_frames is not None and duration is not None:
         raise invalid("duration_s", "give num_frames or duration_s, not both")
-    if duration is not None:
-        if (
-            isinstance(duration, bool)
-            or not isinstance(duration, (int, float))
-            or not math.isfinite(duration)
-            or duration <= 0
-        ):
-            raise invalid("duration_s", "duration_s must be a positive number of seconds")
-        num_frames = frames.nearest(duration * fps)
-        if abs(num_frames / fps - duration) > max(0.5, 0.1 * duration):
+    if seconds(body) is not None:
+        num_frames = frames_for(duration, fps, frames)
+        if num_frames is None:
             raise invalid(
                 "duration_s",
                 f"duration_s must be between {frames.minimum / fps:.2f} and {frames.maximum / fps:.2f} "

@@ -111,9 +111,17 @@ def _wire_across(
     demo.load(opened_by_link, form.version, {*view.outputs, *grid.page_outputs, *filled}, **quiet)
 
 
+def _not_text(**args: Any) -> dict[str, Any] | None:
+    """The error for an argument that is not text (a program may send any JSON value), or None."""
+    name = next((name for name, value in args.items() if not isinstance(value, str)), None)
+    return None if name is None else ApiError(422, "invalid_field", f"{name} must be text", name).body()
+
+
 def _programs_api(service: Service) -> None:
     def job_status(job_id: str) -> dict[str, Any]:
         """One job's status, as GET /api/v1/jobs/{id} answers."""
+        if refused := _not_text(job_id=job_id):
+            return refused
         try:
             return service.jobs.status(job_id).to_json()
         except ApiError as exc:
@@ -121,10 +129,14 @@ def _programs_api(service: Service) -> None:
 
     def gallery_items(q: str, backend: str) -> list[dict[str, Any]]:
         """The newest matching generations, as GET /api/v1/generations lists them."""
+        if refused := _not_text(q=q, backend=backend):
+            return [refused]
         return gallery.listing(service, q, backend)["items"]
 
     def generation(generation_id: str) -> tuple[str, str, dict[str, Any]]:
         """One generation's video URL, prompt and recipe."""
+        if refused := _not_text(generation_id=generation_id):
+            return "", "", refused
         try:
             g = service.generation(generation_id)
         except ApiError as exc:
@@ -133,6 +145,8 @@ def _programs_api(service: Service) -> None:
 
     def cancel(job_id: str) -> dict[str, Any]:
         """Cancel one job, as POST /api/v1/jobs/{id}/cancel answers."""
+        if refused := _not_text(job_id=job_id):
+            return refused
         try:
             return service.jobs.cancel(job_id)
         except ApiError as exc:
