@@ -7,11 +7,13 @@ the form), so heavy libraries (torch, diffusers) are imported inside `load`/`gen
 from __future__ import annotations
 
 import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
+from dailies.contract.job_record import ResultMeta
 from dailies.contract.settings import Settings
 from dailies.contract.spec import JobSpec
 
@@ -248,6 +250,21 @@ class Video:
     fps: int
     extra: dict[str, Any] = field(default_factory=dict)
     has_audio: bool = False
+
+    def meta(self, started: float, run: int | None) -> ResultMeta:
+        """What the collector gets beside the files, for a run that started at `started` and ends now."""
+        return ResultMeta(
+            model=self.model,
+            width=self.width,
+            height=self.height,
+            num_frames=self.num_frames,
+            fps=self.fps,
+            has_audio=self.has_audio,
+            started=started,
+            finished=time.time(),
+            run=run,
+            extra=self.extra,
+        )
 
 
 class Backend(ABC):

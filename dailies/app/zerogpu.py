@@ -109,7 +109,8 @@ def run(redis: Any, settings: Settings, spec: JobSpec) -> Iterator[tuple[float, 
                 events.close()
                 ended = True
                 if event.video is not None:
-                    reporter.hand_back(event.video, started, settings.result_max_bytes, settings.result_ttl)
+                    video = event.video
+                    reporter.hand_back(video.mp4, video.poster, video.meta(started, record.run), settings)
                 elif event.kind == "failed":
                     reporter.end(JobStatus.FAILED, error=event.message)
                 else:

@@ -23,12 +23,14 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.commands.core import Script
 
 from dailies.contract import keys
+from dailies.contract.settings import Settings
 from dailies.contract.spec import JOB_TTL
 
 PROGRESS_EVERY = 0.25  # seconds between a run's progress writes; the final state is always written
@@ -106,6 +108,9 @@ return answer
 """
 
 
+_script: Script | None = None  # registered once: every write of every job runs it
+
+
 class Superseded(Exception):
     """This run's job was handed to another run (or ended): it must stop and write nothing more."""
 
@@ -125,14 +130,16 @@ class JobRecord:
         self.key = keys.job(job_id)
 
     def _write(self, op: str, status: JobStatus | None, fields: dict[str, Any], client: Pipeline | None = None) -> Any:
-        script = self.redis.register_script(_WRITE)
+        global _script
+        if _script is None:
+            _script = self.redis.register_script(_WRITE)
         if client is None and isinstance(self.redis, Pipeline):
             client = self.redis
         args = [op, self.id, status or "", "" if self.run is None else self.run, *_pairs(fields)]
         if client is not None:
-            script(keys=[self.key, keys.CHANGES], args=args, client=client)
+            _script(keys=[self.key, keys.CHANGES], args=args, client=client)
             return "pipelined"  # answered by the pipeline's execute
-        answer = script(keys=[self.key, keys.CHANGES], args=args)
+        answer = _script(keys=[self.key, keys.CHANGES], args=args, client=self.redis)
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
     # -- the app -----------------------------------------------------------------------------
@@ -235,20 +242,6 @@ class ResultMeta:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-class Rendered(Protocol):
-    """A finished video as a backend returns it (backends.base.Video)."""
-
-    mp4: bytes
-    poster: bytes
-    model: str
-    width: int
-    height: int
-    num_frames: int
-    fps: int
-    has_audio: bool
-    extra: dict[str, Any]
-
-
 class Reporter:
     """How a run reports one job: progress (at most every PROGRESS_EVERY), cancel, end, hand-back."""
 
@@ -267,9 +260,12 @@ class Reporter:
 
     def cancelled(self) -> bool:
         """Asked to stop, or superseded (then stopping is all this run may do)."""
-        if self.record.cancel_requested():
+        with self.record.redis.pipeline(transaction=False) as pipe:  # one round trip a step
+            pipe.exists(keys.cancel(self.record.id))
+            pipe.hmget(self.record.key, Field.STATUS, Field.ATTEMPTS)
+            asked, (status, run) = pipe.execute()
+        if asked:
             return True
-        status, run = self.record.redis.hmget(self.record.key, Field.STATUS, Field.ATTEMPTS)
         superseded = self.record.run is not None and run is not None and int(run) != self.record.run
         return superseded or (status is not None and JobStatus(status.decode()).terminal)
 
@@ -280,31 +276,19 @@ class Reporter:
     def end(self, status: JobStatus, **fields: Any) -> bool:
         return self.record.end(status, **fields)
 
-    def hand_back(self, video: Rendered, started: float, max_bytes: int, ttl_s: int) -> JobStatus | None:
+    def hand_back(self, mp4: bytes, poster: bytes, meta: ResultMeta, settings: Settings) -> JobStatus | None:
         """The video and its metadata into Redis for the collector (who ends the job succeeded);
-        a video over `max_bytes` fails the job. None when this run may no longer write."""
-        size = len(video.mp4) + len(video.poster)
-        if size > max_bytes:
-            error = f"the video is {size // 2**20} MB, over the {max_bytes // 2**20} MB limit"
+        a video over the result limit fails the job. None when this run may no longer write."""
+        size, most = len(mp4) + len(poster), settings.result_max_bytes
+        if size > most:
+            error = f"the video is {size // 2**20} MB, over the {most // 2**20} MB limit"
             return JobStatus.FAILED if self.end(JobStatus.FAILED, error=error) else None
-        meta = ResultMeta(
-            model=video.model,
-            width=video.width,
-            height=video.height,
-            num_frames=video.num_frames,
-            fps=video.fps,
-            has_audio=video.has_audio,
-            started=started,
-            finished=time.time(),
-            run=self.record.run,
-            extra=video.extra,
-        )
         if not self.record.update(**{Field.PROGRESS: 0.99, Field.MESSAGE: "saving"}):
             return None
         redis, job_id = self.record.redis, self.record.id
         with redis.pipeline() as pipe:
-            pipe.hset(keys.result(job_id), mapping={"video": video.mp4, "poster": video.poster, "meta": meta.to_json()})
-            pipe.expire(keys.result(job_id), ttl_s)
+            pipe.hset(keys.result(job_id), mapping={"video": mp4, "poster": poster, "meta": meta.to_json()})
+            pipe.expire(keys.result(job_id), settings.result_ttl)
             pipe.lpush(keys.COLLECT, job_id)
             pipe.execute()
         return JobStatus.RUNNING

@@ -69,7 +69,8 @@ def fail(redis: Redis, reporter: Reporter, backend: Backend, exc: GenerationErro
 def submit(redis: Redis, request: JobSpec, backend: PolledBackend, reporter: Reporter, settings: Settings) -> str:
     """Send the job once and store its remote state; the first poll is then due."""
     record = reporter.record
-    remote, submitting = record.get(Field.REMOTE), record.get(Field.REMOTE_SUBMITTING)
+    raw = record.read()
+    remote, submitting = raw.get(Field.REMOTE), raw.get(Field.REMOTE_SUBMITTING)
     if remote:  # this step ran before and got as far as the provider: resume polling
         schedule(redis, backend.name, request.id, 0)
         return "polling"

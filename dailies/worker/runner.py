@@ -70,15 +70,15 @@ def poll(job_id: str, backend_name: str) -> str:
     """One poll step of a hosted job (enqueued by the worker's dispatcher when it is due)."""
     redis: Redis = get_current_job().connection
     backend = backends.get(backend_name, settings())
-    record = JobRecord(redis, job_id)
-    run_token = record.get(Field.ATTEMPTS)
-    record.run = int(run_token) if run_token else None
-    started = float(record.get(Field.STARTED) or time.time())
+    raw = JobRecord(redis, job_id).read()
+    run_token = raw.get(Field.ATTEMPTS)
+    record = JobRecord(redis, job_id, int(run_token) if run_token else None)
+    started = float(raw.get(Field.STARTED) or time.time())
     reporter = Reporter(record)
     return polling.poll(redis, job_id, backend, reporter, settings(), lambda video: hand_back(reporter, video, started))
 
 
 def hand_back(reporter: Reporter, video: Video, started: float) -> str:
     """The video to the collector, within the result limits."""
-    handed = reporter.hand_back(video, started, settings().result_max_bytes, settings().result_ttl)
+    handed = reporter.hand_back(video.mp4, video.poster, video.meta(started, reporter.record.run), settings())
     return "done" if handed is JobStatus.RUNNING else str(handed or "gone")
