@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client
 from redis import Redis
 
-from dailies.app.dataset import COLUMNS, LocalDataset
+from dailies.app.dataset import COLUMNS, Generation, LocalDataset
 from dailies.app.hub import HubRepo
 from dailies.app.index import Index
 from dailies.app.publisher import HOURLY_MAX, Publisher, PublishQueue
@@ -275,8 +275,11 @@ def test_hourly_commit_budget_holds_even_with_no_interval(hub: HubServer, tmp_pa
     commit_times: list[float] = []
     for i in range(130):
         created = clock[0]
-        generation = {"id": f"{int(created * 1000):012x}{i:012x}", "created": created, "prompt": f"tick {i}"}
-        generation |= {"backend": "preview", "model": "preview", "width": 8, "height": 8, "num_frames": 1, "fps": 1}
+        generation = Generation(
+            id=f"{int(created * 1000):012x}{i:012x}", prompt=f"tick {i}", negative_prompt="", backend="preview",
+            seed=i, params={}, group="", created=created, model="preview", width=8, height=8, num_frames=1, fps=1,
+            has_audio=False, timings={},
+        )
         publisher.enqueue(dataset.write(generation, b"mp4", b"jpg"))
         publisher.step()
         if publisher.last_commit and (not commit_times or commit_times[-1] != publisher.last_commit["at"]):
