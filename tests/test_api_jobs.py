@@ -7,9 +7,9 @@ import re
 import httpx
 from redis import Redis
 
-from backends.preview import PreviewBackend
 from dailies.contract.media import probe_mp4
 from tests.conftest import App, Processes, start_app, wait_for
+from tests.published_rules import published
 
 
 def test_preview_job_end_to_end(app: App) -> None:
@@ -22,14 +22,14 @@ def test_preview_job_end_to_end(app: App) -> None:
     assert status["status"] == "succeeded", status
     assert status["progress"] == 1.0 and status["error"] is None
     result = status["result"]
-    rules = PreviewBackend.rules(None)  # no size, length or fps asked: the backend's defaults
-    assert result["seed"] == 7 and result["num_frames"] == rules.frames.default and result["fps"] == rules.fps
+    rules = published("preview")  # no size, length or fps asked: the backend's published defaults
+    assert result["seed"] == 7 and result["num_frames"] == rules.default_frames and result["fps"] == rules.fps
 
     video = app.client.get(result["video_url"])
     assert video.status_code == 200
     info = probe_mp4(video.content)
-    assert (info.codec, info.pix_fmt, info.num_frames) == ("h264", "yuv420p", rules.frames.default)
-    assert (info.width, info.height) == rules.size.default
+    assert (info.codec, info.pix_fmt, info.num_frames) == ("h264", "yuv420p", rules.default_frames)
+    assert (info.width, info.height) == rules.default_size
     assert app.client.get(result["poster_url"]).content[:2] == b"\xff\xd8"
 
     listed = app.client.get("/api/v1/generations", params={"q": "seagulls"}).json()

@@ -33,5 +33,10 @@ def test_tiny_run_measures_plain_bf16_and_each_feature(tmp_path: Path, monkeypat
         assert "error" not in result, (feature, result)
         assert switched in result["switched_on"][0]
         assert result["step_ratio"] == pytest.approx(result["step_s"] / plain["step_s"], abs=0.002)
-    # All four at once: measured, or the reason they do not combine, recorded.
-    assert "step_ratio" in wan["all"] or wan["all"]["error"]
+    # All four at once do not combine on this install: regional compilation (fullgraph) cannot trace
+    # fp8 layerwise casting, which builds a torch.nn.Parameter inside the compiled blocks (compile and
+    # fp8 alone reproduce it). The run records that reason, not another failure, and goes on.
+    assert set(wan["all"]) == {"error"}, wan["all"]
+    assert wan["all"]["error"].startswith(
+        "Unsupported: Attempted to use `torch.nn.Parameter()` constructor with Dynamo"
+    ), wan["all"]["error"]

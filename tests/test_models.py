@@ -25,6 +25,7 @@ from dailies.contract.settings import Settings
 from dailies.contract.spec import JobSpec, new_id
 from tests.conftest import ROOT, App, Processes, start_app, wait_for
 from tests.harness import png, run_job
+from tests.published_rules import RULES, Published, published
 from tests.tiny_pipelines import FAMILIES, OwnPipeline, save_tiny, smallest_frames, tiny_job
 
 pytest.importorskip("diffusers", reason="model dependencies are not installed (requirements-models.txt)")
@@ -71,7 +72,7 @@ def studio(redis_server: str, tiny_models: dict[str, Path], module_processes: Pr
 @pytest.mark.parametrize("family", FAMILIES)
 def test_text_to_video_at_64x64_in_2_steps_through_the_app(studio, family: str) -> None:
     app, processes = studio
-    frames, fps = smallest_frames(family), BACKEND_CLASSES[family].rules(None).fps
+    frames, fps = smallest_frames(family), published(family).fps
     result = run_job(app, **tiny_job(family, prompt="a red boat on the sea", seed=5))["result"]
     assert (result["width"], result["height"], result["num_frames"], result["fps"]) == (64, 64, frames, fps)
     assert result["model"] == f"local:{family}"
@@ -145,13 +146,13 @@ def test_cancel_mid_run(studio, family: str) -> None:
 def test_rule_violations_refused_with_422(studio, family: str) -> None:
     app, _ = studio
     body = tiny_job(family, prompt="x")
-    rules = BACKEND_CLASSES[family].rules(None)
-    frames = smallest_frames(family) + 1
-    width = 64 + rules.size.multiple // 2
+    # One frame past the smallest count (every family's frame step is 4 or more: the nearest is the smallest),
+    # a width a quarter multiple past 64, a height under the published minimum of 64.
+    smallest, multiple = smallest_frames(family), published(family).size[0]
     cases = [
-        ({**body, "num_frames": frames}, "num_frames", f"nearest valid value: {rules.frames.nearest(frames)}"),
-        ({**body, "width": width}, "width", f"nearest valid value: {rules.size.nearest(width)}"),
-        ({**body, "height": 32}, "height", f"nearest valid value: {rules.size.nearest(32)}"),
+        ({**body, "num_frames": smallest + 1}, "num_frames", f"nearest valid value: {smallest}"),
+        ({**body, "width": 64 + multiple // 4}, "width", "nearest valid value: 64"),
+        ({**body, "height": 32}, "height", "nearest valid value: 64"),
         ({**body, "model": "99b"}, "model", "must be one of"),
         ({**body, "steps": 0}, "steps", "at least 1"),
         ({**body, "fps": 1}, "fps", "fps must be"),
@@ -166,10 +167,9 @@ def test_rule_violations_refused_with_422(studio, family: str) -> None:
 
 def test_rules_follow_the_chosen_checkpoint(studio) -> None:
     app, _ = studio
-    cogvideox_15 = BACKEND_CLASSES["cogvideox"].rules("1.5-5b")
-    wan_22, wan_13 = BACKEND_CLASSES["wan"].rules("2.2-5b"), BACKEND_CLASSES["wan"].rules("2.1-1.3b")
+    wan_22, wan_13 = published("wan", "2.2-5b"), published("wan", "2.1-1.3b")
     # CogVideoX 1.5 5B takes only its two published lengths, and the message names them.
-    assert cogvideox_15.frames.few_values() == [81, 161]
+    assert published("cogvideox", "1.5-5b").valid_frames() == [81, 161]
     answer = app.submit(**tiny_job("cogvideox", model="1.5-5b", prompt="x", num_frames=49))
     error = answer.json()["error"]
     assert answer.status_code == 422 and error["field"] == "num_frames", error
@@ -182,25 +182,47 @@ def test_rules_follow_the_chosen_checkpoint(studio) -> None:
     assert probe_mp4(app.client.get(status["result"]["video_url"]).content).fps == wan_22.fps
 
     # Wan 2.1 1.3B has no image-to-video weights: an image is refused before anything is queued.
-    assert "image-to-video" not in wan_13.modes
+    assert not wan_13.image_to_video
     answer = app.submit(**tiny_job("wan", model="2.1-1.3b", prompt="x", image=png((0, 0, 0))))
     error = answer.json()["error"]
     assert answer.status_code == 422 and error["field"] == "image" and "Wan 2.1 1.3B" in error["message"], error
+
+
+def described(entry: dict) -> dict:
+    """The rules as GET /api/v1/backends lists them (a model, or a backend's top level)."""
+    frames, size = entry["frames"], entry["size"]
+    return {
+        "frames": (frames["rule"], frames["minimum"], frames["maximum"], frames["default"]),
+        "size": (size["multiple"], size["minimum"], size["maximum"], tuple(size["default"])),
+        "fps": (entry["fps"], tuple(entry["fps_range"]) if entry["fps_range"] else None),
+        **({"defaults": (entry["steps"], entry["guidance"], entry["modes"])} if "steps" in entry else {}),
+    }
+
+
+def expected(rules: Published, top_level: bool = False) -> dict:
+    """The same from the published table (a backend's top level lists no steps, guidance or modes of its own)."""
+    step, low, high, default = rules.frames
+    out = {
+        "frames": (f"{step}k+{rules.frame_rule[1]}", low, high, default),
+        "size": (*rules.size, rules.default_size),
+        "fps": (rules.fps, rules.fps_range),
+    }
+    if not top_level:
+        modes = ["image-to-video", "text-to-video"] if rules.image_to_video else ["text-to-video"]
+        out["defaults"] = (rules.steps, rules.guidance, modes)
+    return out
 
 
 def test_backends_describe_their_rules_per_model(studio) -> None:
     app, _ = studio
     listed = {b["name"]: b for b in app.client.get("/api/v1/backends").json()["backends"]}
     for name in FAMILIES:
-        declared = BACKEND_CLASSES[name]
-        default = declared.checkpoints[0]
-        assert listed[name]["models"] == [c.describe() for c in declared.checkpoints]
+        models = {m["name"]: m for m in listed[name]["models"]}
+        assert list(models)[0] == next(iter(RULES[name])) and sorted(models) == sorted(RULES[name])
+        for model, rules in RULES[name].items():
+            assert described(models[model]) == expected(rules), (name, model)
         # The top-level rules stay those of the default model, for the page.
-        assert (listed[name]["frames"], listed[name]["size"], listed[name]["fps"]) == (
-            default.frames.describe(),
-            default.size.describe(),
-            default.fps,
-        )
+        assert described(listed[name]) == expected(published(name), top_level=True), name
         assert listed[name]["available"] and listed[name]["negative_prompt"] and listed[name]["kind"] == "open"
     wan = {m["name"]: m for m in listed["wan"]["models"]}
     assert wan["2.2-5b"]["fps"] == 24 and wan["2.1-1.3b"]["modes"] == ["text-to-video"]

@@ -10,16 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from backends import BACKEND_CLASSES
+from tests.published_rules import published
 
 FAMILIES = ("cogvideox", "ltx-video", "mochi", "wan")
 WORDS = ("a", "the", "cat", "dog", "on", "boat", "sea", "light", "red", "blue", "walks", "night", "city")
 
 
 def smallest_frames(family: str, model: str | None = None) -> int:
-    """The smallest frame count the checkpoint's declared rule allows: what tiny jobs ask for."""
-    frames = BACKEND_CLASSES[family].rules(model).frames
-    return frames.nearest(frames.minimum)
+    """The smallest frame count the checkpoint's published rules allow (tests/published_rules.py, not
+    the backend's own declaration): what tiny jobs ask for."""
+    return published(family, model).smallest_frames
 
 
 def tiny_job(family: str, **body) -> dict:

@@ -3,9 +3,10 @@
 `POST /api/v1/jobs` with `backends: [...]` instead of `backend` makes a group. Each backend
 gets the body as it can take it: size and duration snapped to its own rules, fields it does
 not declare left out. Every job is checked before any is queued, so a refused group changes
-nothing. The group lives in Redis as long as its jobs do (`dailies:group:<id>`); each finished
-generation carries the group id into the dataset's `group` column, so a comparison can still
-be opened from the gallery once Redis has forgotten it.
+nothing (its record is removed again when a reservation or the queueing fails). The group lives
+in Redis as long as its jobs do (`dailies:group:<id>`); each finished generation carries the
+group id into the dataset's `group` column, so a comparison can still be opened from the gallery
+once Redis has forgotten it.
 """
 
 from __future__ import annotations
@@ -187,7 +188,12 @@ class Groups:
             )
             pipe.expire(keys.group(group_id), JOB_TTL)
             pipe.execute()
-        accepted = self.jobs.enqueue(specs, visitor)
+        try:
+            accepted = self.jobs.enqueue(specs, visitor)
+        except BaseException:
+            # Refused or failed: enqueue gave its reservations back; the record would name jobs never queued.
+            self.redis.delete(keys.group(group_id))
+            raise
         return {"group": group_id, "jobs": [{**a.to_json(), "backend": a.spec.backend} for a in accepted]}
 
     def status(self, group_id: str) -> GroupStatus:
