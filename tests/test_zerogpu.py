@@ -100,6 +100,7 @@ def schedules_of(scheduler: Scheduler, user: str) -> list[dict[str, str]]:
     return [p for p in scheduler.seen("/schedule") if p.get("token") == visitor_token(user)]
 
 
+@pytest.mark.unit
 def test_every_open_checkpoint_has_its_gpu_cost() -> None:
     for backend in backends.all_backends(SETTINGS):
         if backend.kind == "open":
@@ -107,6 +108,7 @@ def test_every_open_checkpoint_has_its_gpu_cost() -> None:
                 assert (backend.name, checkpoint.name) in zerogpu.COSTS, (backend.name, checkpoint.name)
 
 
+@pytest.mark.unit
 def test_the_gpu_process_never_compiles() -> None:
     # torch.compile is on by default on a GPU elsewhere; ZeroGPU does not support it.
     for env in ({}, {"DAILIES_SPEED": "compile,attention,step_cache"}, {"DAILIES_SPEED_WAN": "compile"}):
@@ -115,6 +117,7 @@ def test_the_gpu_process_never_compiles() -> None:
     assert zerogpu.gpu_settings(SETTINGS).speed_for("wan", "2.1-14b", "cuda") == ("attention",)
 
 
+@pytest.mark.unit
 def test_the_duration_asked_for_follows_frames_size_steps_and_checkpoint() -> None:
     ltx = backends.get("ltx-video", SETTINGS)
     wan = backends.get("wan", SETTINGS)
