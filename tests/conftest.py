@@ -1,13 +1,25 @@
-"""Shared fixtures: a real redis-server, real worker processes and the real app in a subprocess."""
+"""Shared fixtures: a real redis-server, real worker processes and the real app in a subprocess.
+
+Under pytest-xdist (`-n 3 --dist loadgroup`) every xdist worker is its own
+session: its own redis-server, ports and temporary folders. A module whose tests share a
+module-scoped app or model worker runs whole on one xdist worker, in its own order (see
+`pytest_collection_modifyitems`); the other tests are spread one by one.
+
+`-m unit` is the fast lane: tests that start no process and talk to no Redis, checked while
+they run (`_unit_starts_nothing`).
+"""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from redis import Redis
+from redis.connection import AbstractConnection
 
 from tests.harness import (  # noqa: F401  (re-exported for test modules)
     ROOT,
@@ -19,6 +31,78 @@ from tests.harness import (  # noqa: F401  (re-exported for test modules)
     start_redis_server,
     wait_for,
 )
+
+# What the suite should take on a 2-core machine (issue 19); printed with the total at the end.
+BUDGET_S = 12 * 60
+# Fixtures that start processes or need redis-server: a `unit` test may use none of them.
+PROCESS_FIXTURES = {
+    "redis_server", "redis_url", "redis", "processes", "module_processes", "app", "shared_app", "browser", "page",
+}  # fmt: skip
+# Modules that take long on one xdist worker go first, so that none is left running alone at the end.
+HEAVY_FIRST = ("test_models", "test_compare", "test_zerogpu", "test_models_new", "test_pyramid_app", "test_pyramid")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shared_modules = set()
+    for item in items:
+        if item.get_closest_marker("unit") and (used := PROCESS_FIXTURES & set(item.fixturenames)):
+            raise pytest.UsageError(f"{item.nodeid} is marked unit but uses {sorted(used)}")
+        defs = getattr(item, "_fixtureinfo", None)
+        for name, fixturedefs in defs.name2fixturedefs.items() if defs else ():
+            if name != "browser" and fixturedefs[-1].scope == "module":
+                shared_modules.add(item.module.__name__)
+    # A module with a module-scoped app or worker runs whole on one xdist worker and in its own
+    # order: spread, its other tests could run beside the shared app's worker on the same Redis.
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and module.__name__ in shared_modules:
+            item.add_marker(pytest.mark.xdist_group(module.__name__))
+
+    def weight(item: pytest.Item) -> int:
+        name = getattr(item, "module", None) and item.module.__name__.rsplit(".", 1)[-1]
+        return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
+
+    items.sort(key=weight)  # stable: each module keeps its order
+
+
+@pytest.fixture(autouse=True)
+def _unit_starts_nothing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `unit` test that starts a process or opens a Redis connection fails, saying so."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(what: str):
+        def refused(*args, **kwargs):
+            raise AssertionError(f"a unit test {what} (mark it otherwise): {request.node.nodeid}")
+
+        return refused
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("starts no process"))
+    monkeypatch.setattr(AbstractConnection, "connect", refuse("talks to no Redis"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = time.monotonic()
+
+
+_STARTED = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(trylast=True)  # after the slowest tests
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The suite's wall time against the budget, and the time its tests took added up (across
+    xdist workers that is more than the wall time)."""
+    if hasattr(config, "workerinput"):
+        return
+    wall = time.monotonic() - config.stash.get(_STARTED, time.monotonic())
+    reports = [r for stat in terminalreporter.stats.values() for r in stat if hasattr(r, "duration")]
+    summed = sum(r.duration for r in reports)
+    workers = getattr(config.option, "numprocesses", None) or 1
+    over = " OVER BUDGET" if wall > BUDGET_S else ""
+    terminalreporter.write_line(
+        f"suite time: {wall:.0f} s wall (budget {BUDGET_S} s){over}; tests summed {summed:.0f} s on {workers} worker(s)"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -53,23 +53,31 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 def start_redis_server(folder: Path) -> tuple[subprocess.Popen, str]:
-    """A throwaway redis-server on a free loopback port (no persistence)."""
+    """A throwaway redis-server on a free loopback port (no persistence). Under pytest-xdist
+    several sessions pick ports at once: the server is only taken once it answers as this
+    process (a port another session's server won first is tried again)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    wait_for(lambda: _pings(url), what="redis-server")
-    return proc, url
+    for _ in range(5):
+        port = free_port()
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            + ["--dir", str(folder)],
+            stdout=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        wait_for(lambda: proc.poll() is not None or _pings(url, proc.pid), what="redis-server")  # noqa: B023
+        if proc.poll() is None:
+            return proc, url
+    raise RuntimeError("redis-server did not start on a free port in 5 tries")
 
 
-def _pings(url: str) -> bool:
+def _pings(url: str, pid: int | None = None) -> bool:
+    """`url` answers (as the redis-server of `pid`, when given)."""
     try:
-        return Redis.from_url(url).ping()
+        redis = Redis.from_url(url)
+        return redis.ping() and (pid is None or redis.info("server")["process_id"] == pid)
     except Exception:
         return False
 
@@ -160,22 +168,28 @@ def png(color: tuple[int, int, int]) -> str:
 def start_app(
     processes: Processes, tmp_path: Path, redis_url: str | None, command: tuple[str, ...] = ("app.py",), **env: str
 ) -> App:
-    port = free_port()
     data = tmp_path / "data"
-    extra = {"DAILIES_DATA": str(data), "GRADIO_SERVER_PORT": str(port), **env}
-    if redis_url:
-        extra["REDIS_URL"] = redis_url
-    proc = processes.start(list(command), base_env(**extra), "app")
-    url = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=url, timeout=30)
+    for _ in range(5):
+        port = free_port()
+        extra = {"DAILIES_DATA": str(data), "GRADIO_SERVER_PORT": str(port), **env}
+        if redis_url:
+            extra["REDIS_URL"] = redis_url
+        proc = processes.start(list(command), base_env(**extra), "app")
+        url = f"http://127.0.0.1:{port}"
+        client = httpx.Client(base_url=url, timeout=30)
 
-    def up():
-        if proc.proc.poll() is not None:
+        def up():
+            if proc.proc.poll() is not None:  # noqa: B023
+                return "exited"
+            try:
+                answer = client.get("/api/v1/healthz")  # noqa: B023
+            except httpx.TransportError:
+                return False
+            return answer.status_code == 200 and "up"
+
+        if wait_for(up, 60, what="the app") == "up":
+            return App(url, data, proc, client, redis_url)
+        # Another xdist session took the port between free_port() and the app's bind: try another.
+        if "address already in use" not in proc.output().lower():
             raise AssertionError(f"app exited:\n{proc.output()}")
-        try:
-            return client.get("/api/v1/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(up, 60, what="the app")
-    return App(url, data, proc, client, redis_url)
+    raise AssertionError(f"app found no free port in 5 tries:\n{proc.output()}")

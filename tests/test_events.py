@@ -59,16 +59,41 @@ def test_a_job_streams_from_queued_to_succeeded(paced_app: App) -> None:
     assert paced_app.wait_done(first.json()["id"])["status"] == "succeeded"
 
 
-def test_many_watchers_of_one_job_all_see_it_end(paced_app: App) -> None:
-    job_id = paced_app.submit(prompt="a flag in the wind", backend="preview", num_frames=6, width=64, height=64).json()[
-        "id"
-    ]
+def test_many_watchers_of_one_job_all_see_it_end(paced_app: App, processes: Processes) -> None:
+    """Twenty streams connected while the job waits in the queue (its worker paused until each
+    has had its first event) all follow it to its end."""
+    worker = processes.started[0]  # paced_app's worker
+    worker.proc.send_signal(signal.SIGSTOP)
+    try:
+        job_id = paced_app.submit(prompt="a flag in the wind", backend="preview", num_frames=6, width=64, height=64)
+        job_id = job_id.json()["id"]
 
-    async def watch_all() -> list[list[dict]]:
-        return await asyncio.gather(*(events(paced_app.url, job_id) for _ in range(20)))
+        async def watch_all() -> list[list[dict]]:
+            connected = asyncio.Semaphore(0)
 
-    streams = asyncio.run(watch_all())
-    assert all(s[-1]["status"] == "succeeded" for s in streams)
+            async def watch() -> list[dict]:
+                received = []
+                async with httpx.AsyncClient(timeout=60) as client:
+                    async with client.stream("GET", f"{paced_app.url}/api/v1/jobs/{job_id}/events") as answer:
+                        async for line in answer.aiter_lines():
+                            if line.startswith("data: "):
+                                received.append(json.loads(line.removeprefix("data: ")))
+                                if len(received) == 1:
+                                    connected.release()
+                return received
+
+            watchers = [asyncio.create_task(watch()) for _ in range(20)]
+            for _ in watchers:
+                await asyncio.wait_for(connected.acquire(), 60)
+            worker.proc.send_signal(signal.SIGCONT)  # every stream is open: now the job may run
+            return await asyncio.gather(*watchers)
+
+        streams = asyncio.run(watch_all())
+    finally:
+        worker.proc.send_signal(signal.SIGCONT)
+    for s in streams:
+        states = [e["status"] for e in s]
+        assert states[0] == "queued" and "running" in states and states[-1] == "succeeded", states
     assert len({json.dumps(s[-1]["result"], sort_keys=True) for s in streams}) == 1
     # A finished job's stream is its final status, then the end.
     again = asyncio.run(events(paced_app.url, job_id))

@@ -11,7 +11,7 @@ import pytest
 from dailies.app.errors import ApiError
 from dailies.app.index import GalleryQuery, Index
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, pytest.mark.unit]
 
 
 def row(gid: str, prompt: str, backend: str = "preview", model: str = "m1") -> dict:

@@ -16,7 +16,7 @@ import pytest
 from backends.base import GenerationError
 from backends.hosted_common import MAX_REDIRECTS, download
 
-pytestmark = pytest.mark.hosted
+pytestmark = [pytest.mark.hosted, pytest.mark.unit]
 KEY = {"Authorization": "Bearer sk-operator-key"}
 
 

@@ -6,8 +6,11 @@ import email.utils
 import time
 
 import httpx
+import pytest
 
 from dailies.contract.retry import backoff, retry_after
+
+pytestmark = pytest.mark.unit
 
 
 def test_retry_after_reads_seconds_and_http_dates_in_any_case() -> None:

@@ -13,6 +13,7 @@ from dailies.worker import models
 from tests.tiny_pipelines import save_tiny, smallest_frames
 
 
+@pytest.mark.unit
 def test_a_checkpoint_setting_beats_its_backend_which_beats_the_default() -> None:
     settings = Settings.from_env(
         {

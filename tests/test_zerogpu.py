@@ -103,6 +103,7 @@ def schedules_of(scheduler: Scheduler, user: str) -> list[dict[str, str]]:
     return [p for p in scheduler.seen("/schedule") if p.get("token") == visitor_token(user)]
 
 
+@pytest.mark.unit
 def test_every_open_checkpoint_declares_its_gpu_cost() -> None:
     for backend in backends.all_backends(SETTINGS):
         if backend.kind == "open":
@@ -110,6 +111,7 @@ def test_every_open_checkpoint_declares_its_gpu_cost() -> None:
                 assert checkpoint.gpu is not None, (backend.name, checkpoint.name)
 
 
+@pytest.mark.unit
 def test_the_gpu_process_never_compiles() -> None:
     from dailies.worker.gpu_child import gpu_settings
 
@@ -130,6 +132,7 @@ def test_an_app_off_zerogpu_loads_no_worker_module_and_not_spaces() -> None:
     assert out.stdout.strip() == "[]", out.stdout
 
 
+@pytest.mark.unit
 def test_the_duration_asked_for_follows_frames_size_steps_and_checkpoint() -> None:
     ltx = backends.get("ltx-video", SETTINGS)
     wan = backends.get("wan", SETTINGS)
