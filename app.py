@@ -104,6 +104,10 @@ def start(settings: Settings) -> tuple[Service, Supervisor | None]:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     zerogpu.prepare()
+    # uvicorn takes the client address from X-Forwarded-For when the peer is loopback; ours
+    # (visitors.client_address) decides. Gradio's own launch (ZeroGPU) builds its own uvicorn
+    # Config, so the variable, which both read, and not an argument.
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     settings = Settings.from_env()
     service, supervisor = start(settings)
     try:

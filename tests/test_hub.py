@@ -276,9 +276,21 @@ def test_hourly_commit_budget_holds_even_with_no_interval(hub: HubServer, tmp_pa
     for i in range(130):
         created = clock[0]
         generation = Generation(
-            id=f"{int(created * 1000):012x}{i:012x}", prompt=f"tick {i}", negative_prompt="", backend="preview",
-            seed=i, params={}, group="", created=created, model="preview", width=8, height=8, num_frames=1, fps=1,
-            has_audio=False, timings={},
+            id=f"{int(created * 1000):012x}{i:012x}",
+            prompt=f"tick {i}",
+            negative_prompt="",
+            backend="preview",
+            seed=i,
+            params={},
+            group="",
+            created=created,
+            model="preview",
+            width=8,
+            height=8,
+            num_frames=1,
+            fps=1,
+            has_audio=False,
+            timings={},
         )
         publisher.enqueue(dataset.write(generation, b"mp4", b"jpg"))
         publisher.step()

@@ -93,15 +93,32 @@ def test_queue_cap_holds_across_visitors(processes: Processes, tmp_path: Path, r
 
 def test_hourly_limit_says_when_the_next_is_possible(processes: Processes, tmp_path: Path, redis_url: str) -> None:
     processes.worker(redis_url)
-    app = start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_PER_HOUR="2")
+    app = start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_PER_HOUR="2", DAILIES_TRUST_FORWARDED="1")
     for _ in range(2):
         job = app.submit(**BODY, num_frames=1, width=64, height=64).json()
         assert app.wait_done(job["id"])["status"] == "succeeded"
     wait = assert_says_when(app.submit(**BODY), "hourly_limit")
     assert 3500 < wait <= 3600
-    # Another address has its own count (uvicorn takes the forwarded address from a loopback proxy).
+    # Another address has its own count.
     answer = app.client.post("/api/v1/jobs", json=BODY, headers={"x-forwarded-for": "198.51.100.7"})
     assert answer.status_code == 202, answer.text
+
+
+@pytest.mark.parametrize("hops", ["0", "1"])
+def test_a_client_written_forwarded_address_dodges_no_limit(
+    processes: Processes, tmp_path: Path, redis_url: str, hops: str
+) -> None:
+    """Six submissions, each naming another address in front of what the proxy appended, against a
+    limit of three: behind one proxy they count as its entry (the right-most); with no proxy
+    trusted as the connection's own address (uvicorn's forwarded handling is off too)."""
+    worker = processes.worker(redis_url)
+    app = start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_ACTIVE="3", DAILIES_TRUST_FORWARDED=hops)
+    with paused(worker):
+        spoofed = [{"x-forwarded-for": f"203.0.113.{i}, 198.51.100.7"} for i in range(6)]
+        assert Counter(a.status_code for a in burst(app, 6, spoofed)) == {202: 3, 429: 3}
+        # What the proxy appended is the address: another one has its own count (0 hops: the same).
+        other = app.client.post("/api/v1/jobs", json=BODY, headers={"x-forwarded-for": "203.0.113.9, 192.0.2.1"})
+        assert other.status_code == (202 if hops == "1" else 429), other.text
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urljoin
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from dailies.app import assets, side_by_side
@@ -25,15 +25,6 @@ from dailies.contract.spec import valid_id
 
 TITLE_MAX = 90
 RUNNING_REFRESH_S = 5  # a comparison still rendering reloads itself this often (no script needed)
-
-
-def base_url(request: Request, trust_forwarded: bool) -> str:
-    """This app's address as the visitor sees it (behind the Spaces proxy: the forwarded one)."""
-    scheme, host = request.url.scheme, request.headers.get("host") or request.url.netloc
-    if trust_forwarded:
-        scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
-        host = request.headers.get("x-forwarded-host", host).split(",")[0].strip()
-    return f"{scheme}://{host}/"
 
 
 def title(prompt: str) -> str:
@@ -118,10 +109,10 @@ def router(service: Service) -> APIRouter:
         return service.stored_generation(generation_id) if valid_id(generation_id) else None
 
     @pages.get("/g/{generation_id}", response_class=HTMLResponse)
-    def generation(generation_id: str, request: Request) -> HTMLResponse:
+    def generation(generation_id: str) -> HTMLResponse:
         if (g := stored(generation_id)) is None:
             return not_found("generation")
-        return HTMLResponse(generation_page(base_url(request, service.settings.trust_forwarded), g))
+        return HTMLResponse(generation_page(service.settings.public_url, g))
 
     @pages.get("/g/{generation_id}/player", response_class=HTMLResponse)
     def player(generation_id: str) -> HTMLResponse:
@@ -132,11 +123,11 @@ def router(service: Service) -> APIRouter:
         return HTMLResponse(player_page(g), headers={"Content-Security-Policy": "frame-ancestors *"})
 
     @pages.get("/c/{group_id}", response_class=HTMLResponse)
-    def comparison(group_id: str, request: Request) -> HTMLResponse:
+    def comparison(group_id: str) -> HTMLResponse:
         try:
             group = service.groups.status(group_id)
         except ApiError:
             return not_found("comparison")
-        return HTMLResponse(compare_page(base_url(request, service.settings.trust_forwarded), group))
+        return HTMLResponse(compare_page(service.settings.public_url, group))
 
     return pages

@@ -4,7 +4,7 @@
 - The JSON API: a Hugging Face token as `Authorization: Bearer hf_...`, identified by the Hub's
   whoami and cached here (whoami is strictly rate-limited); the token itself is kept only as a
   hash and never logged.
-- Otherwise the client address; the forwarded header only behind the Spaces proxy.
+- Otherwise the client address; behind the Spaces proxy, the entry it appended to X-Forwarded-For.
 """
 
 from __future__ import annotations
@@ -47,13 +47,15 @@ class Visitor:
         return self.username is not None
 
 
-def client_address(request: Request, trust_forwarded: bool) -> str:
-    """The client's address; behind the Spaces proxy, the first forwarded address."""
-    if trust_forwarded:
-        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-        if forwarded:
-            return forwarded
-    return request.client.host if request.client else "unknown"
+def client_address(request: Request, hops: int) -> str:
+    """The client's address. Behind `hops` proxies, each appending the address it was called from
+    to X-Forwarded-For, the entry the outermost one appended: the entries left of it are written by
+    the client and prove nothing. Too few entries: the request did not come through the proxies."""
+    peer = request.client.host if request.client else "unknown"
+    if hops == 0:
+        return peer
+    entries = [e.strip() for e in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
+    return entries[-hops] if len(entries) >= hops and entries[-hops] else peer
 
 
 def signed_in(username: str) -> Visitor:
@@ -66,7 +68,7 @@ def of_page(request: Request, username: str | None, settings: Settings) -> Visit
 
 
 def anonymous(request: Request, settings: Settings) -> Visitor:
-    return Visitor(f"addr:{client_address(request, settings.trust_forwarded)}")
+    return Visitor(f"addr:{client_address(request, settings.forwarded_hops)}")
 
 
 class Whoami:
@@ -97,7 +99,7 @@ class Whoami:
         digest = hashlib.sha256(token.encode()).hexdigest()
         found = self._cached(digest)
         if found is None:
-            self._count_unknown(client_address(request, settings.trust_forwarded))
+            self._count_unknown(client_address(request, settings.forwarded_hops))
             found = (await self._ask(digest, token),)
         if found[0] is None:
             raise ApiError(401, "bad_token", "the Hugging Face Hub refused this token")

@@ -17,6 +17,25 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _hops(raw: str) -> int:
+    """DAILIES_TRUST_FORWARDED: 0 or 1 (one proxy, as on Spaces), or the number of proxies in a chain."""
+    if not raw.strip().isdigit() or int(raw) > 16:
+        raise SystemExit(f"DAILIES_TRUST_FORWARDED must be a number of proxies from 0 to 16, got {raw!r}")
+    return int(raw)
+
+
+def _public_url(env: Mapping[str, str]) -> str:
+    """DAILIES_PUBLIC_URL, else the Space's own host (Spaces set SPACE_HOST), else this machine."""
+    url = env.get("DAILIES_PUBLIC_URL", "").strip()
+    if not url and env.get("SPACE_HOST"):
+        url = f"https://{env['SPACE_HOST'].strip()}"
+    if not url:
+        url = f"http://localhost:{_int(env, 'GRADIO_SERVER_PORT', 7860)}"
+    if not url.startswith(("https://", "http://")) or any(c in url for c in "\"'<> "):
+        raise SystemExit(f"DAILIES_PUBLIC_URL must be an http(s) address, got {url!r}")
+    return url.rstrip("/") + "/"
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     try:
@@ -86,7 +105,10 @@ class Settings:
     result_ttl: int
     user_max_active: int
     queue_max: int
-    trust_forwarded: bool
+    # How many proxies in front of the app append to X-Forwarded-For (0: trust none of it).
+    forwarded_hops: int
+    # The app's public address (share pages, link previews): never the request's own Host header.
+    public_url: str
     hf_token: str | None = field(repr=False)
     hf_dataset_repo: str | None
     commit_every: float
@@ -139,8 +161,9 @@ class Settings:
             result_ttl=_int(env, "DAILIES_RESULT_TTL", 86400),
             user_max_active=_int(env, "DAILIES_USER_MAX_ACTIVE", 3),
             queue_max=_int(env, "DAILIES_QUEUE_MAX", 200),
-            # Behind the Spaces proxy the client address is in X-Forwarded-For.
-            trust_forwarded=env.get("DAILIES_TRUST_FORWARDED", "1" if env.get("SPACE_ID") else "0") == "1",
+            # Behind the Spaces proxy (one hop) the client address is the entry that proxy appended.
+            forwarded_hops=_hops(env.get("DAILIES_TRUST_FORWARDED", "1" if env.get("SPACE_ID") else "0")),
+            public_url=_public_url(env),
             hf_token=env.get("HF_TOKEN") or None,
             hf_dataset_repo=env.get("HF_DATASET_REPO") or None,
             commit_every=_float(env, "DAILIES_COMMIT_EVERY", 60.0),
