@@ -72,8 +72,6 @@ def launch_on_zerogpu(service: Service) -> None:
     demo = page.build(service)
     # On ZeroGPU Gradio's queue defaults to one waiting event; the per-visitor limits are ours.
     demo.queue(max_size=service.settings.queue_max)
-    # Gradio blocks until KeyboardInterrupt: make SIGTERM one, so the app still stops its children.
-    signal.signal(signal.SIGTERM, _interrupt)
     demo.launch(
         server_name=service.settings.server_name,
         server_port=service.settings.server_port,
@@ -110,6 +108,9 @@ def main() -> None:
     os.environ["FORWARDED_ALLOW_IPS"] = ""
     settings = Settings.from_env()
     service, supervisor = start(settings)
+    # SIGTERM as KeyboardInterrupt, so the children stop with the app: Gradio's launch blocks until
+    # one, and uvicorn, having stopped serving, raises the signal it caught again with our handler.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if zerogpu.enabled():
             launch_on_zerogpu(service)
@@ -121,7 +122,10 @@ def main() -> None:
             log_level="warning",
             timeout_graceful_shutdown=5,
         )
+    except KeyboardInterrupt:
+        pass
     finally:
+        log.info("stopping")
         service.stop()
         if supervisor:
             supervisor.stop()

@@ -96,3 +96,18 @@ def test_children_stop_even_if_the_app_is_killed(processes: Processes, tmp_path:
     kids = wait_for(lambda: (k := children_of(app.proc.proc.pid)) and len(k) >= 2 and k, what="children")
     os.kill(app.proc.proc.pid, signal.SIGKILL)
     wait_for(lambda: not any(alive(pid) for pid in kids), 20, what="children to stop")
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_the_whole_family_mid_job(processes: Processes, tmp_path: Path, sig: int) -> None:
+    """The worker in the middle of a minute-long job, the app told to stop: it stops its worker and
+    Redis itself (the README's promise), and nothing of it is left 10 s later."""
+    app = start_app(processes, tmp_path, None, DAILIES_PREVIEW_PACE="60")
+    kids = wait_for(lambda: (k := children_of(app.proc.proc.pid)) and len(k) >= 2 and k, what="children")
+    job = app.submit(prompt="a long take", backend="preview", num_frames=8).json()
+    wait_for(lambda: app.client.get(f"/api/v1/jobs/{job['id']}").json()["status"] == "running", what="the job to run")
+    os.kill(app.proc.proc.pid, sig)
+    wait_for(lambda: not any(alive(pid) for pid in [app.proc.proc.pid, *kids]), 10, what="the app and its children")
+    assert app.proc.proc.wait() == 0  # it stopped itself, cleanup included, not killed by the signal
+    assert "stopping" in app.proc.output()

@@ -46,6 +46,9 @@ def lock_data_folder(data_dir: Path) -> IO[str]:
     return handle
 
 
+STOP_GRACE_S = 3.0  # the app's whole family is gone within seconds of SIGTERM
+
+
 def _die_with_parent() -> None:
     # Linux: the child gets SIGTERM when the app dies, even by SIGKILL.
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -70,13 +73,16 @@ class Children:
         return proc
 
     def stop(self) -> None:
+        """Newest first (the worker before its Redis), each given STOP_GRACE_S: a worker in the middle
+        of a job would finish it first; killed, its job is handed on by the reaper at the next start."""
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()
                 try:
-                    proc.wait(timeout=10)
+                    proc.wait(timeout=STOP_GRACE_S)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+                    proc.wait()
         self.procs.clear()
 
 
