@@ -23,6 +23,7 @@ from starlette.routing import Mount  # noqa: E402
 
 import backends  # noqa: E402
 from dailies.app import api, assets, embedded, page, share, zerogpu  # noqa: E402
+from dailies.app.http_protocol import with_header_deadline  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
 from dailies.app.supervisor import Supervisor, reconnecting  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
@@ -121,6 +122,7 @@ def main() -> None:
             port=settings.server_port,
             log_level="warning",
             timeout_graceful_shutdown=5,
+            http=with_header_deadline(settings.header_timeout_s),
         )
     except KeyboardInterrupt:
         pass

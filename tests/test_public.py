@@ -86,3 +86,26 @@ def test_a_silent_hub_holds_only_the_callers_with_unknown_tokens(
     # Every caller with a made-up token got a clear answer, none of them a job.
     assert set(codes) <= {503, 429}, codes
     assert 503 in codes
+
+
+def test_headers_sent_a_byte_at_a_time_lose_their_connection(processes: Processes, tmp_path: Path) -> None:
+    """A slowloris client trickling header lines is cut off once the header deadline passes, while
+    the app goes on answering everyone else."""
+    app = start_app(processes, tmp_path, None, DAILIES_HEADER_TIMEOUT_S="1")
+    slow = socket.create_connection(("127.0.0.1", int(app.url.rsplit(":", 1)[1])))
+    slow.settimeout(0.2)
+    slow.sendall(b"GET /api/v1/healthz HTTP/1.1\r\nHost: dailies\r\n")
+    closed = False
+    for i in range(300):  # a header line every 0.2 s, never the blank line that ends them
+        try:
+            slow.sendall(f"X-Pad-{i}: a\r\n".encode())
+            closed = slow.recv(1024) == b""
+        except TimeoutError:
+            pass
+        except OSError:
+            closed = True
+        if closed:
+            break
+        assert app.client.get("/api/v1/healthz").status_code == 200  # everyone else is answered meanwhile
+    assert closed, "the app kept a connection whose headers never ended"
+    slow.close()

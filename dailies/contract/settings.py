@@ -134,6 +134,8 @@ class Settings:
     model_memory_gb: float | None = None  # None: 80% of free memory
     # Speed features per DAILIES_SPEED[_<BACKEND>[_<CHECKPOINT>]] name; unset everywhere: SAME_PICTURE on a GPU.
     speed: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # A request's line and headers must be in this long after the connection opens (slowloris).
+    header_timeout_s: float = 20.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -164,6 +166,7 @@ class Settings:
             # Behind the Spaces proxy (one hop) the client address is the entry that proxy appended.
             forwarded_hops=_hops(env.get("DAILIES_TRUST_FORWARDED", "1" if env.get("SPACE_ID") else "0")),
             public_url=_public_url(env),
+            header_timeout_s=max(0.1, _float(env, "DAILIES_HEADER_TIMEOUT_S", 20.0)),
             hf_token=env.get("HF_TOKEN") or None,
             hf_dataset_repo=env.get("HF_DATASET_REPO") or None,
             commit_every=_float(env, "DAILIES_COMMIT_EVERY", 60.0),
