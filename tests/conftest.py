@@ -36,7 +36,8 @@ from tests.harness import (  # noqa: F401  (re-exported for test modules)
 BUDGET_S = 12 * 60
 # Fixtures that start processes or need redis-server: a `unit` test may use none of them.
 PROCESS_FIXTURES = {
-    "redis_server", "redis_url", "redis", "processes", "module_processes", "app", "shared_app", "browser", "page",
+    "redis_server", "redis_url", "redis", "module_redis", "processes", "module_processes", "app", "shared_app",
+    "browser", "page",
 }  # fmt: skip
 # Modules that take long on one xdist worker go first, so that none is left running alone at the end.
 HEAVY_FIRST = ("test_models", "test_compare", "test_zerogpu", "test_models_new", "test_pyramid_app", "test_pyramid")
@@ -144,6 +145,15 @@ def app(processes: Processes, tmp_path: Path, redis_url: str) -> App:
     """The app against an empty test Redis (not embedded) plus one preview worker."""
     processes.worker(redis_url)
     return start_app(processes, tmp_path, redis_url)
+
+
+@pytest.fixture(scope="module")
+def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of the module's own, for a module-wide app beside tests that empty the session's."""
+    proc, url = start_redis_server(tmp_path_factory.mktemp("module-redis"))
+    yield url
+    proc.terminate()
+    proc.wait(10)
 
 
 @pytest.fixture(scope="module")

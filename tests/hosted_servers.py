@@ -105,6 +105,15 @@ class HostedServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def reset(self) -> None:
+        """Forget the calls and remote jobs of earlier tests and go back to the default script."""
+        with self.lock:
+            self.script = Script()
+            self.calls.clear()
+            self.auth.clear()
+            self.bodies.clear()
+            self.remotes.clear()
+
     # What the tests look at.
     def count(self, method: str, pattern: str) -> int:
         with self.lock:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from redis import Redis
@@ -42,20 +41,40 @@ CANCEL = {
 }
 
 
-@pytest.fixture
-def server() -> Iterator[HostedServer]:
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[HostedServer]:
     with HostedServer() as running:
         yield running
+
+
+@pytest.fixture
+def server(module_server: HostedServer) -> HostedServer:
+    """The module's provider server, its script and records fresh for each test."""
+    module_server.reset()
+    return module_server
 
 
 def hosted_worker(processes: Processes, redis_url: str, server: HostedServer, **env: str):
     return processes.worker(redis_url, HOSTED, **worker_env(server, PYTHONPATH=str(ROOT / "tests" / "hf_route"), **env))
 
 
+@pytest.fixture(scope="module")
+def module_app(module_processes: Processes, module_redis: str, module_server: HostedServer) -> App:
+    """One app and hosted worker for the tests that look only at their own jobs: starting them is
+    most of what such a test costs. Its own Redis: other tests here empty the session's."""
+    hosted_worker(module_processes, module_redis, module_server)
+    return start_app(
+        module_processes,
+        module_processes.tmp_path,
+        module_redis,
+        DAILIES_USER_MAX_ACTIVE="100",
+        DAILIES_USER_MAX_PER_HOUR="1000",
+    )
+
+
 @pytest.fixture
-def app(processes: Processes, tmp_path: Path, redis_url: str, server: HostedServer) -> App:
-    hosted_worker(processes, redis_url, server)
-    return start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_ACTIVE="100", DAILIES_USER_MAX_PER_HOUR="1000")
+def app(module_app: App, server: HostedServer) -> App:
+    return module_app
 
 
 def submit(app: App, provider: str, **extra) -> str:
@@ -155,7 +174,7 @@ def test_content_policy_refusal_is_final_with_the_providers_reason(app: App, ser
     }
     assert done["status"] == "failed" and reason[provider] in done["error"], done
     assert server.count("POST", CREATE[provider]) == 1
-    assert app.client.get("/api/v1/generations").json()["items"] == []
+    assert app.client.get(f"/api/v1/generations/{job_id}").status_code == 404  # nothing stored
 
 
 def test_replicate_failed_status_is_shown(app: App, server: HostedServer) -> None:
@@ -292,15 +311,15 @@ def test_settings_read_the_variables_each_hosted_backend_names() -> None:
         assert cls(settings).availability().usable, cls.name
 
 
-def test_keys_never_reach_redis_logs_or_the_dataset(app: App, server: HostedServer, processes, redis_url) -> None:
+def test_keys_never_reach_redis_logs_or_the_dataset(app: App, server: HostedServer, module_processes) -> None:
     server.script.create_errors = [401]  # a refusal quotes the provider's answer, never our key
     ids = [submit(app, provider) for provider in ("hf", "openai", "fal", "replicate")]
     for job_id in ids:
         app.wait_done(job_id, timeout=60)
     assert sum(status(app, i)["status"] == "succeeded" for i in ids) == 3
     assert set(server.auth) >= {"Bearer " + KEYS["openai"], "Key " + KEYS["fal"], "Bearer " + KEYS["replicate"]}
-    haystacks = [_redis_dump(Redis.from_url(redis_url))]
-    haystacks += [p.log.read_bytes() for p in processes.started]
+    haystacks = [_redis_dump(Redis.from_url(app.redis_url))]
+    haystacks += [p.log.read_bytes() for p in module_processes.started]
     haystacks += [p.read_bytes() for p in app.data.rglob("*") if p.is_file()]
     for key in KEYS.values():
         assert not any(key.encode() in h for h in haystacks), f"{key[:6]}... leaked"
