@@ -17,6 +17,7 @@ from backends import BACKEND_CLASSES
 from dailies.contract.media import probe_mp4
 from dailies.contract.settings import Settings
 from tests.conftest import ROOT, App, Processes, base_env, start_app, wait_for
+from tests.harness import png
 from tests.hosted_servers import KEYS, HostedServer, worker_env
 
 pytestmark = pytest.mark.hosted
@@ -97,10 +98,10 @@ def test_openai_sends_seconds_and_size_and_takes_no_seed(app: App, server: Hoste
 
 
 def test_openai_image_to_video_sends_the_reference(app: App, server: HostedServer) -> None:
-    png = b"\x89PNG\r\n\x1a\n" + bytes(64)  # the endpoint checks the image, we pass it on
-    job_id = submit(app, "openai", image=base64.b64encode(png).decode())
+    picture = png((200, 30, 30))  # passed on as sent
+    job_id = submit(app, "openai", image=picture)
     assert app.wait_done(job_id, timeout=60)["status"] == "succeeded"
-    assert server.bodies[-1]["input_reference"] == png
+    assert server.bodies[-1]["input_reference"] == base64.b64decode(picture)
 
 
 def test_fal_retry_after_is_honoured_and_shown(app: App, server: HostedServer) -> None:
