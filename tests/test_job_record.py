@@ -72,6 +72,16 @@ def test_a_stale_run_writes_nothing_once_its_job_was_handed_on(redis: Redis) -> 
     assert second.end(JobStatus.CANCELED)
 
 
+@pytest.mark.parametrize("end", [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED])
+def test_the_start_image_stays_while_the_job_may_run_and_leaves_when_it_ends(redis: Redis, end: JobStatus) -> None:
+    record = JobRecord(redis, "1" * 24)
+    record.create("wan", {"prompt": "a boat"}, in_request=False, image=b"picture")
+    assert record.start() == 1 and record.requeue("worker stopped") and record.start() == 2
+    assert record.image() == b"picture"
+    assert record.end(end)
+    assert record.image() is None
+
+
 def test_unknown_fields_are_refused_before_anything_is_written(redis: Redis) -> None:
     record = queued(redis)
     with pytest.raises(ValueError, match="not fields"):

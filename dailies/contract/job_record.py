@@ -77,7 +77,7 @@ class Field(StrEnum):
 IN_REQUEST = "request"  # the `runner` of a job that runs in its visitor's request (ZeroGPU)
 _FIELDS = frozenset(Field)
 
-# KEYS[1]: the hash; KEYS[2]: the changes channel. ARGV: op, job id, new status ('' none),
+# KEYS[1]: the hash; KEYS[2]: the changes channel; KEYS[3]: the start image. ARGV: op, job id, new status ('' none),
 # run token ('' unchecked), then field/value pairs ('del': field names).
 # Answers 'ok' (or the new run token for 'start'), else why not: missing, final, stale, refused.
 _WRITE = """
@@ -103,12 +103,20 @@ elseif #ARGV > 4 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 end
 if to ~= '' then redis.call('HSET', KEYS[1], 'status', to) end
+-- An ended job never runs again: its start image (up to 10 MB) leaves Redis with its end.
+if to == 'succeeded' or to == 'failed' or to == 'canceled' then redis.call('DEL', KEYS[3]) end
 redis.call('PUBLISH', KEYS[2], id)
 return answer
 """
 
 
-_script: Script | None = None  # registered once: every write of every job runs it
+_scripts: dict[str, Script] = {}  # each registered once: every write of every job runs one
+
+
+def _script(redis: Redis, source: str) -> Script:
+    if source not in _scripts:
+        _scripts[source] = redis.register_script(source)
+    return _scripts[source]
 
 
 class Superseded(Exception):
@@ -129,23 +137,35 @@ class JobRecord:
         self.redis, self.id, self.run = redis, job_id, run
         self.key = keys.job(job_id)
 
+    @property
+    def token(self) -> int | str:
+        """The run token as the scripts take it ('' for the app: unchecked)."""
+        return "" if self.run is None else self.run
+
     def _write(self, op: str, status: JobStatus | None, fields: dict[str, Any], client: Pipeline | None = None) -> Any:
-        global _script
-        if _script is None:
-            _script = self.redis.register_script(_WRITE)
+        script = _script(self.redis, _WRITE)
         if client is None and isinstance(self.redis, Pipeline):
             client = self.redis
-        args = [op, self.id, status or "", "" if self.run is None else self.run, *_pairs(fields)]
+        args = [op, self.id, status or "", self.token, *_pairs(fields)]
+        names = [self.key, keys.CHANGES, keys.image(self.id)]
         if client is not None:
-            _script(keys=[self.key, keys.CHANGES], args=args, client=client)
+            script(keys=names, args=args, client=client)
             return "pipelined"  # answered by the pipeline's execute
-        answer = _script(keys=[self.key, keys.CHANGES], args=args, client=self.redis)
+        answer = script(keys=names, args=args, client=self.redis)
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
     # -- the app -----------------------------------------------------------------------------
 
-    def create(self, backend: str, request: dict[str, Any], in_request: bool, client: Pipeline | None = None) -> None:
-        """A new queued job (the one write that does not go through the script: nothing exists yet)."""
+    def create(
+        self,
+        backend: str,
+        request: dict[str, Any],
+        in_request: bool,
+        image: bytes | None = None,
+        client: Pipeline | None = None,
+    ) -> None:
+        """A new queued job (the one write that does not go through the script: nothing exists yet),
+        and its start image, kept beside the record until the job ends (see `image`)."""
         now = time.time()
         mapping: dict[str, Any] = {
             Field.STATUS: JobStatus.QUEUED,
@@ -159,12 +179,19 @@ class JobRecord:
         pipe = client if client is not None else self.redis.pipeline()
         pipe.hset(self.key, mapping=mapping)
         pipe.expire(self.key, JOB_TTL)
+        if image is not None:
+            pipe.set(keys.image(self.id), image, ex=JOB_TTL)
         pipe.publish(keys.CHANGES, self.id)
         if client is None:
             pipe.execute()
 
     def read(self) -> dict[str, str]:
         return keys.decode(self.redis.hgetall(self.key))
+
+    def image(self) -> bytes | None:
+        """The start image given to `create`: the queue's copy of a job (RQ's, kept after the job
+        ends) holds none, so the image can leave Redis the moment the job ends."""
+        return self.redis.get(keys.image(self.id))
 
     def get(self, name: Field) -> str | None:
         value = self.redis.hget(self.key, name)
@@ -268,10 +295,6 @@ class Reporter:
             return True
         superseded = self.record.run is not None and run is not None and int(run) != self.record.run
         return superseded or (status is not None and JobStatus(status.decode()).terminal)
-
-    def claim(self, name: Field) -> bool:
-        """Set a flag field once: False when it was already set (a duplicate run of the same step)."""
-        return self._write("claim", None, {name: 1}) == "ok"
 
     def end(self, status: JobStatus, **fields: Any) -> bool:
         return self.record.end(status, **fields)
