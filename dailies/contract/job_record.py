@@ -109,6 +109,18 @@ redis.call('PUBLISH', KEYS[2], id)
 return answer
 """
 
+# KEYS: the job's hash, its result hash, the collect list. ARGV: run token ('' unchecked), the
+# result's TTL, job id, video, poster, metadata. One script, so that a run handed on between the
+# check and the write cannot put its video where its successor's goes: 1 if handed back, else 0.
+_HAND_BACK = """
+local now = redis.call('HMGET', KEYS[1], 'status', 'attempts')
+if now[1] ~= 'running' or (ARGV[1] ~= '' and now[2] ~= ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], 'video', ARGV[4], 'poster', ARGV[5], 'meta', ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('LPUSH', KEYS[3], ARGV[3])
+return 1
+"""
+
 
 _scripts: dict[str, Script] = {}  # each registered once: every write of every job runs one
 
@@ -306,12 +318,12 @@ class Reporter:
         if size > most:
             error = f"the video is {size // 2**20} MB, over the {most // 2**20} MB limit"
             return JobStatus.FAILED if self.end(JobStatus.FAILED, error=error) else None
-        if not self.record.update(**{Field.PROGRESS: 0.99, Field.MESSAGE: "saving"}):
+        record = self.record
+        handed = _script(record.redis, _HAND_BACK)(
+            keys=[record.key, keys.result(record.id), keys.COLLECT],
+            args=[record.token, settings.result_ttl, record.id, mp4, poster, meta.to_json()],
+        )
+        if not handed:
             return None
-        redis, job_id = self.record.redis, self.record.id
-        with redis.pipeline() as pipe:
-            pipe.hset(keys.result(job_id), mapping={"video": mp4, "poster": poster, "meta": meta.to_json()})
-            pipe.expire(keys.result(job_id), settings.result_ttl)
-            pipe.lpush(keys.COLLECT, job_id)
-            pipe.execute()
+        record.update(**{Field.PROGRESS: 0.99, Field.MESSAGE: "saving"})  # refused if already collected
         return JobStatus.RUNNING
