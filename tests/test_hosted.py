@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import io
+import secrets
 import signal
 import subprocess
 import sys
@@ -10,12 +12,15 @@ import zlib
 from collections.abc import Iterator
 
 import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from redis import Redis
 
 from backends import BACKEND_CLASSES
 from dailies.contract.media import probe_mp4
 from dailies.contract.settings import Settings
 from tests.conftest import ROOT, App, Processes, base_env, start_app, wait_for
+from tests.harness import png
 from tests.hosted_servers import KEYS, HostedServer, worker_env
 
 pytestmark = pytest.mark.hosted
@@ -116,10 +121,10 @@ def test_openai_sends_seconds_and_size_and_takes_no_seed(app: App, server: Hoste
 
 
 def test_openai_image_to_video_sends_the_reference(app: App, server: HostedServer) -> None:
-    png = b"\x89PNG\r\n\x1a\n" + bytes(64)  # the endpoint checks the image, we pass it on
-    job_id = submit(app, "openai", image=base64.b64encode(png).decode())
+    picture = png((200, 30, 30))  # passed on as sent
+    job_id = submit(app, "openai", image=picture)
     assert app.wait_done(job_id, timeout=60)["status"] == "succeeded"
-    assert server.bodies[-1]["input_reference"] == png
+    assert server.bodies[-1]["input_reference"] == base64.b64decode(picture)
 
 
 def test_fal_retry_after_is_honoured_and_shown(app: App, server: HostedServer) -> None:
@@ -351,3 +356,28 @@ def _redis_dump(redis: Redis) -> bytes:
             except (zlib.error, TypeError):
                 pass
     return b"\n".join(out)
+
+
+def test_an_image_leaves_redis_when_its_job_ends(app: App, server: HostedServer, redis_url: str) -> None:
+    """Succeeded, failed or canceled: no key holds the start image's bytes, nor anything its size."""
+    marker = secrets.token_hex(16)
+    info = PngInfo()
+    info.add_text("marker", marker)
+    buffer = io.BytesIO()
+    Image.effect_noise((300, 300), 80).save(buffer, format="PNG", pnginfo=info)  # noise: no key compresses it
+    picture = buffer.getvalue()
+    image = base64.b64encode(picture).decode()
+    redis = Redis.from_url(redis_url)
+    ended = []
+    for outcome, status_wanted in (("ok", "succeeded"), ("policy", "failed"), ("stuck", "canceled")):
+        server.script.outcome = outcome
+        job_id = submit(app, "openai", image=image)
+        if status_wanted == "canceled":
+            wait_for(lambda: status(app, job_id)["status"] == "running", timeout=30, what="the job running")  # noqa: B023
+            assert app.client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 202
+        ended.append(app.wait_done(job_id, timeout=60)["status"])
+    assert ended == ["succeeded", "failed", "canceled"]
+    assert server.bodies[0]["input_reference"] == picture  # the image did reach the provider
+    assert marker.encode() not in _redis_dump(redis)
+    biggest = max(redis.scan_iter(count=1000), key=lambda key: redis.memory_usage(key) or 0)
+    assert redis.memory_usage(biggest) < len(picture) // 2, biggest

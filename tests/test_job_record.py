@@ -6,13 +6,15 @@ import ast
 import base64
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from redis import Redis
 
 from dailies.contract import keys
-from dailies.contract.job_record import Field, JobRecord, JobStatus, Reporter, Superseded
+from dailies.contract.job_record import Field, JobRecord, JobStatus, Reporter, ResultMeta, Superseded
+from dailies.contract.settings import Settings
 from tests.conftest import ROOT, App
 
 
@@ -70,6 +72,29 @@ def test_a_stale_run_writes_nothing_once_its_job_was_handed_on(redis: Redis) -> 
     second.progress(0.5, "step 5/10")
     assert record.read()["message"] == "step 5/10"
     assert second.end(JobStatus.CANCELED)
+
+
+def test_a_stale_run_hands_back_nothing(redis: Redis) -> None:
+    """Its video would take the place of its successor's result, and reach the collector."""
+    record = queued(redis)
+    first = Reporter(JobRecord(redis, record.id, run=record.start()))
+    assert JobRecord(redis, record.id).requeue("worker stopped; running again") and record.start() == 2
+    meta = ResultMeta("preview", 8, 8, 1, 8, False, 0.0, 1.0, run=1)
+    assert first.hand_back(b"mp4", b"jpg", meta, Settings.from_env({})) is None
+    assert not redis.exists(keys.result(record.id)) and not redis.llen(keys.COLLECT)
+    second = Reporter(JobRecord(redis, record.id, run=2))
+    assert second.hand_back(b"mp4", b"jpg", replace(meta, run=2), Settings.from_env({})) is JobStatus.RUNNING
+    assert redis.lrange(keys.COLLECT, 0, -1) == [record.id.encode()]
+
+
+@pytest.mark.parametrize("end", [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED])
+def test_the_start_image_stays_while_the_job_may_run_and_leaves_when_it_ends(redis: Redis, end: JobStatus) -> None:
+    record = JobRecord(redis, "1" * 24)
+    record.create("wan", {"prompt": "a boat"}, in_request=False, image=b"picture")
+    assert record.start() == 1 and record.requeue("worker stopped") and record.start() == 2
+    assert record.image() == b"picture"
+    assert record.end(end)
+    assert record.image() is None
 
 
 def test_unknown_fields_are_refused_before_anything_is_written(redis: Redis) -> None:

@@ -115,13 +115,12 @@ def test_image_to_video(studio, family: str) -> None:
 
 
 @pytest.mark.parametrize("family", IMAGE_TO_VIDEO)
-def test_image_that_is_not_a_picture_fails_with_a_clear_error(studio, family: str) -> None:
+def test_image_that_is_not_a_picture_is_refused_at_submit(studio, family: str) -> None:
     app, _ = studio
     picture = base64.b64encode(b"not a picture at all").decode()
     answer = app.submit(**tiny_job(family, model=I2V_MODEL[family], prompt="x", image=picture))
-    assert answer.status_code == 202
-    status = app.wait_done(answer.json()["id"], timeout=60)
-    assert status["status"] == "failed" and "not a readable picture" in status["error"]
+    assert answer.status_code == 422 and answer.json()["error"]["field"] == "image"
+    assert "not a readable picture" in answer.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)

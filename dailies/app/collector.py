@@ -90,17 +90,18 @@ class Collector:
             return
         meta = ResultMeta.from_json(result[b"meta"])
         record.run = meta.run
+        if meta.run is not None and job.get(Field.ATTEMPTS) != str(meta.run):
+            # A run that was handed on (its worker stalled) and woke up: the job is its successor's.
+            log.info("job %s: dropping the result of run %s, which was handed on", job_id, meta.run)
+            self._drop(job_id)
+            return
         if JobStatus(job[Field.STATUS]).terminal and not (recovering and job[Field.STATUS] == JobStatus.SUCCEEDED):
-            # Canceled or failed while its video was on the way (or a stale run's late video): not kept.
+            # Canceled or failed while its video was on the way: not kept.
             log.info("job %s ended %s before its result was stored; dropping the result", job_id, job[Field.STATUS])
             self._drop(job_id)
             return
-        created = float(job[Field.CREATED])
-        generation = Generation.of(json.loads(job[Field.REQUEST]), created, meta, time.time())
-        if recovering and (self.index.has(job_id) or self.dataset.contains(job_id, created)):
-            row = self.index.get(job_id) or next(r for r in self.dataset.rows() if r["id"] == job_id)
-        else:
-            row = self.dataset.write(generation, result[b"video"], result[b"poster"])
+        generation = Generation.of(json.loads(job[Field.REQUEST]), float(job[Field.CREATED]), meta, time.time())
+        row = self.dataset.write(generation, result[b"video"], result[b"poster"])  # stored once whatever comes twice
         self.index.add([row])
         if self.on_row:
             self.on_row(row)

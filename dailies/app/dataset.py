@@ -196,9 +196,15 @@ class LocalDataset:
 
     def write(self, generation: Generation, video: bytes, poster: bytes) -> GenerationRow:
         """Store video and poster, then append the row: the row is written last, so a row always
-        points at files that exist. Returns the row plus `video_path` (relative to the root)."""
+        points at files that exist. Returns the row plus `video_path` (relative to the root).
+
+        One row per job: a generation whose id is stored already (a result delivered twice, a
+        collect finished again after a crash) writes nothing and returns the stored row."""
         date = utc_date(generation.created)
         with self._lock:
+            stored = self.find(generation.id, generation.created)
+            if stored is not None:
+                return stored
             folder = self._batch_dir(date)
             poster_path = f"posters/{date}/{generation.id}.jpg"
             files = (self.root / poster_path, folder / f"{generation.id}.mp4")
@@ -222,11 +228,15 @@ class LocalDataset:
             self._batch_rows += 1
         return {**row, "video_path": (folder / row["file_name"]).relative_to(self.root).as_posix()}
 
-    def contains(self, generation_id: str, created: float) -> bool:
-        """Whether a row for this id is already stored (used when recovering after a crash)."""
-        needle = f'"id": "{generation_id}"'
+    def find(self, generation_id: str, created: float) -> GenerationRow | None:
+        """The stored row of this id, looked for among its creation day's rows."""
         folder = self.root / "data" / utc_date(created)
-        return any(needle in p.read_text(encoding="utf-8") for p in folder.glob("*/metadata.jsonl"))
+        rows = (
+            row
+            for path in sorted(folder.glob("*/metadata.jsonl"))
+            for row in parse_metadata(path.parent.relative_to(self.root).as_posix(), path.read_text(encoding="utf-8"))
+        )
+        return next((row for row in rows if row["id"] == generation_id), None)
 
     def metadata_lines(self, folder: str) -> list[tuple[str, str]]:
         """(id, line) for each complete row of one batch folder's metadata.jsonl."""

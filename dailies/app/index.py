@@ -138,9 +138,6 @@ class Index:
     def _has(db: sqlite3.Connection, generation_id: str) -> bool:
         return db.execute("SELECT 1 FROM generations WHERE id = ?", (generation_id,)).fetchone() is not None
 
-    def has(self, generation_id: str) -> bool:
-        return self._has(self._db(), generation_id)
-
     def count(self) -> int:
         return self._db().execute("SELECT count(*) FROM generations").fetchone()[0]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from redis import Redis
@@ -159,11 +159,20 @@ class Jobs:
     def _enqueue(self, spec: JobSpec) -> Accepted:
         here = self.in_request(backends.get(spec.backend, self.settings))
         # The record exists before the job can reach a worker.
-        JobRecord(self.redis, spec.id).create(spec.backend, spec.recipe(), in_request=here)
+        record = JobRecord(self.redis, spec.id)
         if here:
+            record.create(spec.backend, spec.recipe(), in_request=True)
             return Accepted(spec, 0, in_request=True)
+        # The image waits beside the record, which drops it when the job ends; RQ's copy of the
+        # job (its arguments and their repr, kept for a while after the end) never holds it.
+        record.create(spec.backend, spec.recipe(), in_request=False, image=spec.image)
         Queue(keys.queue_name(spec.backend), connection=self.redis).enqueue_call(
-            RUNNER, args=(spec,), job_id=spec.id, timeout=self.settings.job_timeout, result_ttl=600, failure_ttl=JOB_TTL
+            RUNNER,
+            args=(replace(spec, image=None),),
+            job_id=spec.id,
+            timeout=self.settings.job_timeout,
+            result_ttl=600,
+            failure_ttl=JOB_TTL,
         )
         (ahead,), _ = self._queue_state([(spec.backend, spec.id)])
         return Accepted(spec, ahead, in_request=False)

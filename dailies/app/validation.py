@@ -10,6 +10,7 @@ from typing import Any
 
 from backends.base import IMAGE_TO_VIDEO, Backend, Checkpoint, FrameRule
 from dailies.app.errors import ApiError, invalid
+from dailies.contract.images import ImageRefused, decoded
 from dailies.contract.spec import JobSpec, new_id
 
 PROMPT_MAX = 2000
@@ -64,18 +65,26 @@ def integer(body: dict, name: str) -> int | None:
 
 
 def _image(body: dict) -> bytes:
-    """An image as base64 or a data: URL; its type is checked by the worker that decodes it."""
+    """An image as base64 or a data: URL, refused here unless the worker can decode it (see
+    dailies.contract.images: the same checks run there)."""
     value = body["image"]
     if not isinstance(value, str):
         raise invalid("image", "image must be a base64 string or a data: URL")
     if value.startswith("data:"):
-        value = value.partition(",")[2]
+        _, comma, value = value.partition(",")
+        if not comma:
+            raise invalid("image", "image is a data: URL without a comma before its data")
     if len(value) > IMAGE_MAX_BYTES * 4 // 3 + 4:
         raise ApiError(413, "too_large", f"image is larger than {IMAGE_MAX_BYTES // 2**20} MB", "image")
     try:
-        return base64.b64decode(value, validate=True)
+        data = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise invalid("image", "image is not valid base64") from None
+    try:
+        decoded(data).close()  # decoded once, within the pixel cap, so a damaged one is refused now
+    except ImageRefused as exc:
+        raise invalid("image", str(exc)) from None
+    return data
 
 
 def _storable(value: Any, depth: int = 0) -> str | None:

@@ -77,7 +77,7 @@ class Field(StrEnum):
 IN_REQUEST = "request"  # the `runner` of a job that runs in its visitor's request (ZeroGPU)
 _FIELDS = frozenset(Field)
 
-# KEYS[1]: the hash; KEYS[2]: the changes channel. ARGV: op, job id, new status ('' none),
+# KEYS[1]: the hash; KEYS[2]: the changes channel; KEYS[3]: the start image. ARGV: op, job id, new status ('' none),
 # run token ('' unchecked), then field/value pairs ('del': field names).
 # Answers 'ok' (or the new run token for 'start'), else why not: missing, final, stale, refused.
 _WRITE = """
@@ -103,12 +103,32 @@ elseif #ARGV > 4 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 end
 if to ~= '' then redis.call('HSET', KEYS[1], 'status', to) end
+-- An ended job never runs again: its start image (up to 10 MB) leaves Redis with its end.
+if to == 'succeeded' or to == 'failed' or to == 'canceled' then redis.call('DEL', KEYS[3]) end
 redis.call('PUBLISH', KEYS[2], id)
 return answer
 """
 
+# KEYS: the job's hash, its result hash, the collect list. ARGV: run token ('' unchecked), the
+# result's TTL, job id, video, poster, metadata. One script, so that a run handed on between the
+# check and the write cannot put its video where its successor's goes: 1 if handed back, else 0.
+_HAND_BACK = """
+local now = redis.call('HMGET', KEYS[1], 'status', 'attempts')
+if now[1] ~= 'running' or (ARGV[1] ~= '' and now[2] ~= ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], 'video', ARGV[4], 'poster', ARGV[5], 'meta', ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('LPUSH', KEYS[3], ARGV[3])
+return 1
+"""
 
-_script: Script | None = None  # registered once: every write of every job runs it
+
+_scripts: dict[str, Script] = {}  # each registered once: every write of every job runs one
+
+
+def _script(redis: Redis, source: str) -> Script:
+    if source not in _scripts:
+        _scripts[source] = redis.register_script(source)
+    return _scripts[source]
 
 
 class Superseded(Exception):
@@ -129,23 +149,35 @@ class JobRecord:
         self.redis, self.id, self.run = redis, job_id, run
         self.key = keys.job(job_id)
 
+    @property
+    def token(self) -> int | str:
+        """The run token as the scripts take it ('' for the app: unchecked)."""
+        return "" if self.run is None else self.run
+
     def _write(self, op: str, status: JobStatus | None, fields: dict[str, Any], client: Pipeline | None = None) -> Any:
-        global _script
-        if _script is None:
-            _script = self.redis.register_script(_WRITE)
+        script = _script(self.redis, _WRITE)
         if client is None and isinstance(self.redis, Pipeline):
             client = self.redis
-        args = [op, self.id, status or "", "" if self.run is None else self.run, *_pairs(fields)]
+        args = [op, self.id, status or "", self.token, *_pairs(fields)]
+        names = [self.key, keys.CHANGES, keys.image(self.id)]
         if client is not None:
-            _script(keys=[self.key, keys.CHANGES], args=args, client=client)
+            script(keys=names, args=args, client=client)
             return "pipelined"  # answered by the pipeline's execute
-        answer = _script(keys=[self.key, keys.CHANGES], args=args, client=self.redis)
+        answer = script(keys=names, args=args, client=self.redis)
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
     # -- the app -----------------------------------------------------------------------------
 
-    def create(self, backend: str, request: dict[str, Any], in_request: bool, client: Pipeline | None = None) -> None:
-        """A new queued job (the one write that does not go through the script: nothing exists yet)."""
+    def create(
+        self,
+        backend: str,
+        request: dict[str, Any],
+        in_request: bool,
+        image: bytes | None = None,
+        client: Pipeline | None = None,
+    ) -> None:
+        """A new queued job (the one write that does not go through the script: nothing exists yet),
+        and its start image, kept beside the record until the job ends (see `image`)."""
         now = time.time()
         mapping: dict[str, Any] = {
             Field.STATUS: JobStatus.QUEUED,
@@ -159,12 +191,19 @@ class JobRecord:
         pipe = client if client is not None else self.redis.pipeline()
         pipe.hset(self.key, mapping=mapping)
         pipe.expire(self.key, JOB_TTL)
+        if image is not None:
+            pipe.set(keys.image(self.id), image, ex=JOB_TTL)
         pipe.publish(keys.CHANGES, self.id)
         if client is None:
             pipe.execute()
 
     def read(self) -> dict[str, str]:
         return keys.decode(self.redis.hgetall(self.key))
+
+    def image(self) -> bytes | None:
+        """The start image given to `create`: the queue's copy of a job (RQ's, kept after the job
+        ends) holds none, so the image can leave Redis the moment the job ends."""
+        return self.redis.get(keys.image(self.id))
 
     def get(self, name: Field) -> str | None:
         value = self.redis.hget(self.key, name)
@@ -269,10 +308,6 @@ class Reporter:
         superseded = self.record.run is not None and run is not None and int(run) != self.record.run
         return superseded or (status is not None and JobStatus(status.decode()).terminal)
 
-    def claim(self, name: Field) -> bool:
-        """Set a flag field once: False when it was already set (a duplicate run of the same step)."""
-        return self._write("claim", None, {name: 1}) == "ok"
-
     def end(self, status: JobStatus, **fields: Any) -> bool:
         return self.record.end(status, **fields)
 
@@ -283,12 +318,12 @@ class Reporter:
         if size > most:
             error = f"the video is {size // 2**20} MB, over the {most // 2**20} MB limit"
             return JobStatus.FAILED if self.end(JobStatus.FAILED, error=error) else None
-        if not self.record.update(**{Field.PROGRESS: 0.99, Field.MESSAGE: "saving"}):
+        record = self.record
+        handed = _script(record.redis, _HAND_BACK)(
+            keys=[record.key, keys.result(record.id), keys.COLLECT],
+            args=[record.token, settings.result_ttl, record.id, mp4, poster, meta.to_json()],
+        )
+        if not handed:
             return None
-        redis, job_id = self.record.redis, self.record.id
-        with redis.pipeline() as pipe:
-            pipe.hset(keys.result(job_id), mapping={"video": mp4, "poster": poster, "meta": meta.to_json()})
-            pipe.expire(keys.result(job_id), settings.result_ttl)
-            pipe.lpush(keys.COLLECT, job_id)
-            pipe.execute()
+        record.update(**{Field.PROGRESS: 0.99, Field.MESSAGE: "saving"})  # refused if already collected
         return JobStatus.RUNNING

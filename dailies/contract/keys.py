@@ -5,6 +5,7 @@
 | `rq:queue:dailies:<backend>` | list (RQ) | app | queued jobs of one backend (`queue_name`) |
 | `dailies:job:<id>` | hash | `job_record` only | status, progress, message, request, result, heartbeat |
 | `dailies:changes` | pub/sub channel | `job_record` | the id of each job whose record changed |
+| `dailies:image:<id>` | string, TTL | `job_record` only | a queued job's start image, deleted when the job ends |
 | `dailies:cancel:<id>` | string | app | a cancel request the backend checks between steps |
 | `dailies:result:<id>` | hash, TTL | worker | MP4, poster and metadata waiting for the collector |
 | `dailies:collect` | list | worker | ids of results to collect |
@@ -36,6 +37,10 @@ def queue_name(backend: str) -> str:
 
 def job(job_id: str) -> str:
     return f"dailies:job:{job_id}"
+
+
+def image(job_id: str) -> str:
+    return f"dailies:image:{job_id}"
 
 
 def cancel(job_id: str) -> str:

@@ -10,7 +10,6 @@ run here too. torch is imported inside the functions: importing this module stay
 from __future__ import annotations
 
 import importlib
-import io
 import logging
 import os
 import threading
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from backends.base import (
     IMAGE_TO_VIDEO,
@@ -33,6 +33,7 @@ from backends.base import (
     Video,
 )
 from backends.local_model import NO_GPU, LocalModelBackend, PipelineClass, model_label
+from dailies.contract.images import ImageRefused, start_image
 from dailies.contract.media import encode_mp4, poster_jpeg
 from dailies.contract.settings import Settings, model_env_name
 from dailies.contract.spec import JobSpec
@@ -330,13 +331,10 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     return (np.clip(frames, 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
-def decode_image(data: bytes, width: int, height: int):
-    """The start image of an image-to-video job, as RGB at the video's size."""
-    from PIL import Image, UnidentifiedImageError
-
+def decode_image(data: bytes, width: int, height: int) -> Image.Image:
+    """The start image of an image-to-video job, checked again as at submit (a job queued before
+    the checks, or sent past the app), as upright RGB at the video's size."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise GenerationError("image is not a readable picture (PNG, JPEG or WebP)") from None
+        return start_image(data, width, height)
+    except ImageRefused as exc:
+        raise GenerationError(str(exc)) from None

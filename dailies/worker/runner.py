@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from functools import cache
 
 from redis import Redis
@@ -45,6 +46,8 @@ def run(spec: JobSpec) -> str:
     # this run's token, so a stalled run that wakes after its job was handed on writes nothing.
     if record.start() is None:
         return "gone"  # canceled or failed while it waited
+    if spec.image is None:  # queued since issue 20: the image waits beside the record (older jobs hold it)
+        spec = replace(spec, image=record.image())
     reporter = Reporter(record)
     backend = backends.get(spec.backend, settings())
     if isinstance(backend, PolledBackend):
