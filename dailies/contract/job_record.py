@@ -59,6 +59,7 @@ class Field(StrEnum):
     CREATED = "created"
     REQUEST = "request"  # the spec's recipe, JSON
     RUNNER = "runner"  # "request" for a job run in its visitor's request (ZeroGPU); absent on the queue
+    OWNER = "owner"  # who may cancel or retry it (dailies/app/visitors.py); absent: no one (queued before owners)
     PROGRESS = "progress"
     MESSAGE = "message"
     HEARTBEAT = "heartbeat"
@@ -144,7 +145,14 @@ class JobRecord:
 
     # -- the app -----------------------------------------------------------------------------
 
-    def create(self, backend: str, request: dict[str, Any], in_request: bool, client: Pipeline | None = None) -> None:
+    def create(
+        self,
+        backend: str,
+        request: dict[str, Any],
+        in_request: bool,
+        owner: str | None = None,
+        client: Pipeline | None = None,
+    ) -> None:
         """A new queued job (the one write that does not go through the script: nothing exists yet)."""
         now = time.time()
         mapping: dict[str, Any] = {
@@ -156,6 +164,8 @@ class JobRecord:
         }
         if in_request:
             mapping |= {Field.RUNNER: IN_REQUEST, Field.HEARTBEAT: now}
+        if owner is not None:
+            mapping[Field.OWNER] = owner
         pipe = client if client is not None else self.redis.pipeline()
         pipe.hset(self.key, mapping=mapping)
         pipe.expire(self.key, JOB_TTL)
