@@ -20,6 +20,7 @@ from redis import Redis
 from dailies.app.visitor_cookie import COOKIE, VALUE
 from dailies.contract import keys
 from tests.conftest import ROOT, App, Processes, start_app, wait_for
+from tests.hosted_servers import HostedServer, worker_env
 from tests.hub_server import HubServer
 
 # A preview job this slow is still running (cancellable) for the whole test.
@@ -79,6 +80,27 @@ def test_only_the_owner_cancels_through_the_api_and_the_page_endpoint(slow_app: 
     assert slow_app.client.post(f"/api/v1/jobs/{queued}/cancel").json()["status"] == "canceled"
     assert page_cancel(slow_app.client, mine)["status"] == "canceling"
     assert slow_app.wait_done(mine)["status"] == "canceled"
+
+
+def test_a_comparison_and_its_jobs_belong_to_who_made_it(
+    processes: Processes, tmp_path: Path, redis_url: str, redis: Redis
+) -> None:
+    with HostedServer() as hosted:
+        processes.worker(redis_url, backends="preview,openai-videos", **worker_env(hosted), **SLOW)
+        app = start_app(processes, tmp_path, redis_url, **ROOMY)
+        answer = app.client.post("/api/v1/jobs", json={"prompt": "both ways", "backends": ["preview", "openai-videos"]})
+        assert answer.status_code == 202, answer.text
+        group, ids = answer.json()["group"], [j["id"] for j in answer.json()["jobs"]]
+        cookie = app.client.cookies[COOKIE]
+        owner = f"cookie:{hashlib.sha256(cookie.encode()).hexdigest()}"
+        assert redis.hget(keys.group(group), "owner").decode() == owner
+        assert [owner_of(redis, j) for j in ids] == [owner, owner]
+        with other(app) as stranger:
+            assert stranger.get(f"/api/v1/groups/{group}").json()["id"] == group  # reading stays open
+            for job_id in ids:
+                assert stranger.post(f"/api/v1/jobs/{job_id}/cancel").json() == unknown_body(job_id)
+        for job_id in ids:
+            assert app.client.post(f"/api/v1/jobs/{job_id}/cancel").status_code in (202, 409)  # 409: it ended
 
 
 def test_a_signed_in_job_belongs_to_the_hub_user_not_to_a_cookie(
