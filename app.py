@@ -19,6 +19,7 @@ import gradio as gr  # noqa: E402
 import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 from starlette.routing import Mount  # noqa: E402
 
 import backends  # noqa: E402
@@ -26,6 +27,7 @@ from dailies.app import api, assets, embedded, page, share, zerogpu  # noqa: E40
 from dailies.app.http_protocol import with_header_deadline  # noqa: E402
 from dailies.app.service import Service  # noqa: E402
 from dailies.app.supervisor import Supervisor, reconnecting  # noqa: E402
+from dailies.app.visitor_cookie import VisitorCookie  # noqa: E402
 from dailies.contract.settings import Settings  # noqa: E402
 
 log = logging.getLogger("dailies.app")
@@ -33,8 +35,10 @@ log = logging.getLogger("dailies.app")
 
 def app_kwargs(service: Service) -> dict:
     """The FastAPI app's own part: /api/v1, /media (the dataset folder), the share pages /g/ and
-    /c/, the app's static files and the JSON errors."""
+    /c/, the app's static files, the JSON errors, and the visitor cookie on every response that
+    arrived without one (the page's events pass through it too)."""
     return {
+        "middleware": [Middleware(VisitorCookie)],
         "title": "Dailies",
         "docs_url": "/api/docs",
         "openapi_url": "/api/openapi.json",

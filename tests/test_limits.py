@@ -35,12 +35,13 @@ def paused(worker: Proc) -> Iterator[None]:
 
 
 def burst(app: App, n: int, headers: list[dict[str, str]] | None = None) -> list[httpx.Response]:
-    """`n` submissions released together from `n` threads, each on its own connection."""
+    """`n` submissions released together from `n` threads, each on its own connection, all with
+    the app client's visitor cookie (so that it may cancel what they queued)."""
     gate = threading.Barrier(n)
     answers: list[httpx.Response] = [None] * n  # type: ignore[list-item]
 
     def one(i: int) -> None:
-        with httpx.Client(base_url=app.url, timeout=60) as client:
+        with httpx.Client(base_url=app.url, timeout=60, cookies=app.client.cookies) as client:
             gate.wait()
             answers[i] = client.post("/api/v1/jobs", json=BODY, headers=(headers or [{}] * n)[i])
 

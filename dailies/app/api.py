@@ -139,8 +139,10 @@ def router(service: Service) -> APIRouter:
         )
 
     @api.post("/jobs/{job_id}/cancel", status_code=202)
-    def cancel(job_id: str) -> dict:
-        return service.jobs.cancel(job_id)
+    async def cancel(job_id: str, request: Request) -> dict:
+        """Only by the visitor who made the job: to anyone else, 404 as for an unknown id."""
+        visitor = await whoami.visitor(request, service.settings)
+        return await run_in_threadpool(service.jobs.cancel, job_id, visitor)
 
     @api.get("/groups/{group_id}")
     def group(group_id: str) -> dict:

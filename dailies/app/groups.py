@@ -178,14 +178,10 @@ class Groups:
                 ) from None
             specs.append(replace(spec, group=group_id))
         with self.redis.pipeline() as pipe:
-            pipe.hset(
-                keys.group(group_id),
-                mapping={
-                    "prompt": specs[0].prompt,
-                    "created": time.time(),
-                    "jobs": json.dumps([s.id for s in specs]),
-                },
-            )
+            record = {"prompt": specs[0].prompt, "created": time.time(), "jobs": json.dumps([s.id for s in specs])}
+            if visitor.owner is not None:
+                record["owner"] = visitor.owner  # as each of its jobs: who may cancel or retry them
+            pipe.hset(keys.group(group_id), mapping=record)
             pipe.expire(keys.group(group_id), JOB_TTL)
             pipe.execute()
         try:

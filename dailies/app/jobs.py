@@ -4,7 +4,8 @@ A job's record (`dailies:job:<id>`) is written only through `dailies.contract.jo
 enforces its life: queued -> running -> succeeded | failed | canceled. The app creates it queued,
 cancels a job still in the queue, and (the collector) ends it succeeded once its result is stored;
 whoever runs it writes the rest. Cancelling a running job raises a flag its backend checks
-between steps.
+between steps. A job belongs to the visitor who made it (`Field.OWNER`): only they may cancel or
+retry it; to anyone else it answers as an unknown id does. Reading it stays open to all.
 
 There is one way in, `enqueue`: it answers what it accepted and where each job runs. On a
 ZeroGPU Space an open-model job is recorded the same way but runs in the visitor's own request
@@ -39,6 +40,10 @@ UNAVAILABLE_RETRY_S = 30
 
 def _int(value: str | None) -> int | None:
     return int(value) if value else None
+
+
+def _unknown(job_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no job {job_id!r}")
 
 
 @dataclass(frozen=True)
@@ -149,23 +154,23 @@ class Jobs:
         answers = []
         for i, spec in enumerate(specs):
             try:
-                answers.append(self._enqueue(spec))
+                answers.append(self._enqueue(spec, visitor.owner))
             except BaseException:
                 for left in specs[i:]:
                     self.limits.release(visitor.key, left.backend, left.id)
                 raise
         return answers
 
-    def _enqueue(self, spec: JobSpec) -> Accepted:
+    def _enqueue(self, spec: JobSpec, owner: str | None) -> Accepted:
         here = self.in_request(backends.get(spec.backend, self.settings))
         # The record exists before the job can reach a worker.
         record = JobRecord(self.redis, spec.id)
         if here:
-            record.create(spec.backend, spec.recipe(), in_request=True)
+            record.create(spec.backend, spec.recipe(), in_request=True, owner=owner)
             return Accepted(spec, 0, in_request=True)
         # The image waits beside the record, which drops it when the job ends; RQ's copy of the
         # job (its arguments and their repr, kept for a while after the end) never holds it.
-        record.create(spec.backend, spec.recipe(), in_request=False, image=spec.image)
+        record.create(spec.backend, spec.recipe(), in_request=False, owner=owner, image=spec.image)
         Queue(keys.queue_name(spec.backend), connection=self.redis).enqueue_call(
             RUNNER,
             args=(replace(spec, image=None),),
@@ -192,8 +197,16 @@ class Jobs:
     def status(self, job_id: str) -> JobView:
         found = self.statuses([job_id]).get(job_id)
         if found is None:
-            raise ApiError(404, "not_found", f"no job {job_id!r}")
+            raise _unknown(job_id)
         return found
+
+    def owned(self, job_id: str, visitor: Visitor) -> JobView:
+        """The status of a job this visitor made; anyone else's (or no one's) answers as an
+        unknown id does, so that whether it exists is not given away."""
+        owner = JobRecord(self.redis, job_id).get(Field.OWNER) if valid_id(job_id) else None
+        if not visitor.owns(owner):
+            raise _unknown(job_id)
+        return self.status(job_id)
 
     def statuses(self, job_ids: list[str]) -> dict[str, JobView]:
         """The status of each job that exists, in two Redis round trips however many are asked for."""
@@ -271,8 +284,14 @@ class Jobs:
             result=json.loads(raw["result"]) if status == JobStatus.SUCCEEDED else None,
         )
 
-    def cancel(self, job_id: str) -> dict:
-        found = self.status(job_id)
+    def retry(self, job_id: str, visitor: Visitor, from_page: bool = False) -> Accepted:
+        """The visitor's job submitted again, as a new job with its recipe (its seed included)."""
+        request = self.owned(job_id, visitor).request
+        body = {k: v for k, v in request.items() if k not in ("id", "params", "group") and v not in (None, "")}
+        return self.submit({**body, **request["params"]}, visitor, from_page)
+
+    def cancel(self, job_id: str, visitor: Visitor) -> dict:
+        found = self.owned(job_id, visitor)
         if found.status in TERMINAL:
             raise ApiError(409, "already_finished", f"job {job_id} has already {found.status}")
         record = JobRecord(self.redis, job_id)

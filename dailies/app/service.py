@@ -70,16 +70,12 @@ class Service:
         self.storage.stop()
 
     def workers(self, max_age: float = WORKERS_FRESH_S) -> list[dict]:
-        """Live RQ workers and the queues they serve (cached briefly: this is on the submit path)."""
+        """Live RQ workers, their state (busy, idle) and the queues they serve, and never the job one
+        runs: healthz is public (cached briefly: this is on the submit path)."""
         at, cached = self._workers
         if time.monotonic() - at > max_age:
             cached = [
-                {
-                    "name": w.name,
-                    "state": str(w.get_state()),
-                    "queues": w.queue_names(),
-                    "current_job": w.get_current_job_id(),
-                }
+                {"name": w.name, "state": str(w.get_state()), "queues": w.queue_names()}
                 for w in Worker.all(connection=self.redis)
             ]
             self._workers = (time.monotonic(), cached)

@@ -1,10 +1,12 @@
-"""Who a visitor is, for limits and sign-in: a Hugging Face username, else the client address.
+"""Who a visitor is: for limits and sign-in (`key`), and for whose jobs are whose (`owner`).
 
 - The page: the signed-in `gr.OAuthProfile` where the Space enables `hf_oauth`.
 - The JSON API: a Hugging Face token as `Authorization: Bearer hf_...`, identified by the Hub's
   whoami and cached here (whoami is strictly rate-limited); the token itself is kept only as a
   hash and never logged.
-- Otherwise the client address; behind the Spaces proxy, the entry it appended to X-Forwarded-For.
+- Otherwise, for limits, the client address (behind the Spaces proxy, the entry it appended to
+  X-Forwarded-For): clearing a cookie must not reset a limit. For ownership, the visitor cookie
+  (dailies/app/visitor_cookie.py), as a hash: an address is shared by many visitors.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import httpx
 from huggingface_hub import constants
 from starlette.requests import Request
 
+from dailies.app import visitor_cookie
 from dailies.app.errors import ApiError
 from dailies.contract.settings import Settings
 
@@ -37,14 +40,21 @@ log = logging.getLogger("dailies.app.visitors")
 
 @dataclass(frozen=True)
 class Visitor:
-    """`key` is what limits count by: `hf:<username>` or `addr:<client address>`."""
+    """`key` is what limits count by: `hf:<username>` or `addr:<client address>`. `owner` is
+    whose jobs it makes and may cancel or retry: `hf:<username>`, or `cookie:<sha256 of the
+    visitor cookie>`; None without either (its jobs belong to no one)."""
 
     key: str
     username: str | None = None
+    owner: str | None = None
 
     @property
     def signed_in(self) -> bool:
         return self.username is not None
+
+    def owns(self, owner: str | None) -> bool:
+        """Whether a job or comparison recorded with `owner` is this visitor's (one without is no one's)."""
+        return owner is not None and owner == self.owner
 
 
 def client_address(request: Request, hops: int) -> str:
@@ -59,7 +69,8 @@ def client_address(request: Request, hops: int) -> str:
 
 
 def signed_in(username: str) -> Visitor:
-    return Visitor(f"hf:{username.lower()}", username)
+    key = f"hf:{username.lower()}"
+    return Visitor(key, username, key)
 
 
 def of_page(request: Request, username: str | None, settings: Settings) -> Visitor:
@@ -68,7 +79,13 @@ def of_page(request: Request, username: str | None, settings: Settings) -> Visit
 
 
 def anonymous(request: Request, settings: Settings) -> Visitor:
-    return Visitor(f"addr:{client_address(request, settings.forwarded_hops)}")
+    return Visitor(f"addr:{client_address(request, settings.forwarded_hops)}", owner=cookie_owner(request))
+
+
+def cookie_owner(request: Request) -> str | None:
+    """The owner named by the request's visitor cookie (its hash: the value is a secret)."""
+    value = visitor_cookie.value_in(request.headers.get("cookie", ""))
+    return None if value is None else f"cookie:{hashlib.sha256(value.encode()).hexdigest()}"
 
 
 class Whoami:

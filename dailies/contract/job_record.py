@@ -59,6 +59,7 @@ class Field(StrEnum):
     CREATED = "created"
     REQUEST = "request"  # the spec's recipe, JSON
     RUNNER = "runner"  # "request" for a job run in its visitor's request (ZeroGPU); absent on the queue
+    OWNER = "owner"  # who may cancel or retry it (dailies/app/visitors.py); absent: no one (queued before owners)
     PROGRESS = "progress"
     MESSAGE = "message"
     HEARTBEAT = "heartbeat"
@@ -173,11 +174,12 @@ class JobRecord:
         backend: str,
         request: dict[str, Any],
         in_request: bool,
+        owner: str | None = None,
         image: bytes | None = None,
         client: Pipeline | None = None,
     ) -> None:
         """A new queued job (the one write that does not go through the script: nothing exists yet),
-        and its start image, kept beside the record until the job ends (see `image`)."""
+        its owner, and its start image, kept beside the record until the job ends (see `image`)."""
         now = time.time()
         mapping: dict[str, Any] = {
             Field.STATUS: JobStatus.QUEUED,
@@ -188,6 +190,8 @@ class JobRecord:
         }
         if in_request:
             mapping |= {Field.RUNNER: IN_REQUEST, Field.HEARTBEAT: now}
+        if owner is not None:
+            mapping[Field.OWNER] = owner
         pipe = client if client is not None else self.redis.pipeline()
         pipe.hset(self.key, mapping=mapping)
         pipe.expire(self.key, JOB_TTL)

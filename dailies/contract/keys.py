@@ -3,7 +3,7 @@
 | key | type | written by | holds |
 |---|---|---|---|
 | `rq:queue:dailies:<backend>` | list (RQ) | app | queued jobs of one backend (`queue_name`) |
-| `dailies:job:<id>` | hash | `job_record` only | status, progress, message, request, result, heartbeat |
+| `dailies:job:<id>` | hash | `job_record` only | status, progress, message, request, result, heartbeat, owner |
 | `dailies:changes` | pub/sub channel | `job_record` | the id of each job whose record changed |
 | `dailies:image:<id>` | string, TTL | `job_record` only | a queued job's start image, deleted when the job ends |
 | `dailies:cancel:<id>` | string | app | a cancel request the backend checks between steps |
@@ -13,7 +13,7 @@
 | `dailies:active:<hash>` | sorted set | app | a visitor's queued and running jobs (only a hash of who they are) |
 | `dailies:hourly:<hash>` | sorted set, TTL | app | a visitor's submissions in the last hour |
 | `dailies:queued:<backend>` | sorted set | app | a backend's queued job ids, for the queue cap |
-| `dailies:group:<id>` | hash | app | a comparison: its prompt, creation time and job ids |
+| `dailies:group:<id>` | hash | app | a comparison: its prompt, creation time, job ids and owner (a hash of who) |
 | `dailies:due:<backend>` | sorted set | worker | hosted jobs by the due time of their next poll |
 | `dailies:polling:<id>` | string, TTL | worker | the lease of the worker polling a hosted job |
 | `dailies:backend:<name>:misconfigured` | string, TTL | worker | why a provider refused its key |

@@ -13,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-from dailies.app import zerogpu
+from dailies.app import visitors, zerogpu
 from dailies.app.errors import ApiError
 from dailies.app.page import compare, detail, gallery, generate, job_list, on_zerogpu
 from dailies.app.page.clicks import CardClick
@@ -143,12 +143,13 @@ def _programs_api(service: Service) -> None:
             return "", "", exc.body()
         return g["video_url"], g["prompt"], detail.recipe(g)
 
-    def cancel(job_id: str) -> dict[str, Any]:
-        """Cancel one job, as POST /api/v1/jobs/{id}/cancel answers."""
+    def cancel(job_id: str, request: gr.Request, profile: gr.OAuthProfile | None) -> dict[str, Any]:
+        """Cancel one of the caller's jobs, as POST /api/v1/jobs/{id}/cancel answers."""
         if refused := _not_text(job_id=job_id):
             return refused
+        visitor = visitors.of_page(request.request, profile and profile.username, service.settings)
         try:
-            return service.jobs.cancel(job_id)
+            return service.jobs.cancel(job_id, visitor)
         except ApiError as exc:
             return exc.body()
 
