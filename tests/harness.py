@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +100,16 @@ class Proc:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def paused(worker: Proc) -> Iterator[None]:
+    """The worker stopped (SIGSTOP) meanwhile: accepted jobs stay queued, counting against their visitor."""
+    worker.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        worker.proc.send_signal(signal.SIGCONT)
 
 
 class Processes:

@@ -8,28 +8,15 @@ either: it would name jobs that were never queued. Through the real app, Redis a
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from redis import Redis
 
 from tests.conftest import App, Processes, start_app
-from tests.harness import Proc
+from tests.harness import Proc, paused
 
 ONE = {"prompt": "a lighthouse at dusk", "backend": "preview"}
 PAIR = {"prompt": "a lighthouse at dusk", "backends": ["preview", "wan"], "duration_s": 1.0}
-
-
-@contextmanager
-def paused(worker: Proc) -> Iterator[None]:
-    """Accepted jobs stay queued, so they count against the visitor for the whole test."""
-    worker.proc.send_signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        worker.proc.send_signal(signal.SIGCONT)
 
 
 def studio(processes: Processes, tmp_path: Path, redis_url: str) -> tuple[App, Proc]:

@@ -6,11 +6,9 @@ the counts cannot depend on timing.
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,19 +17,10 @@ from redis import Redis
 
 from dailies.contract import keys
 from tests.conftest import App, Processes, start_app
-from tests.harness import Proc
+from tests.harness import paused
 from tests.hub_server import HubServer
 
 BODY = {"prompt": "a crowd at the gate", "backend": "preview"}
-
-
-@contextmanager
-def paused(worker: Proc) -> Iterator[None]:
-    worker.proc.send_signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        worker.proc.send_signal(signal.SIGCONT)
 
 
 def burst(app: App, n: int, headers: list[dict[str, str]] | None = None) -> list[httpx.Response]:

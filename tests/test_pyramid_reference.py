@@ -1,19 +1,16 @@
 """Our Pyramid Flow against the public reference (jy0205/Pyramid-Flow), on the same tiny random weights.
 
-Runs only where PYRAMID_FLOW_REFERENCE points at a local checkout. The reference pins old
-libraries, so its modules are imported straight from the checkout, with stand-ins for what does not
-import here: its `trainer_misc` package (training utilities; inference only asks whether sequence
-parallelism is on), torchvision (imported for image-to-video transforms) and the shims of the VAE
-test's fixture. The reference draws its block noise from the global RNG through a
+Runs only where PYRAMID_FLOW_REFERENCE points at a local checkout (`-m live`). The reference pins
+old libraries, so its modules are imported straight from the checkout, with stand-ins for what does
+not import here (tests/pyramid_reference.py, shared with the script that stores the numbers every
+default run checks). The reference draws its block noise from the global RNG through a
 MultivariateNormal that recent torch refuses (the covariance is singular), so both sides get their
 block noise from our `block_noise` with the same generator: same noise, as the comparison needs.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import sys
+import os
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +24,8 @@ from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5Tokeniz
 
 from backends.pyramid_flow.pipeline import PyramidFlowPipeline  # noqa: E402
 from backends.pyramid_flow.scheduler import PyramidFlowScheduler  # noqa: E402
-from tests.test_pyramid_vae import reference_vae_class  # noqa: E402, F401  (the fixture)
-from tests.tiny_pyramid import FOLDERS, TRANSFORMER, VAE, save_tiny_pyramid  # noqa: E402
+from tests.pyramid_reference import reference_modules, reference_pipeline  # noqa: E402
+from tests.tiny_pyramid import FOLDERS, TRANSFORMER, save_tiny_pyramid  # noqa: E402
 
 # Needs a checkout of the reference, which CI has not: asked for like the live tests. Every default
 # run checks the same numbers against tests/data/pyramid_reference.npz (test_pyramid_stored_reference).
@@ -38,58 +35,14 @@ PROMPT = "a red boat on the sea"
 FIRST_STEPS, VIDEO_STEPS = [2, 1, 2], [1, 2, 1]
 
 
-def _stand_in(name: str, **attributes: object) -> types.ModuleType:
-    module = types.ModuleType(name)
-    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
-    module.__dict__.update(attributes)
-    return module
-
-
 @pytest.fixture(scope="module")
-def reference(reference_vae_class: type) -> Iterator[types.SimpleNamespace]:  # noqa: F811
-    """The reference's transformer, scheduler, pipeline and VAE classes (its checkout is on sys.path)."""
-    root = Path(sys.path[0])
-    unused = dict.fromkeys(
-        ("get_sequence_parallel_group", "get_sequence_parallel_world_size", "get_sequence_parallel_rank",
-         "get_sequence_parallel_group_rank", "all_to_all"),
-    )  # fmt: skip
-    sys.modules["trainer_misc"] = _stand_in(
-        "trainer_misc", is_sequence_parallel_initialized=lambda: False, get_rank=lambda: 0, **unused
-    )
-    # Image-to-video's transforms: to a [C, H, W] tensor in [0, 1], then normalised.
-    transforms = _stand_in(
-        "torchvision.transforms",
-        Compose=lambda steps: lambda x: functools.reduce(lambda value, step: step(value), steps, x),
-        ToTensor=lambda: lambda image: torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1),
-        Normalize=lambda mean, std: (
-            lambda x: (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
-        ),
-    )
-    sys.modules["torchvision"] = _stand_in("torchvision", transforms=transforms)
-    package = types.ModuleType("pyramid_dit")  # its __init__ would import the SD3 variant's modules too
-    package.__path__ = [str(root / "pyramid_dit")]
-    sys.modules["pyramid_dit"] = package
-    # The SD3-based variant's modules (they import IPython); the miniflux path never uses them.
-    sys.modules["pyramid_dit.mmdit_modules"] = _stand_in(
-        "pyramid_dit.mmdit_modules", PyramidDiffusionMMDiT=None, SD3TextEncoderWithMask=None
-    )
-    try:
-        yield types.SimpleNamespace(
-            transformer=importlib.import_module(
-                "pyramid_dit.flux_modules.modeling_pyramid_flux"
-            ).PyramidFluxTransformer,
-            text_encoder=importlib.import_module(
-                "pyramid_dit.flux_modules.modeling_text_encoder"
-            ).FluxTextEncoderWithMask,
-            pipeline=importlib.import_module(
-                "pyramid_dit.pyramid_dit_for_video_gen_pipeline"
-            ).PyramidDiTForVideoGeneration,
-            scheduler=importlib.import_module("diffusion_schedulers").PyramidFlowMatchEulerDiscreteScheduler,
-            vae=reference_vae_class,
-        )
-    finally:
-        for name in ("trainer_misc", "torchvision", "pyramid_dit", "pyramid_dit.mmdit_modules"):
-            sys.modules.pop(name, None)
+def reference() -> Iterator[types.SimpleNamespace]:
+    """The reference's transformer, scheduler, pipeline and VAE classes, from its checkout."""
+    checkout = os.environ.get("PYRAMID_FLOW_REFERENCE")
+    if not checkout:
+        pytest.skip("PYRAMID_FLOW_REFERENCE is not set (a local checkout of jy0205/Pyramid-Flow)")
+    with reference_modules(Path(checkout).resolve()) as modules:
+        yield modules
 
 
 @pytest.fixture(scope="module")
@@ -100,22 +53,6 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def ours(checkpoint: Path) -> PyramidFlowPipeline:
     return PyramidFlowPipeline.from_pretrained(str(checkpoint / FOLDERS["384p"]))
-
-
-def reference_pipeline(reference: types.SimpleNamespace, ours: PyramidFlowPipeline, checkpoint: Path):
-    """The reference's generation wrapper holding the same weights (its __init__ only reads files)."""
-    pipe = object.__new__(reference.pipeline)
-    pipe.dit = reference.transformer(**TRANSFORMER, use_flash_attn=False).eval()
-    pipe.dit.load_state_dict(ours.transformer.state_dict(), strict=True)
-    pipe.text_encoder = reference.text_encoder(str(checkpoint), torch_dtype=torch.float32)
-    pipe.vae = reference.vae(**VAE).eval()
-    pipe.vae.load_state_dict(ours.vae.state_dict(), strict=True)
-    pipe.stages, pipe.frame_per_unit, pipe.downsample = [1, 2, 4], 1, 8
-    pipe.model_name, pipe.load_vae, pipe.load_text_encoder, pipe.sequential_offload_enabled = "pyramid_flux", 1, 1, 0
-    pipe.vae_shift_factor, pipe.vae_scale_factor = -0.04, 1 / 1.8726
-    pipe.vae_video_shift_factor, pipe.vae_video_scale_factor = -0.2343, 1 / 3.0986
-    pipe.scheduler = reference.scheduler(shift=1.0, stages=3, stage_range=[0, 1 / 3, 2 / 3, 1], gamma=1 / 3)
-    return pipe
 
 
 def report(capsys: pytest.CaptureFixture[str], name: str, value: float) -> None:
