@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -13,8 +14,10 @@ from dailies.app.dataset import Generation, LocalDataset
 from dailies.app.errors import ApiError
 from dailies.app.hub import HubRepo
 from dailies.app.index import GalleryQuery, Index
+from dailies.app.limits import Window
 from dailies.app.publisher import Publisher, PublishQueue
-from dailies.app.takedown import REASON_MAX, State, Tombstones, reason_of
+from dailies.app.takedown import REASON_MAX, State, Takedown, Tombstones, reason_of
+from dailies.contract.settings import Settings
 from tests.conftest import App, Processes, start_app, wait_for
 from tests.hub_server import HubServer
 from tests.test_hub import REPO, generate, hub_env, publisher, remote_ids
@@ -240,6 +243,19 @@ def test_tombstones_keep_a_removed_row_out_of_the_folder_and_the_index(tmp_path:
     for row in rows[1:]:
         dataset.remove(row)
     assert not list(dataset.root.glob("data/*/*/metadata.jsonl"))
+
+
+@pytest.mark.unit
+def test_a_removal_a_stop_interrupted_is_finished_on_start(tmp_path: Path) -> None:
+    dataset = LocalDataset(tmp_path / "dataset")
+    rows = stored(dataset, 1_760_000_000.0, 2)
+    tombstones = Tombstones(tmp_path / "takedown.sqlite")
+    index = Index(tmp_path / "index.sqlite", taken_down=tombstones)
+    index.add(dataset.rows())
+    tombstones.put(rows[0], State.REMOVED, "boss")  # the app stopped right after the tombstone
+    Takedown(tombstones, index, dataset, None, cast(Window, None), Settings.from_env({})).resume()
+    assert [r["id"] for r in dataset.rows()] == [rows[1]["id"]] and index.count() == 1
+    assert not (dataset.root / rows[0]["video_path"]).exists()
 
 
 def test_publisher_deletes_a_removed_row_from_the_hub_once(hub: HubServer, tmp_path: Path) -> None:
