@@ -3,6 +3,7 @@ folder and the Hub dataset, for good (the real app and worker, a real Redis, the
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -178,6 +179,29 @@ def test_a_comparison_with_a_hidden_generation_answers_410(
     page = app.client.get(f"/c/{'c' * 24}")
     assert page.status_code == 410 and "This comparison was taken down" in page.text
     assert app.client.get(f"/g/{rows[1]['id']}").status_code == 200
+
+
+@pytest.mark.browser
+def test_a_visitor_reports_from_the_detail_view(browser, processes: Processes, tmp_path: Path, redis_url: str) -> None:
+    processes.worker(redis_url)
+    app = start_app(processes, tmp_path, redis_url, DAILIES_REPORTS_PER_HOUR="1")
+    (only,) = generate(app, ["a lake to report"])
+    page = browser.new_page()
+    page.goto(f"{app.url}/?g={only}")
+    prompt = page.locator("#detail-prompt textarea")
+    wait_for(lambda: prompt.count() and prompt.input_value() == "a lake to report", 30, what="the detail view")
+    page.locator("#detail-report").get_by_text("Report").click()
+    reason, status = page.locator("#report-reason textarea"), page.locator("#report-status")
+    for text, answer in (("not for a public gallery", "Thank you"), ("and again", "too many reports")):
+        reason.fill(text)
+        page.locator("#report-send").click()
+        wait_for(lambda: answer in status.inner_text(), 15, what=answer)  # noqa: B023
+    assert reason.input_value() == "and again"  # a refused report keeps its text
+    with sqlite3.connect(app.data / "takedown.sqlite") as db:
+        assert db.execute("SELECT generation_id, reason, reporter FROM reports").fetchall() == [
+            (only, "not for a public gallery", None)
+        ]
+    page.close()
 
 
 @pytest.mark.unit
