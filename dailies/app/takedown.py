@@ -94,6 +94,8 @@ class Tombstones:
         return self.state(str(generation_id)) is not None
 
     def state(self, generation_id: str) -> State | None:
+        if not valid_id(generation_id):  # any text a URL carries: only an id can be taken down
+            return None
         with self._lock:
             found = self._db.execute("SELECT state FROM tombstones WHERE id = ?", (generation_id,)).fetchone()
         return State(found[0]) if found else None
@@ -104,6 +106,8 @@ class Tombstones:
         return json.loads(found[0]) if found else None
 
     def group_gone(self, group_id: str) -> bool:
+        if not valid_id(group_id):
+            return False
         with self._lock:
             return self._db.execute("SELECT 1 FROM tombstones WHERE grp = ?", (group_id,)).fetchone() is not None
 
