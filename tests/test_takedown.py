@@ -238,7 +238,7 @@ def stored(dataset: LocalDataset, created: float, n: int, group: str = "") -> li
 @pytest.mark.unit
 def test_tombstones_keep_a_removed_row_out_of_the_folder_and_the_index(tmp_path: Path) -> None:
     dataset = LocalDataset(tmp_path / "dataset")
-    rows = stored(dataset, 1_760_000_000.0, 3, group="g" * 24)
+    rows = stored(dataset, 1_760_000_000.0, 3, group="a" * 24)
     tombstones = Tombstones(tmp_path / "takedown.sqlite")
     index = Index(tmp_path / "index.sqlite", taken_down=tombstones)
     index.add(dataset.rows())
@@ -259,7 +259,7 @@ def test_tombstones_keep_a_removed_row_out_of_the_folder_and_the_index(tmp_path:
     tombstones.put(rows[0], State.HIDDEN, "boss")  # a removed one is not hidden back
     reopened = Tombstones(tmp_path / "takedown.sqlite")
     assert reopened.state(rows[0]["id"]) == State.REMOVED and reopened.state(rows[1]["id"]) == State.HIDDEN
-    assert reopened.group_gone("g" * 24) and not reopened.group_gone("h" * 24)
+    assert reopened.group_gone("a" * 24) and not reopened.group_gone("b" * 24)
     rebuilt = Index(tmp_path / "rebuilt.sqlite", taken_down=reopened)
     assert rebuilt.add([*dataset.rows(), rows[0]]) == 1 and rebuilt.has(rows[2]["id"])
 
