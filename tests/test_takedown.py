@@ -64,6 +64,7 @@ def restart(processes: Processes, tmp_path: Path, app: App, redis_url: str, rebu
     return start_app(processes, tmp_path, redis_url, **env)
 
 
+@pytest.mark.hub
 def test_removed_generation_leaves_gallery_dataset_and_hub_for_good(
     hub: HubServer, processes: Processes, tmp_path: Path, redis_url: str
 ) -> None:
@@ -109,6 +110,7 @@ def test_removed_generation_leaves_gallery_dataset_and_hub_for_good(
     wait_for(lambda: publisher(app)["removals"] == 0, what="the removal marked done after its commit")
 
 
+@pytest.mark.hub
 def test_only_owners_take_down_and_reports_are_limited(
     hub: HubServer, processes: Processes, tmp_path: Path, redis_url: str
 ) -> None:
@@ -165,6 +167,7 @@ def test_only_owners_take_down_and_reports_are_limited(
     assert call("GET", f"/generations/{second}").status_code == 200
 
 
+@pytest.mark.hub
 def test_a_comparison_with_a_hidden_generation_answers_410(
     hub: HubServer, processes: Processes, tmp_path: Path, redis_url: str
 ) -> None:
@@ -282,6 +285,7 @@ def test_a_removal_a_stop_interrupted_is_finished_on_start(tmp_path: Path) -> No
     assert not (dataset.root / rows[0]["video_path"]).exists()
 
 
+@pytest.mark.hub
 def test_publisher_deletes_a_removed_row_from_the_hub_once(hub: HubServer, tmp_path: Path) -> None:
     """The removal commit is made from the Hub's own metadata (this replica has no local copy of
     the folder), deletes only the removed row's files, and is not sent again after a lost answer."""
