@@ -1,7 +1,7 @@
 """A loopback server that speaks the Hub endpoints huggingface_hub 2.4 uses for a dataset repo.
 
 Reached with the real `HfApi(endpoint=...)`: create a repo, preupload (every file "regular", so
-content arrives base64 in the commit's NDJSON body), commit, repo info, tree listing, HEAD/GET
+content arrives base64 in the commit's NDJSON body), commit (added and deleted files), repo info, tree listing, HEAD/GET
 of resolve URLs, and whoami for the tokens in `users`. Tests switch on an outage (every call
 503), 429s on commits, or a commit that lands but whose answer is lost.
 """
@@ -83,12 +83,16 @@ class HubServer:
                 rows += [json.loads(line) for line in content.decode().splitlines() if line.strip()]
         return rows
 
-    def add_commit(self, repo_id: str, files: dict[str, bytes], message: str = "seed") -> str:
+    def add_commit(
+        self, repo_id: str, files: dict[str, bytes], message: str = "seed", deleted: tuple[str, ...] = ()
+    ) -> str:
         repo = self.repos.setdefault(repo_id, Repo(private=False))
         with self.lock:
+            for path in deleted:
+                del repo.files[path]
             repo.files.update(files)
             oid = hashlib.sha1(f"{repo_id}{len(repo.commits)}{message}".encode()).hexdigest()
-            repo.commits.append(Commit(oid, message, sorted(files), time.time()))
+            repo.commits.append(Commit(oid, message, sorted([*files, *deleted]), time.time()))
         return oid
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -193,13 +197,18 @@ class HubServer:
                     message = "You have exceeded the rate limit for repository commits"
                     return self._error(429, message, {"Retry-After": "1"})
                 header = next(item["value"] for item in lines if item["key"] == "header")
-                files = {}
+                files, deleted = {}, []
                 for item in lines:
                     if item["key"] == "file":
                         files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                    elif item["key"] == "deletedFile":
+                        deleted.append(item["value"]["path"])
                     elif item["key"] != "header":
                         return self._error(400, f"unsupported commit operation {item['key']}")
-                oid = hub.add_commit(repo_id, files, header["summary"])
+                # The whole commit is refused when it deletes a file the repo does not hold.
+                if missing := [p for p in deleted if p not in hub.repos[repo_id].files]:
+                    return self._error(404, f"{missing[0]} does not exist", {"X-Error-Code": "EntryNotFound"})
+                oid = hub.add_commit(repo_id, files, header["summary"], tuple(deleted))
                 if hub.lose_commit_answers:
                     hub.lose_commit_answers -= 1
                     return self._error(502, "Bad Gateway")

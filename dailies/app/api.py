@@ -7,6 +7,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator
+from pathlib import PurePosixPath
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -167,6 +168,28 @@ def router(service: Service) -> APIRouter:
     def generation(generation_id: str) -> dict:
         return service.generation(generation_id)
 
+    @api.post("/generations/{generation_id}/report", status_code=201)
+    async def report(generation_id: str, request: Request) -> dict:
+        body = await read_json(request)
+        visitor = await whoami.visitor(request, service.settings)
+        return await run_in_threadpool(service.takedown.report, generation_id, body, visitor)
+
+    # Owners only (dailies/app/takedown.py): signed in with a Hub token whose user is an owner.
+    @api.get("/reports")
+    async def reports(request: Request) -> dict:
+        visitor = await whoami.visitor(request, service.settings)
+        return await run_in_threadpool(service.takedown.reports, visitor)
+
+    @api.post("/generations/{generation_id}/hide")
+    async def hide(generation_id: str, request: Request) -> dict:
+        visitor = await whoami.visitor(request, service.settings)
+        return await run_in_threadpool(service.takedown.hide, generation_id, visitor)
+
+    @api.delete("/generations/{generation_id}")
+    async def remove(generation_id: str, request: Request) -> dict:
+        visitor = await whoami.visitor(request, service.settings)
+        return await run_in_threadpool(service.takedown.remove, generation_id, visitor)
+
     @api.get("/healthz")
     def healthz() -> JSONResponse:
         health = service.health()
@@ -186,7 +209,10 @@ def media(service: Service) -> APIRouter:
 
     @files.get("/media/{path:path}")
     def media_file(path: str) -> FileResponse:
-        found = service.storage.media_file(path) if MEDIA_PATH.fullmatch(path) else None
+        served = MEDIA_PATH.fullmatch(path) is not None
+        if served:
+            service.takedown.check(PurePosixPath(path).stem)  # the file is named by its generation's id
+        found = service.storage.media_file(path) if served else None
         if found is None:
             raise ApiError(404, "not_found", f"no media file {path!r}")
         media_type = "video/mp4" if path.endswith(".mp4") else "image/jpeg"

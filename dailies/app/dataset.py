@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -228,6 +228,22 @@ class LocalDataset:
             self._batch_rows += 1
         return {**row, "video_path": (folder / row["file_name"]).relative_to(self.root).as_posix()}
 
+    def remove(self, row: GenerationRow) -> None:
+        """Take a row out of its metadata.jsonl, then delete its video and poster (the row goes
+        first, so no row points at missing files). Doing it again changes nothing, so a removal a
+        stop interrupted is finished on the next start."""
+        metadata = self.root / row["video_path"].rsplit("/", 1)[0] / "metadata.jsonl"
+        with self._lock:
+            if metadata.exists():
+                text = metadata.read_text(encoding="utf-8")
+                kept = drop_rows(text, {row["id"]})
+                if not kept:  # no row left: no metadata.jsonl (an empty one would be a table of nothing)
+                    metadata.unlink()
+                elif kept != text:
+                    _write_atomic(metadata, kept.encode())
+            for path in (self.root / row["video_path"], self.root / row["poster"]):
+                path.unlink(missing_ok=True)
+
     def find(self, generation_id: str, created: float) -> GenerationRow | None:
         """The stored row of this id, looked for among its creation day's rows."""
         folder = self.root / "data" / utc_date(created)
@@ -254,6 +270,14 @@ class LocalDataset:
 def parse_metadata(folder: str, text: str) -> list[GenerationRow]:
     """The rows of one batch folder's metadata.jsonl, each with its `video_path`."""
     return [{**row, "video_path": f"{folder}/{row['file_name']}"} for _, row in _parse_lines(text)]
+
+
+def drop_rows(text: str, ids: Container[str]) -> str:
+    """A metadata.jsonl's text without the rows of `ids`; every other line is kept as it was."""
+    dropped = {line for line, row in _parse_lines(text) if row["id"] in ids}
+    if not dropped:
+        return text
+    return "".join(line + "\n" for line in text.splitlines() if line not in dropped)
 
 
 def _parse_lines(text: str) -> Iterator[tuple[str, dict[str, Any]]]:

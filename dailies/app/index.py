@@ -1,6 +1,7 @@
 """The gallery index: SQLite in the data folder with full-text search over prompts.
 
-It is a view of the dataset and can always be rebuilt from it. Ids sort by creation time and
+It is a view of the dataset and can always be rebuilt from it, less the generations taken down
+(dailies/app/takedown.py): `add` never takes one of those back in. Ids sort by creation time and
 each row's rowid is made from its id (milliseconds, then random bits), so "newest first" is a
 walk down the rowid (and "oldest first" a walk up it), in the table and in the full-text index
 alike: a search stops after one page of matches instead of sorting them all, and a page costs
@@ -14,7 +15,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,8 +82,9 @@ def fts_query(q: str) -> str | None:
 
 
 class Index:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, taken_down: Container[str] = frozenset()) -> None:
         self.path = path
+        self.taken_down = taken_down
         self._local = threading.local()
         self._write_lock = threading.Lock()
         db = self._db()
@@ -111,6 +113,8 @@ class Index:
             db.execute("BEGIN")
             try:
                 for row in rows:
+                    if row["id"] in self.taken_down:
+                        continue
                     values = (
                         row["id"],
                         row["backend"],
@@ -133,6 +137,23 @@ class Index:
                 db.execute("ROLLBACK")
                 raise
         return added
+
+    def remove(self, generation_id: str) -> None:
+        """Take a generation out of the table and the full-text index (nothing if it is not in)."""
+        with self._write_lock:
+            db = self._db()
+            found = db.execute("SELECT rowid, prompt FROM generations WHERE id = ?", (generation_id,)).fetchone()
+            if found is None:
+                return
+            db.execute("BEGIN")
+            try:
+                # An external-content FTS table forgets a row only when told the text it indexed.
+                db.execute("INSERT INTO prompts (prompts, rowid, prompt) VALUES ('delete', ?, ?)", tuple(found))
+                db.execute("DELETE FROM generations WHERE rowid = ?", (found[0],))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     @staticmethod
     def _has(db: sqlite3.Connection, generation_id: str) -> bool:

@@ -1,4 +1,5 @@
-"""Per-visitor and per-backend limits, checked and reserved in one Redis script.
+"""Per-visitor and per-backend limits, checked and reserved in one Redis script (and a plain
+sliding window for what is not a job, such as reports).
 
 A check and a reservation made in two steps let a burst through (30 submissions released
 together with a limit of 2 got 8 to 25 accepted): the script counts the visitor's active jobs,
@@ -19,7 +20,7 @@ from dailies.app.errors import ApiError
 from dailies.app.visitors import Visitor
 from dailies.contract import keys
 from dailies.contract.settings import Settings
-from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, STALE_BEATS
+from dailies.contract.spec import JOB_TTL, POLL_LEASE_S, STALE_BEATS, new_id
 
 RETRY_ACTIVE_S = 30  # a job takes seconds to minutes: try again after about one short job
 RETRY_QUEUE_S = 60
@@ -63,6 +64,21 @@ redis.call('ZADD', KEYS[3], now, job_id)
 redis.call('ZADD', KEYS[1], now, job_id)
 redis.call('EXPIRE', KEYS[1], job_ttl)
 return {'ok', 0}
+"""
+
+
+# A sliding window: drop what is older than the window, refuse when full (answering the seconds
+# until the oldest leaves it), else count this one; all in one call, so a burst cannot slip past.
+_WINDOW = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tostring(tonumber(oldest[2]) + window - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil(window))
+return false
 """
 
 
@@ -136,6 +152,19 @@ class Limits:
             for key in (keys.active(who), keys.hourly(who), keys.queued(backend)):
                 pipe.zrem(key, job_id)
             pipe.execute()
+
+
+class Window:
+    """At most `limit` events per `window_s` seconds for one key (reports per visitor)."""
+
+    def __init__(self, redis: Redis, limit: int, window_s: float) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._script = redis.register_script(_WINDOW)
+
+    def take(self, key: str) -> int | None:
+        """Count one event; None when it fits, else the whole seconds until one would."""
+        wait = self._script(keys=[key], args=[time.time(), self.window_s, self.limit, new_id()])
+        return None if wait is None else max(1, int(float(wait) + 0.999))
 
 
 def _spoken(seconds: int) -> str:

@@ -7,6 +7,10 @@ each batch folder it touches, that folder's whole `metadata.jsonl` limited to ro
 twice. A commit whose outcome is unknown (the app stopped mid-commit, or the answer was an
 error) is checked against the repo's tree before anything is sent again.
 
+A generation taken down (dailies/app/takedown.py) waits in the same file until a commit deletes
+its MP4 and poster and rewrites its folder's `metadata.jsonl` without it; removals go before new
+rows, and only what the repo still holds is deleted, so that commit too is safe to send again.
+
 At most one commit per `DAILIES_COMMIT_EVERY` seconds and at most HOURLY_MAX per hour, whatever
 the job rate; 429 and 5xx (and any other failure) back off exponentially, honouring Retry-After.
 The thread sleeps until the next attempt is due: a new row or stop() wakes it.
@@ -24,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import CommitOperationAdd
+from huggingface_hub import CommitOperation, CommitOperationAdd, CommitOperationDelete
 from huggingface_hub.errors import HfHubHTTPError
 
-from dailies.app.dataset import GenerationRow, LocalDataset
+from dailies.app.dataset import GenerationRow, LocalDataset, drop_rows
 from dailies.app.hub import REPO_TYPE, HubRepo, git_blob_oid, record_files, short_error
 from dailies.app.index import Index
 from dailies.app.sqlite_state import STATE_TABLE, read_state, write_state
@@ -48,6 +52,12 @@ CREATE TABLE IF NOT EXISTS rows (
     commit_sha TEXT
 );
 CREATE INDEX IF NOT EXISTS rows_pending ON rows (published, id);
+CREATE TABLE IF NOT EXISTS removals (
+    id TEXT PRIMARY KEY,
+    folder TEXT NOT NULL,
+    poster TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0  -- 1 once the repo holds none of its files or its row
+);
 """
 
 
@@ -58,6 +68,10 @@ class QueuedRow:
     id: str
     folder: str  # data/<date>/<batch>
     poster: str  # posters/<date>/<id>.jpg
+
+    @classmethod
+    def of(cls, row: GenerationRow) -> QueuedRow:
+        return cls(row["id"], row["video_path"].rsplit("/", 1)[0], row["poster"])
 
     @property
     def video(self) -> str:
@@ -79,20 +93,19 @@ class PublishQueue:
 
     def add(self, row: GenerationRow) -> None:
         """Queue a new row (an id already queued or published is left as it is)."""
-        folder = row["video_path"].rsplit("/", 1)[0]
+        queued = QueuedRow.of(row)
         with self._lock:
             self._db.execute(
-                "INSERT OR IGNORE INTO rows (id, folder, poster) VALUES (?, ?, ?)", (row["id"], folder, row["poster"])
+                "INSERT OR IGNORE INTO rows (id, folder, poster) VALUES (?, ?, ?)",
+                (queued.id, queued.folder, queued.poster),
             )
 
     def mark_published(self, rows: Iterable[GenerationRow | QueuedRow], sha: str | None) -> None:
         """Rows now on the Hub (also rows read back from the Hub by the index rebuild)."""
         values = []
         for r in rows:
-            if isinstance(r, QueuedRow):
-                values.append((r.id, r.folder, r.poster, sha))
-            else:
-                values.append((r["id"], r["video_path"].rsplit("/", 1)[0], r["poster"], sha))
+            queued = r if isinstance(r, QueuedRow) else QueuedRow.of(r)
+            values.append((queued.id, queued.folder, queued.poster, sha))
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -105,6 +118,36 @@ class PublishQueue:
     def mark_missing(self, rows: Iterable[QueuedRow]) -> None:
         with self._lock:
             self._db.executemany("UPDATE rows SET published = -1 WHERE id = ?", [(p.id,) for p in rows])
+
+    def remove(self, row: QueuedRow) -> None:
+        """A generation taken down: never send it, and delete it from the repo (once, whatever
+        the number of calls)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("UPDATE rows SET published = -1 WHERE id = ? AND published = 0", (row.id,))
+            self._db.execute(
+                "INSERT OR IGNORE INTO removals (id, folder, poster) VALUES (?, ?, ?)", (row.id, row.folder, row.poster)
+            )
+            self._db.execute("COMMIT")
+
+    def removals(self, limit: int) -> list[QueuedRow]:
+        with self._lock:
+            found = self._db.execute(
+                "SELECT id, folder, poster FROM removals WHERE done = 0 ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+        return [QueuedRow(*r) for r in found]
+
+    def removals_done(self, rows: Iterable[QueuedRow]) -> None:
+        with self._lock:
+            self._db.executemany("UPDATE removals SET done = 1 WHERE id = ?", [(r.id,) for r in rows])
+
+    def waiting(self) -> int:
+        """Rows to send plus removals to make: whether the publisher has anything to do."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT (SELECT count(*) FROM rows WHERE published = 0) "
+                "+ (SELECT count(*) FROM removals WHERE done = 0)"
+            ).fetchone()[0]
 
     def pending(self, limit: int) -> list[QueuedRow]:
         with self._lock:
@@ -165,6 +208,11 @@ class Publisher:
         self.queue.add(row)
         self._loop.wake()
 
+    def remove(self, row: GenerationRow) -> None:
+        """Takedown's hook: delete a generation from the repo in the next commit."""
+        self.queue.remove(QueuedRow.of(row))
+        self._loop.wake()
+
     def start(self) -> None:
         self._loop.start()
 
@@ -173,7 +221,7 @@ class Publisher:
 
     def health(self) -> dict[str, Any]:
         pending = self.queue.pending_count()
-        due = self._next_attempt() if pending else None
+        due = self._next_attempt() if self.queue.waiting() else None
         return {
             "enabled": True,
             "running": self._loop.running,
@@ -181,6 +229,7 @@ class Publisher:
             "endpoint": self.repo.endpoint,
             "private": self.repo.private,
             "pending": pending,
+            "removals": self.queue.waiting() - pending,
             "last_commit": self.last_commit,
             "last_error": self.last_error,
             "failures": self._failures,
@@ -203,9 +252,9 @@ class Publisher:
 
     def step(self) -> float | None:
         """Commit if one is due; return the seconds until the next attempt (None: nothing waits)."""
-        if self.queue.pending_count() and self._next_attempt() <= self.clock():
+        if self.queue.waiting() and self._next_attempt() <= self.clock():
             self._attempt()
-        return self._next_attempt() - self.clock() if self.queue.pending_count() else None
+        return self._next_attempt() - self.clock() if self.queue.waiting() else None
 
     def _attempt(self) -> None:
         try:
@@ -232,6 +281,9 @@ class Publisher:
             self._repo_ready = True
         # A cheap read first: in an outage it fails at once, where the upload calls retry for long.
         parent = self.repo.sha()
+        removals = self.queue.removals(COMMIT_MAX_ROWS)
+        if removals and (sha := self._remove(removals, parent)):
+            return sha
         batch = self.queue.pending(COMMIT_MAX_ROWS)
         if self._uncertain and batch:
             self._settle_landed(batch, parent)
@@ -243,22 +295,52 @@ class Publisher:
         # New rows go to a new folder: each commit adds a batch folder of its own.
         self.dataset.close_batch()
         operations, metadata = self._operations(batch)
+        self._uncertain = True  # from here until the answer, the commit may or may not land
+        sha = self._commit(operations, f"Add {_generations(len(batch))}")
+        self._uncertain = False
+        self.queue.mark_published(batch, sha)
+        self.queue.set_state("readme", "sent")
+        self._after_commit(sha, {"rows": len(batch)}, metadata, parent)
+        log.info("published %d generations in commit %s", len(batch), sha[:8])
+        return sha
+
+    def _commit(self, operations: list[CommitOperation], message: str) -> str:
         # Attempts count against the hourly budget too: a commit whose answer is lost has landed.
         self._recent = [*self._window(), self.clock()]
         self.queue.set_state("recent_commits", json.dumps(self._recent))
-        self._uncertain = True  # from here until the answer, the commit may or may not land
-        commit = self.repo.api.create_commit(
-            self.repo.repo_id,
-            operations,
-            commit_message=f"Add {len(batch)} generation{'s' if len(batch) != 1 else ''}",
-            repo_type=REPO_TYPE,
-        )
-        self._uncertain = False
-        self.queue.mark_published(batch, commit.oid)
-        self._after_commit(commit.oid, len(batch))
-        record_files(self.index, metadata, parent, commit.oid)
-        log.info("published %d generations in commit %s", len(batch), commit.oid[:8])
-        return commit.oid
+        return self.repo.api.create_commit(
+            self.repo.repo_id, operations, commit_message=message, repo_type=REPO_TYPE
+        ).oid
+
+    def _remove(self, removals: list[QueuedRow], parent: str) -> str | None:
+        """One commit deleting taken-down generations: their MP4s and posters, and their rows from
+        each folder's metadata.jsonl as the repo holds it (this replica may never have had the
+        folder). None when the repo holds nothing of them any more."""
+        gone = {r.id for r in removals}
+        operations: list[CommitOperation] = []
+        metadata = []
+        folders = {r.folder for r in removals} | {r.poster.rsplit("/", 1)[0] for r in removals}
+        for folder in sorted(folders):
+            remote = self.repo.files(folder)
+            operations += [CommitOperationDelete(p) for r in removals for p in (r.video, r.poster) if p in remote]
+            path = f"{folder}/metadata.jsonl"
+            if path not in remote:
+                continue
+            text = self.repo.download(path, revision=parent).read_text(encoding="utf-8")
+            kept = drop_rows(text, gone)
+            if not kept:
+                operations.append(CommitOperationDelete(path))
+            elif kept != text:
+                operations.append(CommitOperationAdd(path, kept.encode()))
+                metadata.append((path, git_blob_oid(kept.encode())))
+        if not operations:
+            self.queue.removals_done(removals)
+            return None
+        sha = self._commit(operations, f"Remove {_generations(len(removals))}")
+        self.queue.removals_done(removals)
+        self._after_commit(sha, {"removed": len(removals)}, metadata, parent)
+        log.info("removed %d generations in commit %s", len(removals), sha[:8])
+        return sha
 
     def _present(self, batch: list[QueuedRow]) -> list[QueuedRow]:
         """Rows whose local files are gone can never be sent: set them aside so they do not
@@ -299,7 +381,11 @@ class Publisher:
             metadata.append((f"{folder}/metadata.jsonl", git_blob_oid(content)))
         return ops, metadata
 
-    def _after_commit(self, sha: str, rows: int) -> None:
-        self.last_commit = {"sha": sha, "at": self.clock(), "rows": rows}
+    def _after_commit(self, sha: str, counts: dict[str, int], metadata: list[tuple[str, str]], parent: str) -> None:
+        self.last_commit = {"sha": sha, "at": self.clock(), **counts}
         self.queue.set_state("last_commit", json.dumps(self.last_commit))
-        self.queue.set_state("readme", "sent")
+        record_files(self.index, metadata, parent, sha)
+
+
+def _generations(n: int) -> str:
+    return f"{n} generation{'s' if n != 1 else ''}"

@@ -20,8 +20,10 @@ from dailies.app.errors import ApiError
 from dailies.app.groups import Groups
 from dailies.app.index import GalleryQuery, Index
 from dailies.app.jobs import Jobs
+from dailies.app.limits import Window
 from dailies.app.storage import Storage
 from dailies.app.supervisor import Reaper, Supervisor
+from dailies.app.takedown import Takedown, Tombstones
 from dailies.app.updates import Updates
 from dailies.contract import keys
 from dailies.contract.settings import Settings
@@ -41,23 +43,28 @@ class Service:
     groups: Groups = field(init=False)
     collector: Collector = field(init=False)
     storage: Storage = field(init=False)
+    takedown: Takedown = field(init=False)
     updates: Updates = field(init=False)
     supervisor: Supervisor | None = None  # embedded mode: restarts a dead worker or Redis
     _workers: tuple[float, list[dict]] = (0.0, [])
 
     def __post_init__(self) -> None:
         self.dataset = LocalDataset(self.settings.dataset_dir)
-        self.index = Index(self.settings.index_path)
+        tombstones = Tombstones(self.settings.data_dir / "takedown.sqlite")
+        self.index = Index(self.settings.index_path, taken_down=tombstones)
         if self.index.count() == 0:
             self.index.add(self.dataset.rows())
         self.jobs = Jobs(self.redis, self.settings, self.availability, zerogpu.runs_in_request)
         self.updates = Updates(self.jobs)
         self.storage = Storage(self.settings, self.dataset, self.index)
+        window = Window(self.redis, self.settings.reports_per_hour, 3600)
+        self.takedown = Takedown(tombstones, self.index, self.dataset, self.storage.publisher, window, self.settings)
         self.groups = Groups(self.redis, self.settings, self.jobs, self.index, self.stored_generation)
         self.collector = Collector(self.redis, self.dataset, self.index, on_row=self.storage.on_row)
         self.reaper = Reaper(self.redis, list(backends.BACKEND_CLASSES), self.settings.heartbeat_s)
 
     def start(self) -> None:
+        self.takedown.resume()
         self.storage.start()
         self.collector.start()
         self.updates.start()
@@ -113,6 +120,7 @@ class Service:
         return described
 
     def generation(self, generation_id: str) -> dict[str, Any]:
+        self.takedown.check(generation_id)
         found = self.stored_generation(generation_id)
         if found is None:
             raise ApiError(404, "not_found", f"no generation {generation_id!r}")

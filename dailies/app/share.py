@@ -1,4 +1,5 @@
-"""The share pages' routes: `/g/<id>` (one generation) and `/c/<group id>` (a comparison).
+"""The share pages' routes: `/g/<id>` (one generation) and `/c/<group id>` (a comparison); one
+taken down (dailies/app/takedown.py) answers 410 Gone.
 
 They are light (no Gradio, one stylesheet, small scripts for the synced players and autoplay)
 and carry Open Graph and Twitter card tags, so a link pasted in a chat unfurls with the prompt,
@@ -102,32 +103,42 @@ def compare_page(base: str, group: GroupStatus) -> str:
 def router(service: Service) -> APIRouter:
     pages = APIRouter()
 
-    def not_found(what: str) -> HTMLResponse:
-        return HTMLResponse(assets.render("not_found.html", heading="Not found", meta=[], what=what), status_code=404)
+    def missing(what: str, taken_down: bool = False) -> HTMLResponse:
+        heading, status = ("Taken down", 410) if taken_down else ("Not found", 404)
+        page = assets.render("not_found.html", heading=heading, meta=[], what=what, taken_down=taken_down)
+        return HTMLResponse(page, status_code=status)
 
-    def stored(generation_id: str) -> dict[str, Any] | None:
-        return service.stored_generation(generation_id) if valid_id(generation_id) else None
+    def stored(generation_id: str) -> dict[str, Any] | HTMLResponse:
+        """The generation, or the page that says why it is not here."""
+        if generation_id in service.takedown.tombstones:
+            return missing("generation", taken_down=True)
+        found = service.stored_generation(generation_id) if valid_id(generation_id) else None
+        return missing("generation") if found is None else found
 
     @pages.get("/g/{generation_id}", response_class=HTMLResponse)
     def generation(generation_id: str) -> HTMLResponse:
-        if (g := stored(generation_id)) is None:
-            return not_found("generation")
+        if isinstance(g := stored(generation_id), HTMLResponse):
+            return g
         return HTMLResponse(generation_page(service.settings.public_url, g))
 
     @pages.get("/g/{generation_id}/player", response_class=HTMLResponse)
     def player(generation_id: str) -> HTMLResponse:
-        if (g := stored(generation_id)) is None:
-            return not_found("generation")
+        if isinstance(g := stored(generation_id), HTMLResponse):
+            return g
         # The one page other sites may frame (the app sets no frame rule elsewhere, so that a Space
         # still shows inside huggingface.co); saying so here also overrides a proxy's X-Frame-Options.
         return HTMLResponse(player_page(g), headers={"Content-Security-Policy": "frame-ancestors *"})
 
     @pages.get("/c/{group_id}", response_class=HTMLResponse)
     def comparison(group_id: str) -> HTMLResponse:
+        # A comparison with a generation taken down is gone as a whole: side by side, the others
+        # would still frame the one removed. Each of them keeps its own /g/ page.
+        if service.takedown.tombstones.group_gone(group_id):
+            return missing("comparison", taken_down=True)
         try:
             group = service.groups.status(group_id)
         except ApiError:
-            return not_found("comparison")
+            return missing("comparison")
         return HTMLResponse(compare_page(service.settings.public_url, group))
 
     return pages

@@ -12,6 +12,7 @@
 | `dailies:collecting` | list | app | ids the collector is storing (finished again on start) |
 | `dailies:active:<hash>` | sorted set | app | a visitor's queued and running jobs (only a hash of who they are) |
 | `dailies:hourly:<hash>` | sorted set, TTL | app | a visitor's submissions in the last hour |
+| `dailies:reports:<hash>` | sorted set, TTL | app | a visitor's reports in the last hour (`limits.Window`) |
 | `dailies:queued:<backend>` | sorted set | app | a backend's queued job ids, for the queue cap |
 | `dailies:group:<id>` | hash | app | a comparison: its prompt, creation time, job ids and owner (a hash of who) |
 | `dailies:due:<backend>` | sorted set | worker | hosted jobs by the due time of their next poll |
@@ -66,6 +67,10 @@ def active(who: str) -> str:
 
 def hourly(who: str) -> str:
     return f"dailies:hourly:{_visitor(who)}"
+
+
+def reports(who: str) -> str:
+    return f"dailies:reports:{_visitor(who)}"
 
 
 def queued(backend: str) -> str:

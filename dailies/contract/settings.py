@@ -124,6 +124,9 @@ class Settings:
     signed_in_max_active: int = 5
     signed_in_max_per_hour: int = 120
     exempt_users: frozenset[str] = frozenset()
+    # Hub usernames who may list reports and hide or remove generations (with the exempt users).
+    owners: frozenset[str] = frozenset()
+    reports_per_hour: int = 10  # reports per visitor in any hour
     # Backend names (or "hosted": every hosted backend) that only signed-in visitors may use.
     sign_in_required: frozenset[str] = frozenset()
     # Spaces set OAUTH_CLIENT_ID when the front matter says `hf_oauth: true`: the page can sign in.
@@ -181,6 +184,8 @@ class Settings:
             signed_in_max_active=_int(env, "DAILIES_SIGNED_IN_MAX_ACTIVE", 5),
             signed_in_max_per_hour=_int(env, "DAILIES_SIGNED_IN_MAX_PER_HOUR", 120),
             exempt_users=_names(env, "DAILIES_EXEMPT_USERS"),
+            owners=_names(env, "DAILIES_OWNERS"),
+            reports_per_hour=_int(env, "DAILIES_REPORTS_PER_HOUR", 10),
             sign_in_required=_names(env, "DAILIES_SIGN_IN_REQUIRED"),
             oauth=bool(env.get("OAUTH_CLIENT_ID")),
             model_overrides=tuple(
@@ -196,6 +201,10 @@ class Settings:
                 sorted((name, _speed(name, value)) for name, value in env.items() if name.startswith(SPEED_PREFIX))
             ),
         )
+
+    def is_owner(self, username: str | None) -> bool:
+        """Whether a signed-in Hub user may take generations down."""
+        return username is not None and username.lower() in self.owners | self.exempt_users
 
     def requires_sign_in(self, backend_name: str, hosted: bool) -> bool:
         return backend_name in self.sign_in_required or (hosted and "hosted" in self.sign_in_required)

@@ -1,4 +1,5 @@
-"""The detail view above the gallery grid: the player, the prompt, the recipe and a share link."""
+"""The detail view above the gallery grid: the player, the prompt, the recipe, a share link and
+a way to report it to the owners (the same check and limit as the API's report route)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from dailies.app.page import generate
 from dailies.app.page.clicks import CardClick
 from dailies.app.recipes import recipe_rows
 from dailies.app.service import Service
+from dailies.app.takedown import REASON_MAX
+from dailies.app.visitors import of_page
 from dailies.contract.spec import valid_id
 
 RECIPE_KEYS = (
@@ -46,12 +49,25 @@ class Detail:
     close: gr.Button
     share: gr.HTML
     recipe: gr.JSON
+    reason: gr.Textbox
+    report: gr.Button
+    reported: gr.Markdown
     generation_id: gr.State
 
     @property
     def outputs(self) -> set[gr.components.Component]:
         """What `open_detail` may set."""
-        return {self.column, self.video, self.prompt, self.recipe, self.generation_id, self.share, self.elsewhere}
+        return {
+            self.column,
+            self.video,
+            self.prompt,
+            self.recipe,
+            self.generation_id,
+            self.share,
+            self.elsewhere,
+            self.reason,
+            self.reported,
+        }
 
 
 def recipe(generation: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +129,8 @@ def open_detail(service: Service, detail: Detail, generation_id: str) -> dict[gr
             detail.recipe: {},
             detail.generation_id: "",
             detail.share: "",
+            detail.reason: "",
+            detail.reported: "",
         }
     another = generate.other_backend(service, g["backend"]) is not None
     return {
@@ -123,6 +141,8 @@ def open_detail(service: Service, detail: Detail, generation_id: str) -> dict[gr
         detail.generation_id: g["id"],
         detail.share: share_html(g),
         detail.elsewhere: gr.update(visible=another),
+        detail.reason: "",
+        detail.reported: "",
     }
 
 
@@ -136,7 +156,13 @@ def layout() -> Detail:
             close = gr.Button("Close", elem_id="detail-close", size="sm")
         share = gr.HTML("", elem_id="detail-share", head=assets.page_head(), js_on_load="dailies.copyButtons(element)")
         recipe_json = gr.JSON(label="Recipe (JSON)", elem_id="detail-recipe", open=False)
-    return Detail(column, video, prompt, reuse, elsewhere, close, share, recipe_json, gr.State(""))
+        with gr.Accordion("Report", open=False, elem_id="detail-report"):
+            reason = gr.Textbox(label="What is wrong with it?", lines=2, max_length=REASON_MAX, elem_id="report-reason")
+            report = gr.Button("Send to the owners", size="sm", elem_id="report-send")
+            reported = gr.Markdown("", elem_id="report-status")
+    return Detail(
+        column, video, prompt, reuse, elsewhere, close, share, recipe_json, reason, report, reported, gr.State("")
+    )
 
 
 def wire(service: Service, grid: gr.HTML, detail: Detail) -> None:
@@ -144,6 +170,19 @@ def wire(service: Service, grid: gr.HTML, detail: Detail) -> None:
         """A click on the grid: open the card's generation, ignoring clicks beside the cards."""
         return open_detail(service, detail, evt.id) if valid_id(evt.id) else gr.skip()
 
+    def report(
+        generation_id: str, reason: str, request: gr.Request, profile: gr.OAuthProfile | None
+    ) -> tuple[Any, str]:
+        visitor = of_page(request.request, profile and profile.username, service.settings)
+        try:
+            service.takedown.report(generation_id, {"reason": reason}, visitor)
+        except ApiError as exc:
+            return gr.skip(), exc.message  # the reason stays, to send again
+        return "", "Thank you: the owners will look at it."
+
+    detail.report.click(
+        report, [detail.generation_id, detail.reason], [detail.reason, detail.reported], api_visibility="private"
+    )
     grid.click(pick, None, detail.outputs, api_visibility="private", queue=False).then(
         None, js="() => dailies.scrollTo('#detail', {behavior: 'smooth'})"
     )
