@@ -225,6 +225,34 @@ def type_number(page, elem_id: str, value: str) -> None:
     _held(page, elem_id, value)
 
 
+# Types into a number box in the task after it is drawn (a keystroke is a task of its own), as a
+# visitor's input event: the fastest a visitor can, faster than Playwright's own round trips.
+_TYPE_ON_SIGHT = """([id, value]) => {
+  const observer = new MutationObserver(() => {
+    const box = document.querySelector(`#${id} input[type=number]`);
+    if (!box || !box.offsetParent) return;
+    observer.disconnect();
+    setTimeout(() => {
+      box.focus();
+      Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set.call(box, value);
+      box.dispatchEvent(new InputEvent("input", { bubbles: true, inputType: "insertText", data: value }));
+      window.typedOnSight = value;
+    });
+  });
+  window.typedOnSight = null;
+  observer.observe(document.body, { childList: true, subtree: true, attributes: true });
+}"""
+
+
+def open_and_type_number(page, opener, elem_id: str, value: str) -> None:
+    """Click `opener` (a fold, a tab) and type `value` into the slider box it draws the moment it
+    is drawn; then it must hold, as with `type_number`."""
+    page.evaluate(_TYPE_ON_SIGHT, [elem_id, value])
+    opener.click()
+    page.wait_for_function("value => window.typedOnSight === value", arg=value)
+    _held(page, elem_id, value)
+
+
 def _held(page, elem_id: str, value: str) -> None:
     # Long enough for the page's own late update of a field just drawn (a frame or a few, more on
     # a busy machine) to have come and gone.
