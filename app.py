@@ -59,6 +59,7 @@ def page_kwargs(service: Service) -> dict:
         "allowed_paths": [str(service.dataset.root)],
         "css_paths": [assets.STATIC / "dailies.css", assets.STATIC / "gallery.css", assets.STATIC / "compare.css"],
         "footer_links": ["api"],
+        "head": assets.document_head(),
     }
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import App, start_app, type_number, wait_for
+from tests.conftest import App, open_and_type_number, start_app, type_number, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -322,3 +324,45 @@ def test_the_form_follows_the_chosen_backend_and_checkpoint(processes, tmp_path,
         expect(page.locator("#start-image")).to_be_visible() if image else expect(
             page.locator("#start-image")
         ).to_be_hidden()
+
+
+# Twenty sizes the preview takes (multiples of 16, 64-512), none its default 256, so a size put
+# back to the one it was drawn with shows.
+TYPED_SIZES = [320, 192, 448, 128, 384, 96, 480, 160, 512, 224, 288, 64, 352, 176, 416, 112, 464, 208, 336, 144]
+
+
+def test_sizes_typed_in_a_row_hold_and_are_what_generate_sends_on_a_busy_app(
+    processes, tmp_path, redis_url: str, page: Page
+) -> None:
+    """Issue 19: a size typed into the Settings fold is the size the job gets, even one typed the
+    moment the fold is first opened, on a busy app (a worker running jobs, a process burning a
+    core). Twenty sizes, width and height in turn, in four fresh pages whose first size is typed
+    as the fold is drawn; each is held, and Generate sends the last width and height typed."""
+    processes.worker(redis_url, DAILIES_PREVIEW_PACE="10")
+    app = start_app(processes, tmp_path, redis_url, DAILIES_USER_MAX_ACTIVE="100", DAILIES_USER_MAX_PER_HOUR="1000")
+    for i in range(3):  # the worker stays busy throughout
+        assert app.submit(prompt=f"busy {i}", backend="preview", num_frames=48).status_code == 202
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    sizes = iter(TYPED_SIZES)
+    try:
+        for fresh in range(4):
+            page.goto(app.url)
+            expect(page.locator("#submit")).to_be_enabled()
+            typed = {}
+            for i in range(5):
+                box = ("width", "height")[(5 * fresh + i) % 2]
+                typed[box] = str(next(sizes))
+                if i == 0:
+                    open_and_type_number(page, page.get_by_text("Settings", exact=True), box, typed[box])
+                else:
+                    type_number(page, box, typed[box])
+            page.locator("#prompt textarea").fill(f"typed sizes {fresh}")
+            page.locator("#submit").click()
+            card = page.locator("#jobs li.dailies-job").first
+            expect(card).to_contain_text(f"typed sizes {fresh}")
+            request = app.client.get(f"/api/v1/jobs/{card.get_attribute('data-id')}").json()["request"]
+            assert (request["width"], request["height"]) == (int(typed["width"]), int(typed["height"]))
+        page.locator("#settings").screenshot(path=str(tmp_path / "typed-sizes.png"))
+    finally:
+        burner.kill()
+        burner.wait()

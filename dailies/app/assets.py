@@ -1,6 +1,7 @@
 """The app's own static files (static/, served at STATIC_URL) and its HTML templates
 (dailies/app/templates/). Every script is a file in static/: the Gradio page loads its list
-(templates/page_scripts.html) through `page_head`, the share pages name theirs in their templates.
+(templates/page_scripts.html) through `page_head`, the share pages name theirs in their templates;
+`document_head` (templates/document_scripts.html) those that must run before Gradio draws the page.
 
 Templates escape every value they are given with `html.escape` (prompts are text wherever they
 are shown); a template shows another's HTML by including it, never as a value.
@@ -40,3 +41,10 @@ def page_head() -> str:
     """The `head` of every gr.HTML that runs a script: Gradio loads each src once and runs the
     component's `js_on_load` only once they have loaded, so `js_on_load` may call them."""
     return render("page_scripts.html")
+
+
+def document_head() -> str:
+    """The Gradio page's own `<head>` part: scripts that must be running before Gradio draws
+    anything (a gr.HTML's `head` loads only once that component is drawn, which may be after the
+    visitor's first taps). static/typed.js keeps what a visitor types in a fold just opened."""
+    return render("document_scripts.html")
