@@ -88,6 +88,12 @@ def main() -> None:
                     card.locator(".dailies-job-actions").scroll_into_view_if_needed(timeout=60_000)
                     page.wait_for_timeout(1000)
                     page.screenshot(path=str(out / f"card-done-{size}.png"))
+                    # The detail view with its Report fold open.
+                    page.goto(f"{app.url}/?g={ids[0]}")
+                    page.locator("#detail-report").get_by_text("Report").first.click()
+                    page.locator("#detail-report").scroll_into_view_if_needed()
+                    page.wait_for_timeout(1000)
+                    page.screenshot(path=str(out / f"detail-report-{size}.png"))
                     # The settings, open.
                     page.goto(app.url)
                     page.get_by_text("Settings", exact=True).click()

@@ -149,7 +149,8 @@ def app(processes: Processes, tmp_path: Path, redis_url: str) -> App:
 
 @pytest.fixture(scope="module")
 def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A redis-server of the module's own, for a module-wide app beside tests that empty the session's."""
+    """A redis-server of the module's own, for a module-wide app: xdist runs other modules' tests
+    between this module's on the same session, and each of those empties the session's Redis."""
     proc, url = start_redis_server(tmp_path_factory.mktemp("module-redis"))
     yield url
     proc.terminate()
@@ -157,11 +158,10 @@ def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def shared_app(module_processes: Processes, redis_server: str) -> App:
+def shared_app(module_processes: Processes, module_redis: str) -> App:
     """One app and worker for a whole module, for tests that only look at their own jobs."""
-    Redis.from_url(redis_server).flushall()
-    module_processes.worker(redis_server)
-    return start_app(module_processes, module_processes.tmp_path, redis_server)
+    module_processes.worker(module_redis)
+    return start_app(module_processes, module_processes.tmp_path, module_redis)
 
 
 CHROMIUM_FLAGS = [

@@ -30,12 +30,11 @@ SITE = "https://dailies.example"
 
 
 @pytest.fixture(scope="module")
-def studio(redis_server: str, module_processes: Processes, tmp_path_factory: pytest.TempPathFactory) -> App:
+def studio(module_redis: str, module_processes: Processes, tmp_path_factory: pytest.TempPathFactory) -> App:
     """The app plus one CPU worker serving preview and tiny LTX-Video and Wan checkpoints."""
-    Redis.from_url(redis_server).flushdb()
     folder = tmp_path_factory.mktemp("tiny-models")
     module_processes.worker(
-        redis_server,
+        module_redis,
         backends=",".join(TRIO),
         DAILIES_DEVICE="cpu",
         DAILIES_MODEL_LTX_VIDEO=str(save_tiny("ltx-video", folder)),
@@ -44,7 +43,7 @@ def studio(redis_server: str, module_processes: Processes, tmp_path_factory: pyt
     return start_app(
         module_processes,
         module_processes.tmp_path,
-        redis_server,
+        module_redis,
         DAILIES_USER_MAX_ACTIVE="50",
         DAILIES_USER_MAX_PER_HOUR="1000",
         DAILIES_PUBLIC_URL=SITE,  # as SPACE_HOST on Spaces: share links use it, never the request's Host
@@ -92,8 +91,8 @@ def test_a_group_is_one_job_per_backend_snapped_to_its_rules(studio: App, group:
     assert sorted(r["id"] for r in rows if r["group"] == group["id"]) == sorted(j["id"] for j in group["jobs"])
 
 
-def test_a_refused_group_queues_nothing(studio: App, redis_server: str) -> None:
-    redis = Redis.from_url(redis_server)
+def test_a_refused_group_queues_nothing(studio: App) -> None:
+    redis = Redis.from_url(studio.redis_url)
     before = set(redis.keys("dailies:group:*")), {n: redis.llen(f"rq:queue:dailies:{n}") for n in TRIO}
     base = {"prompt": "a dog", "duration_s": 1.0}
     cases = [

@@ -358,7 +358,7 @@ def _redis_dump(redis: Redis) -> bytes:
     return b"\n".join(out)
 
 
-def test_an_image_leaves_redis_when_its_job_ends(app: App, server: HostedServer, redis_url: str) -> None:
+def test_an_image_leaves_redis_when_its_job_ends(app: App, server: HostedServer) -> None:
     """Succeeded, failed or canceled: no key holds the start image's bytes, nor anything its size."""
     marker = secrets.token_hex(16)
     info = PngInfo()
@@ -367,7 +367,7 @@ def test_an_image_leaves_redis_when_its_job_ends(app: App, server: HostedServer,
     Image.effect_noise((300, 300), 80).save(buffer, format="PNG", pnginfo=info)  # noise: no key compresses it
     picture = buffer.getvalue()
     image = base64.b64encode(picture).decode()
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(app.redis_url)
     ended = []
     for outcome, status_wanted in (("ok", "succeeded"), ("policy", "failed"), ("stuck", "canceled")):
         server.script.outcome = outcome

@@ -55,14 +55,13 @@ def model_env(tiny: dict[str, Path]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def studio(redis_server: str, tiny_models: dict[str, Path], module_processes: Processes) -> tuple[App, Processes]:
+def studio(module_redis: str, tiny_models: dict[str, Path], module_processes: Processes) -> tuple[App, Processes]:
     """The app plus one CPU worker serving all four families from the tiny checkpoints."""
-    Redis.from_url(redis_server).flushdb()
-    module_processes.worker(redis_server, backends=",".join(FAMILIES), **model_env(tiny_models))
+    module_processes.worker(module_redis, backends=",".join(FAMILIES), **model_env(tiny_models))
     app = start_app(
         module_processes,
         module_processes.tmp_path,
-        redis_server,
+        module_redis,
         DAILIES_USER_MAX_ACTIVE="50",
         DAILIES_USER_MAX_PER_HOUR="1000",
     )
@@ -248,11 +247,8 @@ def test_backends_import_without_torch_and_say_why_they_are_unavailable() -> Non
 
 
 def test_memory_budget_evicts_the_least_recently_used_ltx_video_and_wan(
-    processes: Processes, tmp_path: Path, redis_server: str, tiny_models: dict[str, Path]
+    processes: Processes, tmp_path: Path, redis_url: str, tiny_models: dict[str, Path]
 ) -> None:
-    # Its own Redis database, so the module's studio worker (database 0) cannot take these jobs.
-    redis_url = redis_server.rsplit("/", 1)[0] + "/1"
-    Redis.from_url(redis_url).flushdb()
     # A budget below one tiny model: the worker keeps only the pipeline it used last.
     processes.worker(redis_url, backends="ltx-video,wan", DAILIES_MODEL_MEMORY_GB="0.000001", **model_env(tiny_models))
     app = start_app(processes, tmp_path, redis_url)

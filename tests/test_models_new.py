@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from redis import Redis
 
 from dailies.contract.media import first_frame, probe_mp4
 from tests.conftest import App, Processes, start_app, wait_for
@@ -31,14 +30,13 @@ def hub() -> Iterator[HubServer]:
 
 @pytest.fixture(scope="module")
 def studio(
-    redis_server: str, tmp_path_factory: pytest.TempPathFactory, module_processes: Processes, hub: HubServer
+    module_redis: str, tmp_path_factory: pytest.TempPathFactory, module_processes: Processes, hub: HubServer
 ) -> App:
     """The app (publishing to the Hub stand-in) plus one CPU worker serving ltx-2 and hunyuanvideo
     from tiny checkpoints."""
     folder = tmp_path_factory.mktemp("tiny-new-models")
     tiny = {name: save_tiny(name, folder) for name in ("ltx-2", "hunyuanvideo", "hunyuanvideo-i2v")}
-    url = f"{redis_server.rsplit('/', 1)[0]}/3"  # a database of its own: other modules' workers stay out
-    Redis.from_url(url).flushdb()
+    url = module_redis
     module_processes.worker(
         url,
         backends="ltx-2,hunyuanvideo",

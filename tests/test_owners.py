@@ -155,7 +155,8 @@ def test_healthz_names_no_job(slow_app: App, redis: Redis) -> None:
 
 # Made-up cookie values: garbage and unicode, well-formed but someone else's, and huge.
 COOKIE_VALUES = st.one_of(
-    st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=200),
+    # Stripped: no client can send a header value that ends in a space (h11 refuses to).
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=200).map(str.strip),
     st.text("abcdefABCDEF0123456789_-", min_size=43, max_size=43),
     st.integers(4_000, 12_000).map(lambda n: "x" * n),
 )

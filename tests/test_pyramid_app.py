@@ -40,12 +40,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def studio(redis_server: str, module_processes: Processes, tiny: Path) -> tuple[App, Processes]:
-    Redis.from_url(redis_server).flushdb()
+def studio(module_redis: str, module_processes: Processes, tiny: Path) -> tuple[App, Processes]:
     module_processes.worker(
-        redis_server, backends="pyramid-flow", DAILIES_DEVICE="cpu", DAILIES_MODEL_PYRAMID_FLOW=str(tiny)
+        module_redis, backends="pyramid-flow", DAILIES_DEVICE="cpu", DAILIES_MODEL_PYRAMID_FLOW=str(tiny)
     )
-    app = start_app(module_processes, module_processes.tmp_path, redis_server)
+    app = start_app(module_processes, module_processes.tmp_path, module_redis)
     return app, module_processes
 
 

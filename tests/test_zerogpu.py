@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from redis import Redis
 
 import backends
 from dailies.app import zerogpu
@@ -43,19 +42,18 @@ def scheduler() -> Scheduler:
 
 @pytest.fixture(scope="module")
 def space(
-    redis_server: str, module_processes: Processes, scheduler: Scheduler, tmp_path_factory: pytest.TempPathFactory
+    module_redis: str, module_processes: Processes, scheduler: Scheduler, tmp_path_factory: pytest.TempPathFactory
 ) -> App:
     """The app on a ZeroGPU Space, with a preview worker for the backends that keep the queue."""
     folder = tmp_path_factory.mktemp("zerogpu")
     cgroup = folder / "cgroup"
     cgroup.write_text("0::/x\n")
     model = save_tiny("ltx-video", folder)
-    Redis.from_url(redis_server).flushdb()
-    module_processes.worker(redis_server)
+    module_processes.worker(module_redis)
     return start_app(
         module_processes,
         folder,
-        redis_server,
+        module_redis,
         command=("-m", "tests.zerogpu_platform"),
         SPACES_ZERO_GPU="true",
         SPACES_ZERO_DEVICE_API_URL=scheduler.url,
