@@ -236,7 +236,7 @@ def test_openai_bad_key_marks_the_backend_misconfigured(processes, tmp_path, red
 def test_cancel_reaches_the_provider(app: App, server: HostedServer, provider: str) -> None:
     server.script.outcome = "stuck"
     job_id = submit(app, provider)
-    wait_for(lambda: server.count("GET", STATUS[provider]) >= 1, timeout=30, what="a first poll")
+    wait_for(lambda: server.count("GET", STATUS[provider]) >= 1, timeout=60, what="a first poll")
     answer = app.client.post(f"/api/v1/jobs/{job_id}/cancel")
     assert answer.status_code == 202 and answer.json()["status"] == "canceling"
     assert app.wait_done(job_id, timeout=30)["status"] == "canceled"
@@ -247,7 +247,7 @@ def test_cancel_reaches_the_provider(app: App, server: HostedServer, provider: s
 def test_hf_cancel_is_answered_while_the_provider_works(app: App, server: HostedServer) -> None:
     server.script.outcome = "stuck"  # InferenceClient gives no remote id: the provider's run is left to finish
     job_id = submit(app, "hf")
-    wait_for(lambda: server.count("GET", STATUS["hf"]) >= 1, timeout=30, what="a first poll")
+    wait_for(lambda: server.count("GET", STATUS["hf"]) >= 1, timeout=60, what="a first poll")
     running = status(app, job_id)
     assert running["status"] == "running" and "waiting for the provider" in running["message"]
     assert app.client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 202
@@ -262,7 +262,7 @@ def test_resume_after_the_worker_is_killed(processes, tmp_path, redis_url, serve
     app = start_app(processes, tmp_path, redis_url)
     server.script.polls = 3
     job_id = submit(app, provider)
-    wait_for(lambda: server.count("GET", STATUS[provider]) >= 1, timeout=30, what="a first poll")
+    wait_for(lambda: server.count("GET", STATUS[provider]) >= 1, timeout=60, what="a first poll")
     first.stop(signal.SIGKILL)
     polls = server.count("GET", STATUS[provider])
     hosted_worker(processes, redis_url, server)
