@@ -126,6 +126,15 @@ class Processes:
         self.started.append(proc)
         return proc
 
+    def fork_app(self, env: dict[str, str]) -> Proc:
+        """`python app.py`, forked from a process that imported it already (tests/app_fork.py)."""
+        from tests.app_fork import Forked
+
+        log = self.tmp_path / f"app-{len(self.started)}.log"
+        proc = Proc(Forked(env, log), log)  # type: ignore[arg-type]
+        self.started.append(proc)
+        return proc
+
     def worker(self, redis_url: str, backends: str = "preview", **env: str) -> Proc:
         """A real worker process, returned once it has registered with RQ."""
         name = f"test-worker-{len(self.started)}-{os.getpid()}"
@@ -186,7 +195,10 @@ def start_app(
         extra = {"DAILIES_DATA": str(data), "GRADIO_SERVER_PORT": str(port), **env}
         if redis_url:
             extra["REDIS_URL"] = redis_url
-        proc = processes.start(list(command), base_env(**extra), "app")
+        if command == ("app.py",) and redis_url:
+            proc = processes.fork_app(base_env(**extra))
+        else:  # the embedded app (its children die with it) and other entry points: a process of its own
+            proc = processes.start(list(command), base_env(**extra), "app")
         url = f"http://127.0.0.1:{port}"
         client = httpx.Client(base_url=url, timeout=30)
 
