@@ -23,8 +23,15 @@ from starlette.middleware import Middleware  # noqa: E402
 from starlette.routing import Mount  # noqa: E402
 
 import backends  # noqa: E402
-from dailies.app import api, assets, embedded, page, share, zerogpu  # noqa: E402
-from dailies.app.http_protocol import with_header_deadline  # noqa: E402
+from dailies.app import (  # noqa: E402
+    api,
+    assets,
+    embedded,
+    http_protocol,  # noqa: E402
+    page,
+    share,
+    zerogpu,
+)
 from dailies.app.service import Service  # noqa: E402
 from dailies.app.supervisor import Supervisor, reconnecting  # noqa: E402
 from dailies.app.visitor_cookie import VisitorCookie  # noqa: E402
@@ -113,6 +120,7 @@ def main() -> None:
     # Config, so the variable, which both read, and not an argument.
     os.environ["FORWARDED_ALLOW_IPS"] = ""
     settings = Settings.from_env()
+    http_protocol.install(settings.header_timeout_s)
     service, supervisor = start(settings)
     # SIGTERM as KeyboardInterrupt, so the children stop with the app: Gradio's launch blocks until
     # one, and uvicorn, having stopped serving, raises the signal it caught again with our handler.
@@ -127,7 +135,6 @@ def main() -> None:
             port=settings.server_port,
             log_level="warning",
             timeout_graceful_shutdown=5,
-            http=with_header_deadline(settings.header_timeout_s),
         )
     except KeyboardInterrupt:
         pass

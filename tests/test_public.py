@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Processes, start_app, wait_for
+from tests.conftest import App, Processes, start_app, wait_for
 
 
 class SilentHub:
@@ -92,11 +92,17 @@ def test_headers_sent_a_byte_at_a_time_lose_their_connection(processes: Processe
     """A slowloris client trickling header lines is cut off once the header deadline passes, while
     the app goes on answering everyone else."""
     app = start_app(processes, tmp_path, None, DAILIES_HEADER_TIMEOUT_S="1")
+    assert_slow_headers_are_cut(app)
+
+
+def assert_slow_headers_are_cut(app: App) -> None:
+    """A header line every 0.2 s, never the blank line that ends them: the app closes the connection
+    (a minute at most), and answers another client between every two lines meanwhile."""
     slow = socket.create_connection(("127.0.0.1", int(app.url.rsplit(":", 1)[1])))
     slow.settimeout(0.2)
     slow.sendall(b"GET /api/v1/healthz HTTP/1.1\r\nHost: dailies\r\n")
     closed = False
-    for i in range(300):  # a header line every 0.2 s, never the blank line that ends them
+    for i in range(300):
         try:
             slow.sendall(f"X-Pad-{i}: a\r\n".encode())
             closed = slow.recv(1024) == b""
@@ -106,6 +112,6 @@ def test_headers_sent_a_byte_at_a_time_lose_their_connection(processes: Processe
             closed = True
         if closed:
             break
-        assert app.client.get("/api/v1/healthz").status_code == 200  # everyone else is answered meanwhile
-    assert closed, "the app kept a connection whose headers never ended"
+        assert app.client.get("/api/v1/healthz").status_code == 200
     slow.close()
+    assert closed, "the app kept a connection whose headers never ended"

@@ -23,6 +23,7 @@ from dailies.app import zerogpu
 from dailies.app.validation import validate
 from dailies.contract.settings import Settings
 from tests.conftest import ROOT, App, Processes, choose_seed, start_app, type_number, wait_for
+from tests.test_public import assert_slow_headers_are_cut
 from tests.tiny_pipelines import save_tiny, tiny_job
 from tests.zerogpu_server import Scheduler, serve, visitor_token
 
@@ -61,6 +62,7 @@ def space(
         DAILIES_DEVICE="cpu",
         DAILIES_MODEL_LTX_VIDEO=str(model),
         DAILIES_USER_MAX_ACTIVE="50",
+        DAILIES_HEADER_TIMEOUT_S="3",
     )
 
 
@@ -311,3 +313,8 @@ def test_retry_and_again_run_on_a_lent_gpu_and_succeed(space: App, scheduler: Sc
     result = space.client.get(f"/api/v1/jobs/{retried.get_attribute('data-id')}").json()["result"]
     assert (result["width"], result["height"], result["seed"]) == (64, 64, 7)
     wait_for(scheduler.all_released, 30, what="the GPU to be given back")
+
+
+def test_gradios_own_launch_cuts_slow_headers_too(space: App) -> None:
+    """On ZeroGPU Gradio's launch builds the server: the header deadline holds there as well."""
+    assert_slow_headers_are_cut(space)

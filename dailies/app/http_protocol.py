@@ -11,36 +11,41 @@ from __future__ import annotations
 import asyncio
 
 import h11
+import uvicorn.config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
-def with_header_deadline(headers_s: float) -> type[H11Protocol]:
-    """The protocol class for `uvicorn.run(http=...)`."""
+class HeaderDeadline(H11Protocol):
+    headers_s: float = 20.0
+    _deadline: asyncio.TimerHandle | None = None
 
-    class HeaderDeadline(H11Protocol):
-        _deadline: asyncio.TimerHandle | None = None
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
 
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._arm()
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-            super().connection_lost(exc)
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(self.headers_s, self._late)
 
-        def _arm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-            self._deadline = self.loop.call_later(headers_s, self._late)
+    def _late(self) -> None:
+        # IDLE: no complete request line and headers since the deadline was set.
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
 
-        def _late(self) -> None:
-            # IDLE: no complete request line and headers since the deadline was set.
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                self.transport.close()
 
-    return HeaderDeadline
+def install(headers_s: float) -> None:
+    """Every uvicorn server of this process speaks HeaderDeadline: `uvicorn.run` in app.py, and the
+    one Gradio's own launch builds on ZeroGPU, whose Config names no protocol ("auto", looked up
+    in this table when it starts)."""
+    HeaderDeadline.headers_s = headers_s
+    uvicorn.config.HTTP_PROTOCOLS["auto"] = f"{__name__}:HeaderDeadline"
