@@ -118,20 +118,19 @@ class Processes:
         self.started: list[Proc] = []
 
     def start(self, args: list[str], env: dict[str, str], name: str) -> Proc:
+        """`python <args>`: app.py and worker.py forked from a process that imported them already
+        (tests/forked.py), unless the command line or PYTHONPATH asks for an interpreter of its own."""
+        from tests.forked import ENTRIES, Forked
+
         log = self.tmp_path / f"{name}-{len(self.started)}.log"
-        handle = open(log, "wb")
-        proc = Proc(
-            subprocess.Popen([sys.executable, *args], env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT), log
-        )
-        self.started.append(proc)
-        return proc
-
-    def fork_app(self, env: dict[str, str]) -> Proc:
-        """`python app.py`, forked from a process that imported it already (tests/app_fork.py)."""
-        from tests.app_fork import Forked
-
-        log = self.tmp_path / f"app-{len(self.started)}.log"
-        proc = Proc(Forked(env, log), log)  # type: ignore[arg-type]
+        if args[0] in ENTRIES and env.get("PYTHONPATH") == os.environ.get("PYTHONPATH"):
+            proc = Proc(Forked(args, env, log), log)  # type: ignore[arg-type]
+        else:
+            handle = open(log, "wb")
+            popen = subprocess.Popen(
+                [sys.executable, *args], env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT
+            )
+            proc = Proc(popen, log)
         self.started.append(proc)
         return proc
 
@@ -195,10 +194,7 @@ def start_app(
         extra = {"DAILIES_DATA": str(data), "GRADIO_SERVER_PORT": str(port), **env}
         if redis_url:
             extra["REDIS_URL"] = redis_url
-        if command == ("app.py",) and redis_url:
-            proc = processes.fork_app(base_env(**extra))
-        else:  # the embedded app (its children die with it) and other entry points: a process of its own
-            proc = processes.start(list(command), base_env(**extra), "app")
+        proc = processes.start(list(command), base_env(**extra), "app")
         url = f"http://127.0.0.1:{port}"
         client = httpx.Client(base_url=url, timeout=30)
 

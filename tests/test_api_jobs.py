@@ -90,7 +90,8 @@ def test_cancel_queued_job_leaves_the_queue_at_once(processes: Processes, tmp_pa
     assert redis.llen("rq:queue:dailies:preview") == 0
 
     processes.worker(redis_url, DAILIES_PREVIEW_PACE="20")
-    running = app.submit(prompt="slow one", backend="preview").json()
+    # The app looks at the workers again after a few seconds: then the backend is there.
+    running = wait_for(lambda: (a := app.submit(prompt="slow one", backend="preview")).status_code == 202 and a.json())
     wait_for(lambda: app.client.get(f"/api/v1/jobs/{running['id']}").json()["status"] == "running", what="running")
     queued = app.submit(prompt="waiting", backend="preview").json()
     status = app.client.get(f"/api/v1/jobs/{queued['id']}").json()

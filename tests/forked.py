@@ -1,9 +1,10 @@
-"""`python app.py`, forked from a process that has imported it once (tests only).
+"""`python app.py` and `python worker.py`, forked from a process that has imported them once (tests only).
 
-Importing the app (Gradio above all) costs about five CPU seconds, and the suite starts the app
-more than a hundred times on a two-core machine: most of its CPU. A forkserver that has imported
-`app` forks each one instead; the child then runs exactly what `python app.py` runs, `app.main()`,
-in its own environment, cwd and log. `Forked` answers what the tests ask of a `subprocess.Popen`.
+Importing the app (Gradio above all) costs about five CPU seconds, a worker over one, and the
+suite starts more than a hundred of each on a two-core machine: most of its CPU. A forkserver that
+has imported both forks each one instead; the child then runs exactly what `python app.py` or
+`python worker.py ...` runs, the module's `main()` with its arguments, in its own environment, cwd
+and log. `Forked` answers what the tests ask of a `subprocess.Popen`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["app"])
+_CONTEXT.set_forkserver_preload(["app", "worker"])
+ENTRIES = {"app.py": "app", "worker.py": "worker"}
 
 
-def _main(env: dict[str, str], log: str) -> None:
-    """In the forked child: the log as stdout and stderr, the test's environment, then the app."""
+def _main(argv: list[str], env: dict[str, str], log: str) -> None:
+    """In the forked child: the log as stdout and stderr, the test's environment, then the entry point."""
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -35,17 +37,15 @@ def _main(env: dict[str, str], log: str) -> None:
 
     importlib.reload(huggingface_hub.constants)
     os.chdir(ROOT)
-    sys.argv = ["app.py"]
-    import app
-
-    app.main()
+    sys.argv = argv
+    sys.exit(importlib.import_module(ENTRIES[argv[0]]).main())
 
 
 class Forked:
-    """A forked app, with the part of `subprocess.Popen` the tests use."""
+    """A forked app or worker, with the part of `subprocess.Popen` the tests use."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self._process = _CONTEXT.Process(target=_main, args=(env, str(log)), daemon=False)
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self._process = _CONTEXT.Process(target=_main, args=(argv, env, str(log)), daemon=False)
         self._process.start()
         self.pid = self._process.pid
 
@@ -59,7 +59,7 @@ class Forked:
     def wait(self, timeout: float | None = None) -> int:
         self._process.join(timeout)
         if self._process.exitcode is None:
-            raise subprocess.TimeoutExpired("app.py", timeout or 0)
+            raise subprocess.TimeoutExpired("forked", timeout or 0)
         return self._process.exitcode
 
     def send_signal(self, sig: int) -> None:
