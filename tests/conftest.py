@@ -196,8 +196,11 @@ def page(browser, request: pytest.FixtureRequest) -> Iterator:
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     """Debian's chromium driven by Playwright (a test tool's own browser download fails here)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # A page event waits its turn on a busy two-core machine: 15 s, not Playwright's 5, before a
+    # check fails (the page's own waits are 30 s, set in `page`).
+    expect.set_options(timeout=15_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
         yield browser

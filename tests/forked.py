@@ -34,8 +34,10 @@ def _main(argv: list[str], env: dict[str, str], log: str) -> None:
     # huggingface_hub reads HF_ENDPOINT, HF_HUB_OFFLINE and its cache folders when first imported
     # (in the forkserver): read them again from this app's environment.
     import huggingface_hub.constants
+    import huggingface_hub.hf_api
 
     importlib.reload(huggingface_hub.constants)
+    huggingface_hub.hf_api.api.endpoint = huggingface_hub.constants.ENDPOINT  # its module-level client
     os.chdir(ROOT)
     sys.argv = argv
     sys.exit(importlib.import_module(ENTRIES[argv[0]]).main())
