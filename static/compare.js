@@ -81,18 +81,37 @@
     const block = e.target instanceof Element && e.target.matches(".dailies-compare-scrub") && e.target.closest(".dailies-compare");
     if (block) seek(block, Number(e.target.value));
   });
-  // The clock ran out: all start again together (one loop for the whole block).
+  // The clock ran out: all go back to the start (one loop for the whole block) and play again
+  // together once each has its frame there: on a slow machine a seek takes a while, and the clock
+  // would run on alone.
   document.addEventListener(
     "ended",
     (e) => {
       const block = e.target instanceof HTMLVideoElement && e.target.closest(".dailies-compare");
       if (block && playing.has(block) && e.target === clock(block)) {
+        for (const video of videos(block)) video.pause();
+        block.dataset.restarting = "1";
         seek(block, 0);
-        play(block);
       }
     },
     true,
   );
+  const resume = (block) => {
+    if (block.dataset.restarting && videos(block).every((v) => !v.seeking && v.readyState >= 2)) {
+      delete block.dataset.restarting;
+      if (playing.has(block)) play(block);
+    }
+  };
+  for (const type of ["seeked", "canplay"]) {
+    document.addEventListener(
+      type,
+      (e) => {
+        const block = e.target instanceof HTMLVideoElement && e.target.closest(".dailies-compare");
+        if (block) resume(block);
+      },
+      true,
+    );
+  }
   // Once every video has a frame, start them together, unless the visitor asked for less motion.
   const ready = (block) => {
     show(block);
