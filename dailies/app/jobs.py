@@ -85,6 +85,9 @@ class JobView:
         return asdict(self)
 
 
+REAPER_GRACE_S = 5.0
+
+
 class Jobs:
     def __init__(
         self,
@@ -246,8 +249,9 @@ class Jobs:
         in_request = raw.get("runner") == IN_REQUEST
         # A hosted poll step whose worker died is claimed again by another worker when its lease ends;
         # a job waiting for a ZeroGPU slot beats only once it has one; a local job on the queue is run
-        # again by the app's reaper first (two rounds of grace for it).
-        grace = POLL_LEASE_S if hosted or in_request else 2 * self.settings.heartbeat_s
+        # again by the app's reaper first (two rounds of grace for it, and seconds at least: on a busy
+        # machine the reaper runs late, and a job shown failed here would then come back queued).
+        grace = POLL_LEASE_S if hosted or in_request else max(2 * self.settings.heartbeat_s, REAPER_GRACE_S)
         allowed = STALE_BEATS * self.settings.heartbeat_s + grace
         silent = (status == JobStatus.RUNNING or in_request) and status not in TERMINAL and now - last_beat > allowed
         on_queue = not (hosted or in_request)
